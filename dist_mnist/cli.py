@@ -1,0 +1,118 @@
+"""The `dist-mnist` command: download, ingest, train, evaluate.
+
+User mistakes end in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+PROJECT_CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dist-mnist", description="DL4J's MNIST MLP, data-parallel on Spark.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("download", help="fetch the four MNIST .gz files from the public mirrors, verified")
+    d.add_argument("--out", required=True, help="directory for the .gz files")
+
+    i = sub.add_parser("ingest", help="verified IDX files -> partitioned Parquet (DATA/train, DATA/test)")
+    i.add_argument("--source", default=os.environ.get("MNIST_DIR"), help="directory with the IDX files (default: $MNIST_DIR)")
+    i.add_argument("--out", required=True, help="dataset directory DATA")
+    i.add_argument("--partitions", type=int, default=2, help="part files per split (default 2)")
+    i.add_argument("--seed", type=int, default=123, help="shuffle seed (default 123)")
+    i.add_argument("--overwrite", action="store_true", help="replace an existing DATA")
+
+    t = sub.add_parser("train", help="train on DATA/train, evaluate on DATA/test, write RUN/")
+    t.add_argument("--data", required=True, help="dataset directory written by ingest")
+    t.add_argument("--out", required=True, help="run directory RUN")
+    t.add_argument("--config", help="TOML run config (default: the DL4J tutorial's)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
+    t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+
+    e = sub.add_parser("evaluate", help="DL4J-style report of a trained model on a Parquet split")
+    e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
+    e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
+    e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
+    e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    return p
+
+
+def _spark(app: str, master: str | None):
+    from dist_mnist.spark.session import check_environment, get_session
+
+    if "SPARK_CONF_DIR" not in os.environ and PROJECT_CONF.is_dir():
+        os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf
+    check_environment()
+    return get_session(app, master)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "download":
+        from dist_mnist.data.download import download
+
+        download(args.out)
+    elif args.command == "ingest":
+        from dist_mnist.data.ingest import ingest
+
+        if not args.source:
+            raise ValueError("ingest needs --source DIR (or MNIST_DIR) with the four MNIST IDX files")
+        meta = ingest(args.source, args.out, args.partitions, args.seed, args.overwrite)
+        rows = {k: v["rows"] for k, v in meta["splits"].items()}
+        print(f"ingested {rows} rows into {args.out} ({args.partitions} parts per split, seed {args.seed})")
+    elif args.command == "train":
+        from dist_mnist.config import load_config
+        from dist_mnist.spark.trainer import train
+
+        config = load_config(args.config, args.set)  # bad config fails before Spark starts
+        spark = _spark("dist-mnist-train", args.master)
+        train(spark, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
+        print(Path(args.out, "evaluation.txt").read_text())
+    elif args.command == "evaluate":
+        from dist_mnist.spark.evaluate import evaluate_model
+
+        spark = _spark("dist-mnist-evaluate", args.master)
+        print(evaluate_model(spark, args.model, args.data, args.json))
+    return 0
+
+
+_PY_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError|FileExistsError|RuntimeError): (.+)$", re.M)
+
+
+def user_message(e: BaseException) -> str | None:
+    """The one-line message of a user error, also when it was raised on an executor."""
+    if isinstance(e, (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyboardInterrupt)):
+        return str(e) or type(e).__name__
+    text = str(e)
+    if "PythonException" in text or "Py4JJavaError" in type(e).__name__ or "PythonException" in type(e).__name__:
+        found = _PY_ERROR.findall(text)
+        if found:
+            return found[-1][1].strip()
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script and the jobs/ scripts."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BaseException as e:  # noqa: BLE001 - sorted into user errors and bugs below
+        if isinstance(e, SystemExit):
+            raise
+        msg = user_message(e)
+        if msg is None:
+            raise
+        print(f"dist-mnist {args.command}: error: {msg}", file=sys.stderr)
+        return 130 if isinstance(e, KeyboardInterrupt) else EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The run configuration: every setting once, with its default, in DL4J's tutorial names.
+
+Layers, in order: these defaults, then a TOML file (conf/*.toml), then --set key=value.
+Unknown keys and wrong types are rejected with the key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from dist_mnist.nn.model import N_CLASSES, N_PIXELS
+
+MODES = ("sync", "average")
+UPDATERS = ("nesterovs", "sgd")
+OUTER_UPDATERS = ("none", "nesterovs")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """DL4J MLPMnistSingleLayerExample's settings, plus how to distribute them."""
+
+    # --- the tutorial's network and optimiser ---
+    seed: int = 123  # rngSeed: init, data order, per-partition sampling
+    layer_sizes: tuple[int, ...] = (N_PIXELS, 1000, N_CLASSES)  # 784-1000-10
+    activation: str = "relu"  # hidden layers; the output is softmax + NLL
+    weight_init: str = "xavier"  # N(0, 2/(fan_in+fan_out)), biases 0
+    updater: str = "nesterovs"  # or "sgd"
+    learning_rate: float = 0.006
+    momentum: float = 0.9
+    l2: float = 1e-4  # weights only, outside the momentum, as in DL4J 0.x
+    batch_size: int = 128
+    epochs: int = 15
+    # --- distribution ---
+    mode: str = "average"  # "sync": one global minibatch a round; "average": k local steps
+    averaging_frequency: int = 117  # k: local minibatch steps per round in "average" mode
+    outer_updater: str = "nesterovs"  # "none": plain DL4J parameter averaging
+    outer_learning_rate: float = 1.0  # step on the averaged delta (DiLoCo-style)
+    outer_momentum: float = 0.5
+    # --- bookkeeping ---
+    checkpoint_every_rounds: int = 0  # 0: checkpoint at the end of each epoch only
+    max_rounds: int = 0  # 0: no limit; else stop after this many rounds (tests, smoke runs)
+    log_every_rounds: int = 0  # 0: about ten progress lines an epoch
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict of every setting."""
+        d = dataclasses.asdict(self)
+        d["layer_sizes"] = list(self.layer_sizes)
+        return d
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _validate(c: TrainConfig) -> None:
+    def positive(key: str, integer: bool) -> None:
+        v = getattr(c, key)
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{key} must be a finite number > 0, got {v!r}")
+
+    for key in ("learning_rate", "outer_learning_rate"):
+        positive(key, False)
+    for key in ("batch_size", "epochs", "averaging_frequency"):
+        positive(key, True)
+    for key in ("momentum", "outer_momentum", "l2"):
+        v = getattr(c, key)
+        if not (math.isfinite(v) and 0 <= v < (1 if "momentum" in key else math.inf)):
+            raise ValueError(f"{key} must be finite and >= 0{' and < 1' if 'momentum' in key else ''}, got {v!r}")
+    for key in ("checkpoint_every_rounds", "max_rounds", "log_every_rounds"):
+        if getattr(c, key) < 0:
+            raise ValueError(f"{key} must be >= 0, got {getattr(c, key)}")
+    for key, allowed in (("mode", MODES), ("updater", UPDATERS), ("outer_updater", OUTER_UPDATERS),
+                         ("activation", ("relu",)), ("weight_init", ("xavier",))):
+        if getattr(c, key) not in allowed:
+            raise ValueError(f"{key} must be one of {list(allowed)}, got {getattr(c, key)!r}")
+    sizes = c.layer_sizes
+    if len(sizes) < 2 or any(s <= 0 for s in sizes):
+        raise ValueError(f"layer_sizes must be at least two positive sizes, got {list(sizes)}")
+    if sizes[0] != N_PIXELS or sizes[-1] != N_CLASSES:
+        raise ValueError(
+            f"layer_sizes must start with {N_PIXELS} inputs and end with {N_CLASSES} classes, got {list(sizes)}"
+        )
+
+
+def _coerce(key: str, value: object, where: str) -> object:
+    """Check `value` against the declared type of `key`."""
+    kind = _FIELDS[key].type
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+        "tuple[int, ...]": isinstance(value, (list, tuple))
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+    }[kind]
+    if not ok:
+        raise ValueError(f"{where}: {key} must be {kind.replace('tuple[int, ...]', 'a list of ints')}, got {value!r}")
+    if kind == "float":
+        return float(value)
+    if kind == "tuple[int, ...]":
+        return tuple(value)
+    return value
+
+
+def _check_key(key: str, where: str) -> None:
+    if key not in _FIELDS:
+        near = difflib.get_close_matches(key, _FIELDS, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(_FIELDS)}"
+        raise ValueError(f"{where}: unknown key {key!r}{hint}")
+
+
+def parse_set(item: str) -> tuple[str, object]:
+    """'key=value' with a TOML value (bare words are strings)."""
+    if "=" not in item:
+        raise ValueError(f"--set {item!r}: expected key=value")
+    key, raw = (s.strip() for s in item.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    if raw.lower() in ("nan", "inf", "+inf", "-inf"):
+        value = float(raw)
+    return key, value
+
+
+def load_config(path: str | os.PathLike | None = None, sets: list[str] = ()) -> TrainConfig:
+    """Defaults, then the TOML file at `path`, then each --set key=value."""
+    values: dict[str, object] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            table = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: invalid TOML ({e})") from None
+        for key, value in table.items():
+            _check_key(key, str(path))
+            values[key] = _coerce(key, value, str(path))
+    for item in sets:
+        key, value = parse_set(item)
+        _check_key(key, "--set")
+        values[key] = _coerce(key, value, "--set")
+    return TrainConfig(**values)
+
+
+def config_from_dict(d: dict, where: str) -> TrainConfig:
+    """A config saved in a checkpoint or model.json."""
+    for key in d:
+        _check_key(key, where)
+    return TrainConfig(**{k: _coerce(k, v, where) for k, v in d.items()})
+
+
+def differing_keys(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """Names of the settings where two configs differ."""
+    return [k for k in _FIELDS if getattr(a, k) != getattr(b, k)]

@@ -1,0 +1,1 @@
+"""MNIST data: IDX parsing, download with checksums, and Parquet ingest."""

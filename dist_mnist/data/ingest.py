@@ -1,0 +1,54 @@
+"""Ingest: verified MNIST IDX files -> DATA/{train,test}/part-*.parquet + DATA/metadata.json."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from dist_mnist.artifacts import atomic_directory, atomic_write_json, read_json
+from dist_mnist.data import mnist
+from dist_mnist.data.parquet import to_table
+
+SCHEMA_VERSION = 1
+METADATA = "metadata.json"
+
+
+def ingest(source: str | os.PathLike, out: str | os.PathLike, partitions: int = 2, seed: int = 123,
+           overwrite: bool = False) -> dict:
+    """Verify the four IDX files, shuffle each split by `seed`, write N balanced Parquet parts."""
+    if partitions < 1:
+        raise ValueError(f"--partitions must be >= 1, got {partitions}")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    meta = {"schema_version": SCHEMA_VERSION, "seed": seed, "partitions": partitions,
+            "columns": {"label": "int32 0-9", "image": "binary, 784 bytes, row-major uint8 28x28"},
+            "splits": {}, "sha256_uncompressed": {}}
+    splits = {}
+    for split in mnist.SPLITS:  # read and verify everything before writing anything
+        images, labels, digests = mnist.load_split(source, split)
+        if partitions > len(labels):
+            raise ValueError(f"--partitions {partitions} exceeds the {len(labels)} rows of {split}")
+        splits[split] = (images, labels)
+        meta["sha256_uncompressed"].update(digests)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        for split, (images, labels) in splits.items():
+            # test is shuffled too, by its own stream, so any prefix of it is a fair sample
+            perm = np.random.default_rng([seed, 0 if split == "train" else 1]).permutation(len(labels))
+            (tmp / split).mkdir()
+            counts = []
+            for i, rows in enumerate(np.array_split(perm, partitions)):
+                pq.write_table(to_table(images[rows], labels[rows]), tmp / split / f"part-{i:05d}.parquet")
+                counts.append(len(rows))
+            meta["splits"][split] = {"rows": int(len(labels)), "rows_per_part": counts}
+        atomic_write_json(tmp / METADATA, meta)
+    return meta
+
+
+def read_metadata(data_dir: str | os.PathLike) -> dict:
+    """DATA/metadata.json, or {} for a hand-made dataset without one."""
+    path = Path(data_dir) / METADATA
+    return read_json(path) if path.exists() else {}

@@ -1,0 +1,1 @@
+"""Pure NumPy neural-network math: the MLP and the DL4J updaters. No Spark here."""

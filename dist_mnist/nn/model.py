@@ -1,0 +1,85 @@
+"""The MLP: Xavier init, forward pass, fused softmax/NLL loss and backprop, in pure NumPy.
+
+Parameters are a dict {"W0": (n_in, n_out), "b0": (n_out,), "W1": ..., ...} of float32.
+Gradients come back as *sums* over the examples so that partial results add up exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Params = dict[str, np.ndarray]
+
+N_PIXELS = 784
+N_CLASSES = 10
+
+
+def layer_sizes_of(params: Params) -> list[int]:
+    """Layer sizes [n_in, hidden..., n_out] read off the weight shapes."""
+    n_layers = len(params) // 2
+    return [params["W0"].shape[0]] + [params[f"W{i}"].shape[1] for i in range(n_layers)]
+
+
+def init_params(layer_sizes: list[int], seed: int) -> Params:
+    """DL4J XAVIER init: W ~ N(0, 2/(fan_in+fan_out)), biases 0, all float32."""
+    rng = np.random.default_rng(seed)
+    params: Params = {}
+    for i, (fan_in, fan_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:])):
+        std = np.sqrt(2.0 / (fan_in + fan_out))
+        params[f"W{i}"] = (rng.standard_normal((fan_in, fan_out)) * std).astype(np.float32)
+        params[f"b{i}"] = np.zeros(fan_out, dtype=np.float32)
+    return params
+
+
+def to_inputs(images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 pixels (n, 784) -> float32 in [0, 1], optionally into a preallocated buffer."""
+    out = np.empty(images.shape, dtype=np.float32) if out is None else out[: len(images)]
+    np.multiply(images, np.float32(1.0 / 255.0), out=out, casting="unsafe")
+    return out
+
+
+def logits_of(params: Params, X: np.ndarray) -> np.ndarray:
+    """Forward pass from float32 inputs X (n, 784) to logits (n, n_classes)."""
+    n_layers = len(params) // 2
+    h = X
+    for i in range(n_layers - 1):
+        h = np.maximum(h @ params[f"W{i}"] + params[f"b{i}"], 0.0)
+    return h @ params[f"W{n_layers - 1}"] + params[f"b{n_layers - 1}"]
+
+
+def predict(params: Params, images: np.ndarray) -> np.ndarray:
+    """Predicted class for each row of uint8 images (n, 784)."""
+    return np.argmax(logits_of(params, to_inputs(images)), axis=1)
+
+
+def loss_and_grads(params: Params, X: np.ndarray, y: np.ndarray) -> tuple[Params, float, int]:
+    """Summed NLL loss and summed gradients over the batch.
+
+    Args:
+        X: float32 inputs (n, 784); y: int labels (n,).
+    Returns:
+        (grads with the same keys as params, loss sum as float64, n).
+    """
+    n_layers = len(params) // 2
+    n = len(y)
+    hs = [X]  # activations entering each layer
+    for i in range(n_layers - 1):
+        hs.append(np.maximum(hs[-1] @ params[f"W{i}"] + params[f"b{i}"], 0.0))
+    logits = hs[-1] @ params[f"W{n_layers - 1}"] + params[f"b{n_layers - 1}"]  # (n, C)
+
+    # Softmax fused with NLL: subtract the row max, and the output delta is p - onehot.
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1, keepdims=True))
+    log_p = z - log_norm
+    rows = np.arange(n)
+    loss_sum = float(-log_p[rows, y].sum(dtype=np.float64))
+    delta = np.exp(log_p)
+    delta[rows, y] -= 1.0  # (n, C)
+
+    grads: Params = {}
+    for i in range(n_layers - 1, -1, -1):
+        grads[f"W{i}"] = hs[i].T @ delta
+        grads[f"b{i}"] = delta.sum(axis=0)
+        if i > 0:  # the input layer needs no delta of its own
+            delta = (delta @ params[f"W{i}"].T) * (hs[i] > 0)
+    return {k: grads[k] for k in params}, loss_sum, n

@@ -1,0 +1,39 @@
+"""Which examples each step uses, as a pure function of (seed, epoch, round, partition).
+
+Nothing here draws from process-global random state: a retried Spark task, or the
+single-process reference, computes exactly the same indices.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def epoch_permutation(seed: int, epoch: int, n: int, partition: int = -1) -> np.ndarray:
+    """A permutation of range(n) for one epoch; partition -1 is the global (sync) order."""
+    key = [seed, epoch] if partition < 0 else [seed, epoch, partition]
+    return np.random.default_rng(key).permutation(n)
+
+
+def n_batches(n: int, batch_size: int) -> int:
+    """Minibatches in one pass over n examples; the last one may be partial, as in DL4J."""
+    return math.ceil(n / batch_size)
+
+
+def global_batch(perm: np.ndarray, step: int, batch_size: int) -> np.ndarray:
+    """Global row indices of minibatch `step` in sync mode."""
+    return perm[step * batch_size : (step + 1) * batch_size]
+
+
+def rounds_per_epoch_average(partition_sizes: list[int], batch_size: int, k: int) -> int:
+    """Rounds an epoch takes when each partition runs k local steps a round."""
+    return math.ceil(max(n_batches(n, batch_size) for n in partition_sizes) / k)
+
+
+def local_batches(perm: np.ndarray, round_in_epoch: int, batch_size: int, k: int) -> list[np.ndarray]:
+    """Local row indices of the (up to k) minibatches a partition runs in this round."""
+    first = round_in_epoch * k
+    last = min(first + k, n_batches(len(perm), batch_size))
+    return [perm[s * batch_size : (s + 1) * batch_size] for s in range(first, last)]

@@ -1,0 +1,44 @@
+"""Distributed evaluation: mergeable confusion counts computed on the executors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dist_mnist.metrics import confusion_counts
+from dist_mnist.nn.model import N_CLASSES, Params, predict
+from dist_mnist.spark.shards import get_shard
+
+
+def evaluate_split(spark, params: Params, split) -> np.ndarray:
+    """Confusion counts [actual][predicted] of `params` on a Parquet split.
+
+    One task per part file, each reading its file on the executor (through the resident
+    shard cache); only the counts (n_classes^2 integers a task) reach the driver.
+    """
+    sc = spark.sparkContext
+    bc = sc.broadcast(params)
+    n_classes = N_CLASSES
+
+    def count(files):
+        images, labels = get_shard(list(files), n_classes)
+        yield confusion_counts(labels, predict(bc.value, images), n_classes)
+
+    files = list(split.files)
+    counts = sc.parallelize(files, len(files)).mapPartitions(count).treeReduce(np.add)
+    bc.destroy()
+    return counts
+
+
+def evaluate_model(spark, run_dir: str, split_path: str, json_out: str | None = None) -> str:
+    """Load RUN's model, evaluate it on a Parquet split, write the JSON, return the report."""
+    from pathlib import Path
+
+    from dist_mnist.artifacts import atomic_write_json, load_model
+    from dist_mnist.metrics import scores, stats_text
+    from dist_mnist.spark.dataset import describe_split
+
+    params, _ = load_model(run_dir)
+    counts = evaluate_split(spark, params, describe_split(spark, split_path))
+    name = Path(split_path.rstrip("/")).name or "split"
+    atomic_write_json(json_out or Path(run_dir) / f"evaluation-{name}.json", {**scores(counts), "confusion": counts.tolist()})
+    return stats_text(counts)

@@ -1,0 +1,36 @@
+"""Progress lines for a terminal or a CI log: one line every few rounds, one per epoch."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Prints plain lines (no carriage returns), flushed, so logs read the same everywhere."""
+
+    def __init__(self, total_rounds: int, every: int, out=sys.stdout):
+        self.total, self.every, self.out = total_rounds, max(1, every), out
+        self.start = time.perf_counter()
+        self.done_at_start = None
+
+    def round(self, global_round: int, epoch: int, epochs: int, r: int, rounds: int, loss: float, samples_per_s: float) -> None:
+        """Report after a round, every `every` rounds and at the last round of an epoch."""
+        if self.done_at_start is None:
+            self.done_at_start = global_round - 1
+        if global_round % self.every and r != rounds:
+            return
+        elapsed = time.perf_counter() - self.start
+        done = global_round - self.done_at_start
+        eta = elapsed / done * (self.total - global_round) if done else 0
+        self.line(f"epoch {epoch}/{epochs} round {r}/{rounds} loss {loss:.4f} "
+                  f"{samples_per_s:,.0f} samples/s ETA {_clock(eta)}")
+
+    def line(self, text: str) -> None:
+        """One line, with the elapsed time."""
+        print(f"[{_clock(time.perf_counter() - self.start)}] {text}", file=self.out, flush=True)

@@ -1,0 +1,69 @@
+"""Building the SparkSession: checks the environment and sets what the trainer relies on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+
+def check_environment() -> None:
+    """Fail fast, in one line, when Python or Java cannot run Spark."""
+    if sys.version_info < (3, 10):
+        raise RuntimeError(f"dist-mnist needs Python 3.10 or newer, found {sys.version.split()[0]}; install it (help: pyenv or your OS package)")
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise RuntimeError("Java not found: Spark 4 needs Java 17 or 21 (help: apt-get install openjdk-17-jre-headless, or set JAVA_HOME)")
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise RuntimeError(f"{java} -version failed ({e}); install Java 17 or 21") from None
+    version = out.split('"')[1] if '"' in out else "?"
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
+    if major < 17:
+        raise RuntimeError(f"Java {version} found at {java}; Spark 4 needs Java 17 or 21 (help: install openjdk-17 and set JAVA_HOME)")
+
+
+def import_pyspark():
+    """pyspark, from the installed package or, through findspark, from SPARK_HOME."""
+    try:
+        import pyspark
+    except ImportError:
+        import findspark
+
+        findspark.init()
+        import pyspark
+    return pyspark
+
+
+def get_session(app_name: str, master: str | None = None, show_progress: bool = False):
+    """The active SparkSession, or a new one; `master` only when not given by spark-submit.
+
+    One BLAS thread per task core: N single-threaded workers beat N oversubscribed ones,
+    and OpenBLAS's threads spin badly on the thin matrices of a backward pass.
+    """
+    import_pyspark()
+    from pyspark.sql import SparkSession
+
+    from pyspark import SparkConf
+
+    builder = SparkSession.builder.appName(app_name)
+    conf = SparkConf()
+    if not conf.contains("spark.master"):  # spark-submit and spark-defaults.conf win
+        builder = builder.master(master or "local[*]")
+    effective_master = conf.get("spark.master", master or "local[*]")
+    if (effective_master.startswith("local") and "PYSPARK_PYTHON" not in os.environ
+            and not conf.contains("spark.pyspark.python")):
+        # Local workers run beside the driver: give them this interpreter and its packages
+        # rather than whatever `python3` is first on PATH.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    builder = builder.config("spark.ui.showConsoleProgress", str(show_progress).lower())
+    spark = builder.getOrCreate()
+    sc = spark.sparkContext
+    threads = sc.getConf().get("spark.task.cpus", "1")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if var not in sc.environment:
+            sc.environment[var] = threads
+    sc.setLogLevel(os.environ.get("DIST_MNIST_SPARK_LOG_LEVEL", "WARN"))
+    return spark

@@ -1,0 +1,68 @@
+"""Executor-side shard cache: each Python worker loads its Parquet files once and keeps them.
+
+This must live in an importable module: functions defined in a job's __main__ are pickled by
+value, so their module globals would be fresh in every task.
+
+A shard is loaded from Parquet into a .npy file in the executor's local Spark directory and
+memory-mapped; every Python worker of that executor maps the same pages, so the resident
+data costs the uint8 size once per executor, however many Python workers there are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+import numpy as np
+
+from dist_mnist.data.parquet import local_path, read_files
+
+_SHARDS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _local_dir() -> str:
+    try:
+        from pyspark import SparkFiles
+
+        return SparkFiles.getRootDirectory()
+    except Exception:  # outside a Spark task, e.g. in unit tests
+        return tempfile.gettempdir()
+
+
+def shard_key(files: list[str], n_classes: int) -> str:
+    """A name for the shard made of these files (their paths, sizes and mtimes if local)."""
+    h = hashlib.sha256(str(n_classes).encode())
+    for f in files:
+        h.update(f.encode())
+        local = local_path(f)
+        if os.path.exists(local):
+            st = os.stat(local)
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def get_shard(files: list[str], n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 784), labels uint8 (n,)) of these files, loaded at most once."""
+    key = shard_key(files, n_classes)
+    if key not in _SHARDS:
+        _SHARDS[key] = _load(key, files, n_classes)
+    return _SHARDS[key]
+
+
+def _load(key: str, files: list[str], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    base = os.path.join(_local_dir(), f"dist-mnist-shard-{key}")
+    images_path, labels_path = base + "-images.npy", base + "-labels.npy"
+    if not (os.path.exists(images_path) and os.path.exists(labels_path)):
+        images, labels = read_files(files, n_classes)
+        for path, arr in ((labels_path, labels), (images_path, images)):
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy.tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, arr)
+            os.replace(tmp, path)  # atomic: a concurrent worker sees all of it or none
+    return np.load(images_path, mmap_mode="r"), np.load(labels_path, mmap_mode="r")
+
+
+def resident_bytes() -> int:
+    """uint8 bytes of the shards this process has mapped."""
+    return sum(x.nbytes + y.nbytes for x, y in _SHARDS.values())
