@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -96,6 +97,8 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a valid .npz (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -103,7 +106,7 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if "allow_pickle" in str(e):
             raise ValueError(f"{path}: contains a pickled object array, refused (not loaded)") from None
         raise ValueError(f"{path}: not a valid .npz ({e})") from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a valid .npz ({e})") from None
 
 

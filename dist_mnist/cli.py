@@ -77,8 +77,10 @@ def _run(args: argparse.Namespace) -> int:
         train(spark, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
         print(Path(args.out, "evaluation.txt").read_text())
     elif args.command == "evaluate":
+        from dist_mnist.artifacts import load_model
         from dist_mnist.spark.evaluate import evaluate_model
 
+        load_model(args.model)  # a bad model fails before Spark starts
         spark = _spark("dist-mnist-evaluate", args.master)
         print(evaluate_model(spark, args.model, args.data, args.json))
     return 0

@@ -43,10 +43,10 @@ class TrainConfig:
     epochs: int = 15
     # --- distribution ---
     mode: str = "average"  # "sync": one global minibatch a round; "average": k local steps
-    averaging_frequency: int = 117  # k: local minibatch steps per round in "average" mode
+    averaging_frequency: int = 235  # k: local steps a round; 235 = one pass over 30,000 rows
     outer_updater: str = "nesterovs"  # "none": plain DL4J parameter averaging
     outer_learning_rate: float = 1.0  # step on the averaged delta (DiLoCo-style)
-    outer_momentum: float = 0.5
+    outer_momentum: float = 0.7
     # --- bookkeeping ---
     checkpoint_every_rounds: int = 0  # 0: checkpoint at the end of each epoch only
     max_rounds: int = 0  # 0: no limit; else stop after this many rounds (tests, smoke runs)

@@ -11,10 +11,21 @@ import math
 import numpy as np
 
 
+# One random stream per purpose. NumPy's SeedSequence ignores trailing zero words, so every
+# id is offset by one: [seed, purpose, epoch + 1, partition + 1] never collides across purposes.
+INIT, INGEST, SYNC_ORDER, LOCAL_ORDER = 1, 2, 3, 4
+
+
+def rng(seed: int, purpose: int, *ids: int) -> np.random.Generator:
+    """The generator of one purpose (INIT, INGEST, ...) and its ids (epoch, partition, ...)."""
+    return np.random.default_rng([seed, purpose, *(i + 1 for i in ids)])
+
+
 def epoch_permutation(seed: int, epoch: int, n: int, partition: int = -1) -> np.ndarray:
     """A permutation of range(n) for one epoch; partition -1 is the global (sync) order."""
-    key = [seed, epoch] if partition < 0 else [seed, epoch, partition]
-    return np.random.default_rng(key).permutation(n)
+    if partition < 0:
+        return rng(seed, SYNC_ORDER, epoch).permutation(n)
+    return rng(seed, LOCAL_ORDER, epoch, partition).permutation(n)
 
 
 def n_batches(n: int, batch_size: int) -> int:

@@ -22,7 +22,6 @@ def download(out: str | os.PathLike, mirrors: tuple[str, ...] = mnist.MIRRORS, t
              log=print) -> list[Path]:
     """Download, verify (MD5 of the .gz, SHA-256 of its content) and atomically write each file."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for stem in mnist.ALL_STEMS:
         target = out / f"{stem}.gz"
@@ -44,6 +43,7 @@ def download(out: str | os.PathLike, mirrors: tuple[str, ...] = mnist.MIRRORS, t
                 errors.append(f"{url}: MD5 {md5}, expected {mnist.MD5_GZ[stem]}")
                 continue
             mnist.verify(Path(url), stem, idx.read_bytes_from(data, url))
+            out.mkdir(parents=True, exist_ok=True)  # only now: a failed download leaves no empty dir
             atomic_write_bytes(target, data)
             log(f"{target}: downloaded from {mirror} and verified")
             written.append(target)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from dist_mnist import schedule
 from dist_mnist.artifacts import atomic_directory, atomic_write_json, read_json
 from dist_mnist.data import mnist
 from dist_mnist.data.parquet import to_table
@@ -37,7 +38,7 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, partitions: int = 
     with atomic_directory(out, overwrite=overwrite) as tmp:
         for split, (images, labels) in splits.items():
             # test is shuffled too, by its own stream, so any prefix of it is a fair sample
-            perm = np.random.default_rng([seed, 0 if split == "train" else 1]).permutation(len(labels))
+            perm = schedule.rng(seed, schedule.INGEST, 0 if split == "train" else 1).permutation(len(labels))
             (tmp / split).mkdir()
             counts = []
             for i, rows in enumerate(np.array_split(perm, partitions)):

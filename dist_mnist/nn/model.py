@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dist_mnist import schedule
+
 Params = dict[str, np.ndarray]
 
 N_PIXELS = 784
@@ -22,7 +24,7 @@ def layer_sizes_of(params: Params) -> list[int]:
 
 def init_params(layer_sizes: list[int], seed: int) -> Params:
     """DL4J XAVIER init: W ~ N(0, 2/(fan_in+fan_out)), biases 0, all float32."""
-    rng = np.random.default_rng(seed)
+    rng = schedule.rng(seed, schedule.INIT)
     params: Params = {}
     for i, (fan_in, fan_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:])):
         std = np.sqrt(2.0 / (fan_in + fan_out))
@@ -38,12 +40,19 @@ def to_inputs(images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def _relu_layer(h: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """relu(h @ W + b), in one fresh buffer."""
+    z = h @ W
+    z += b
+    return np.maximum(z, 0.0, out=z)
+
+
 def logits_of(params: Params, X: np.ndarray) -> np.ndarray:
     """Forward pass from float32 inputs X (n, 784) to logits (n, n_classes)."""
     n_layers = len(params) // 2
     h = X
     for i in range(n_layers - 1):
-        h = np.maximum(h @ params[f"W{i}"] + params[f"b{i}"], 0.0)
+        h = _relu_layer(h, params[f"W{i}"], params[f"b{i}"])
     return h @ params[f"W{n_layers - 1}"] + params[f"b{n_layers - 1}"]
 
 
@@ -62,9 +71,9 @@ def loss_and_grads(params: Params, X: np.ndarray, y: np.ndarray) -> tuple[Params
     """
     n_layers = len(params) // 2
     n = len(y)
-    hs = [X]  # activations entering each layer
+    hs = [X]  # activations entering each layer, (n, fan_in) each
     for i in range(n_layers - 1):
-        hs.append(np.maximum(hs[-1] @ params[f"W{i}"] + params[f"b{i}"], 0.0))
+        hs.append(_relu_layer(hs[-1], params[f"W{i}"], params[f"b{i}"]))
     logits = hs[-1] @ params[f"W{n_layers - 1}"] + params[f"b{n_layers - 1}"]  # (n, C)
 
     # Softmax fused with NLL: subtract the row max, and the output delta is p - onehot.
@@ -81,5 +90,6 @@ def loss_and_grads(params: Params, X: np.ndarray, y: np.ndarray) -> tuple[Params
         grads[f"W{i}"] = hs[i].T @ delta
         grads[f"b{i}"] = delta.sum(axis=0)
         if i > 0:  # the input layer needs no delta of its own
-            delta = (delta @ params[f"W{i}"].T) * (hs[i] > 0)
+            delta = delta @ params[f"W{i}"].T
+            delta[hs[i] <= 0] = 0.0  # ReLU derivative, as a boolean mask
     return {k: grads[k] for k in params}, loss_sum, n

@@ -22,14 +22,18 @@ class SplitFiles:
 
 def describe_split(spark, path: str) -> SplitFiles:
     """List and check a Parquet split through Spark; read only the footers for row counts."""
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException
     from pyspark.sql.types import BinaryType, IntegralType
 
     try:
         df = spark.read.parquet(path)
         schema = df.schema
-    except AnalysisException as e:
-        msg = str(e).splitlines()[0]
+    except (AnalysisException, Py4JJavaError) as e:
+        # a file that is not Parquet fails schema inference with a SparkException, not an
+        # AnalysisException; its Java message names the file
+        text = e.java_exception.getMessage() if isinstance(e, Py4JJavaError) else str(e)
+        msg = (text or type(e).__name__).splitlines()[0]
         raise ValueError(f"{path}: cannot be read as a Parquet dataset ({msg})") from None
     fields = {f.name: f.dataType for f in schema.fields}
     missing = [c for c in ("label", "image") if c not in fields]

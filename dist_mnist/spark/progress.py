@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 
@@ -12,10 +11,10 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Prints plain lines (no carriage returns), flushed, so logs read the same everywhere."""
+    """Plain lines (no carriage returns), so a terminal and a CI log read the same."""
 
-    def __init__(self, total_rounds: int, every: int, out=sys.stdout):
-        self.total, self.every, self.out = total_rounds, max(1, every), out
+    def __init__(self, total_rounds: int, every: int, log=print):
+        self.total, self.every, self.log = total_rounds, max(1, every), log
         self.start = time.perf_counter()
         self.done_at_start = None
 
@@ -32,5 +31,5 @@ class Progress:
                   f"{samples_per_s:,.0f} samples/s ETA {_clock(eta)}")
 
     def line(self, text: str) -> None:
-        """One line, with the elapsed time."""
-        print(f"[{_clock(time.perf_counter() - self.start)}] {text}", file=self.out, flush=True)
+        """One line, prefixed with the elapsed time."""
+        self.log(f"[{time.perf_counter() - self.start:6.1f}s] {text}")

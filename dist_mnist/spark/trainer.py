@@ -11,6 +11,7 @@ import os
 import platform
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,9 @@ def finish_run_dir(staging: Path, run_dir: Path) -> None:
 
 
 def train(spark, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = False,
-          overwrite: bool = False, log=print) -> dict:
+          overwrite: bool = False, log=None) -> dict:
     """Train on DATA/train, evaluate on DATA/test, write RUN/; return the final scores."""
+    log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
     sc = spark.sparkContext
     run_dir = Path(run_dir)
     t_start = time.perf_counter()
@@ -125,8 +127,7 @@ def train(spark, config: TrainConfig, data_dir: str, run_dir: str, resume: bool 
     if config.max_rounds:
         total_rounds = min(total_rounds, config.max_rounds)
     every = config.log_every_rounds or max(1, rounds_per_epoch // 10)
-    progress = Progress(total_rounds, every, out=None)
-    progress.line = lambda text: log(f"[{time.perf_counter() - t_start:6.1f}s] {text}")
+    progress = Progress(total_rounds, every, log)
     log(f"training {list(config.layer_sizes)} in {config.mode} mode on {P} partitions: "
         f"{config.epochs} epochs x {rounds_per_epoch} rounds, batch {config.batch_size}, master {sc.master}")
     rdd = sc.parallelize(range(P), P)
@@ -136,10 +137,16 @@ def train(spark, config: TrainConfig, data_dir: str, run_dir: str, resume: bool 
         full_state = {**state, **{f"outer/{k}": v for k, v in outer_v.items()}}
         save_checkpoint(staging, params, full_state, {
             "epoch": next_epoch, "round_in_epoch": next_round, "global_round": global_round,
-            "config": config.to_dict(), "history": history, "timings": timings})
+            "config": config.to_dict(), "history": history, "timings": timings,
+            # the unfinished epoch's running loss and time, so a resumed epoch reports all of it
+            "epoch_loss": epoch_loss if next_round else 0.0, "epoch_seen": epoch_seen if next_round else 0,
+            "epoch_seconds": time.perf_counter() - epoch_clock if next_round else 0.0})
 
     epoch_clock = time.perf_counter()
     epoch_loss, epoch_seen = 0.0, 0
+    if checkpoint:  # resuming mid-epoch: the loss of the rounds this epoch already ran
+        epoch_loss, epoch_seen = checkpoint[2].get("epoch_loss", 0.0), checkpoint[2].get("epoch_seen", 0)
+        epoch_clock -= checkpoint[2].get("epoch_seconds", 0.0)
     try:
         while epoch < config.epochs and not (config.max_rounds and global_round >= config.max_rounds):
             for r in range(r0, rounds_per_epoch):
@@ -170,7 +177,7 @@ def train(spark, config: TrainConfig, data_dir: str, run_dir: str, resume: bool 
                 if pending_eval is not None:
                     counts = small[SMALL_HEAD:].reshape(N_CLASSES, N_CLASSES).astype(np.int64)
                     history[pending_eval]["test_accuracy"] = scores(counts)["accuracy"]
-                    log(f"epoch {pending_eval + 1} test accuracy {history[pending_eval]['test_accuracy']:.4f}")
+                    progress.line(f"epoch {pending_eval + 1} test accuracy {history[pending_eval]['test_accuracy']:.4f}")
                     pending_eval = None
                 epoch_loss, epoch_seen = epoch_loss + loss, epoch_seen + n
                 elapsed = time.perf_counter() - epoch_clock

@@ -1,0 +1,54 @@
+# Two commands do all the set-up on a fresh machine with Python 3.10+ and Java 17+:
+#   make train   install into .venv, get MNIST, ingest it to Parquet, train the tutorial on local[*]
+#   make test    install into .venv (with test extras) and run every test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+# MNIST: $MNIST_DIR if set, else the shared copy beside the repo, else downloaded into data/raw.
+MNIST_DIR ?= $(if $(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz),$(abspath ../shared/data/mnist),$(CURDIR)/data/raw)
+export MNIST_DIR
+DATA   ?= data/mnist
+RUN    ?= runs/tutorial
+MASTER ?= local[*]
+PYTEST_ARGS ?=
+
+.PHONY: train test test-fast check-env dist bench clean
+
+check-env:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null || \
+	  { echo "dist-mnist needs Python 3.10 or newer: install python3.11 (or run make PYTHON=python3.11)"; exit 1; }
+	@command -v java >/dev/null 2>&1 || [ -n "$$JAVA_HOME" ] || \
+	  { echo "Java not found: Spark 4 needs Java 17 or 21 (apt-get install openjdk-17-jre-headless)"; exit 1; }
+
+$(VENV)/.installed: pyproject.toml | check-env
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(MNIST_DIR)/train-images-idx3-ubyte.gz: | $(VENV)/.installed
+	$(BIN)/dist-mnist download --out $(MNIST_DIR)
+
+$(DATA)/metadata.json: | $(VENV)/.installed $(MNIST_DIR)/train-images-idx3-ubyte.gz
+	$(BIN)/dist-mnist ingest --source $(MNIST_DIR) --out $(DATA) --partitions 2 --seed 123
+
+train: $(VENV)/.installed $(DATA)/metadata.json
+	$(BIN)/spark-submit --master '$(MASTER)' jobs/train.py --data $(DATA) --out $(RUN) --overwrite
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/unit -q
+
+dist: $(VENV)/.installed
+	$(BIN)/python -m dist_mnist.packaging dist/dist_mnist.zip
+
+bench: $(VENV)/.installed $(DATA)/metadata.json
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run_all.py --data $(DATA) --mnist-dir $(MNIST_DIR)
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info

@@ -1,0 +1,1 @@
+"""Tests against a local[2] SparkSession (marker: spark)."""

@@ -1,0 +1,87 @@
+"""One local[2] SparkSession for all Spark tests (UI off), and synthetic Parquet datasets.
+
+Datasets are written with the project's own Parquet layout: DATA/train/part-0000i.parquet and
+DATA/test/..., rows in one global order whatever the number of part files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from dist_mnist.data.parquet import to_table
+
+N_TRAIN, N_TEST = 1024, 256
+REPO = Path(__file__).resolve().parents[2]
+
+
+def learnable(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 784) of noisy class-dependent pixel blobs, and their labels (n,)."""
+    rng = np.random.default_rng([seed, 7])
+    prototypes = (np.random.default_rng(99).random((10, 784)) < 0.15) * 180.0  # fixed for every call
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = np.clip(prototypes[labels] + rng.normal(30, 40, (n, 784)), 0, 255).astype(np.uint8)
+    return images, labels
+
+
+def write_split(split_dir: Path, images: np.ndarray, labels: np.ndarray, parts: int) -> None:
+    """Consecutive, nearly equal slices of the rows as part-00000.parquet, part-00001.parquet, ..."""
+    split_dir.mkdir(parents=True)
+    for i, rows in enumerate(np.array_split(np.arange(len(labels)), parts)):
+        pq.write_table(to_table(images[rows], labels[rows]), split_dir / f"part-{i:05d}.parquet")
+
+
+def write_dataset(root: Path, train, test, parts: int, test_parts: int | None = None) -> Path:
+    """DATA/train and DATA/test from (images, labels) pairs."""
+    write_split(root / "train", *train, parts)
+    write_split(root / "test", *test, test_parts or parts)
+    return root
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The shared local[2] session, built by the product's own get_session."""
+    from dist_mnist.spark.session import get_session
+
+    old = os.environ.get("PYSPARK_SUBMIT_ARGS")
+    os.environ["PYSPARK_SUBMIT_ARGS"] = ("--conf spark.ui.enabled=false --conf spark.driver.memory=1g "
+                                         "--conf spark.driver.host=127.0.0.1 pyspark-shell")
+    try:
+        session = get_session("dist-mnist-tests", "local[2]")
+    finally:  # only this JVM's launch sees it; subprocesses get their own
+        if old is None:
+            del os.environ["PYSPARK_SUBMIT_ARGS"]
+        else:
+            os.environ["PYSPARK_SUBMIT_ARGS"] = old
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def arrays():
+    """{"train": (images, labels), "test": (images, labels)} of the synthetic dataset."""
+    return {"train": learnable(N_TRAIN, seed=0), "test": learnable(N_TEST, seed=1)}
+
+
+@pytest.fixture(scope="session")
+def datasets(tmp_path_factory, arrays) -> dict[int, Path]:
+    """The same rows, in the same global order, as P = 1, 2 and 4 part files."""
+    root = tmp_path_factory.mktemp("data")
+    return {p: write_dataset(root / f"P{p}", arrays["train"], arrays["test"], p) for p in (1, 2, 4)}
+
+
+@pytest.fixture
+def bad_data(tmp_path, arrays):
+    """A copy of the P=2 dataset to break: returns its root."""
+    return write_dataset(tmp_path / "DATA", arrays["train"], arrays["test"], 2)
+
+
+@pytest.fixture
+def quiet():
+    """A log function for train() that keeps the lines."""
+    lines: list[str] = []
+    return lines.append

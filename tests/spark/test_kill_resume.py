@@ -1,0 +1,73 @@
+"""A real driver killed with SIGKILL after its first checkpoint resumes to the same model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dist_mnist.artifacts import load_checkpoint, load_model
+from dist_mnist.config import load_config
+from dist_mnist.spark.trainer import train
+
+from .conftest import REPO
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]  # three Spark drivers: about a minute
+
+# 1024 rows / 64 = 16 rounds an epoch, 2 epochs; the first checkpoint after round 4
+SETTINGS = ["mode=sync", "layer_sizes=[784, 32, 10]", "batch_size=64", "epochs=2", "checkpoint_every_rounds=4"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYSPARK_SUBMIT_ARGS"] = "--conf spark.ui.enabled=false --conf spark.driver.host=127.0.0.1 pyspark-shell"
+    return env
+
+
+def _train_cmd(data, run, *extra) -> list[str]:
+    sets = [a for s in SETTINGS for a in ("--set", s)]
+    return [sys.executable, "-m", "dist_mnist.cli", "train", "--master", "local[2]", "--data", str(data),
+            "--out", str(run), *sets, *extra]
+
+
+def test_sigkill_then_resume_equals_uninterrupted(spark, datasets, tmp_path, quiet):
+    data, run = datasets[2], tmp_path / "RUN"
+    checkpoint = tmp_path / "RUN.partial" / "checkpoint.npz"
+    with open(tmp_path / "killed.log", "wb") as log:
+        # its own process group, so the kill reaches the JVM and Python workers it started
+        proc = subprocess.Popen(_train_cmd(data, run), stdout=log, stderr=subprocess.STDOUT, env=_env(),
+                                cwd=tmp_path, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert checkpoint.exists(), "no checkpoint within 300 s"
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not run.exists()
+    _, _, meta = load_checkpoint(tmp_path / "RUN.partial")
+    assert 4 <= meta["global_round"] < 32
+
+    resumed = subprocess.run(_train_cmd(data, run, "--resume"), capture_output=True, text=True, env=_env(),
+                             cwd=tmp_path, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout
+
+    # the uninterrupted run, on the shared session (same code, same NumPy: bit-identical)
+    train(spark, load_config(None, SETTINGS), str(data), str(tmp_path / "ONE"), log=quiet)
+    a, _ = load_model(tmp_path / "ONE")
+    b, _ = load_model(run)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

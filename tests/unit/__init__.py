@@ -1,0 +1,1 @@
+"""Fast tests: pure NumPy/pyarrow, no JVM."""

@@ -1,0 +1,18 @@
+"""One BLAS thread for the unit tests: their matrices are tiny, and spinning OpenBLAS threads
+on a busy machine make them ten times slower."""
+
+import pytest
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # optional: the tests only run slower without it
+    threadpool_limits = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    if threadpool_limits is None:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

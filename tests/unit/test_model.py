@@ -1,0 +1,114 @@
+"""The MLP: gradients against finite differences, sums over examples, init, shapes."""
+
+import numpy as np
+import pytest
+
+from dist_mnist.nn.model import init_params, layer_sizes_of, logits_of, loss_and_grads, predict, to_inputs
+
+TINY = [6, 5, 4, 3]
+
+
+def _tiny_batch(n: int = 7, seed: int = 0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, TINY[0])).astype(dtype), rng.integers(0, TINY[-1], n)
+
+
+def test_gradients_match_finite_differences():
+    # float64 copy of a tiny net, so central differences are accurate to ~1e-9
+    params = {k: v.astype(np.float64) for k, v in init_params(TINY, seed=1).items()}
+    rng = np.random.default_rng(2)
+    for k in params:  # nonzero biases, so the check covers them properly
+        params[k] += 0.1 * rng.standard_normal(params[k].shape)
+    X, y = _tiny_batch()
+    grads, _, n = loss_and_grads(params, X, y)
+    assert n == len(y) and set(grads) == set(params)
+    eps = 1e-6
+    for k, theta in params.items():
+        assert grads[k].shape == theta.shape
+        numeric = np.zeros_like(theta)
+        for i in np.ndindex(theta.shape):
+            old = theta[i]
+            theta[i] = old + eps
+            up = loss_and_grads(params, X, y)[1]
+            theta[i] = old - eps
+            down = loss_and_grads(params, X, y)[1]
+            theta[i] = old
+            numeric[i] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grads[k], numeric, rtol=1e-5, atol=1e-7, err_msg=k)
+
+
+def test_loss_and_grads_are_sums_over_examples():
+    params = init_params(TINY, seed=3)
+    X, y = _tiny_batch(n=10, seed=4, dtype=np.float32)
+    whole, loss, n = loss_and_grads(params, X, y)
+    first, loss_a, n_a = loss_and_grads(params, X[:4], y[:4])
+    second, loss_b, n_b = loss_and_grads(params, X[4:], y[4:])
+    assert (n, n_a, n_b) == (10, 4, 6)
+    assert loss == pytest.approx(loss_a + loss_b, rel=1e-6)
+    for k in params:
+        np.testing.assert_allclose(whole[k], first[k] + second[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_loss_is_summed_nll():
+    params = init_params(TINY, seed=5)
+    X, y = _tiny_batch(n=9, seed=6, dtype=np.float32)
+    logits = logits_of(params, X).astype(np.float64)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    _, loss, _ = loss_and_grads(params, X, y)
+    assert isinstance(loss, float)
+    assert loss == pytest.approx(-log_p[np.arange(len(y)), y].sum(), rel=1e-5)
+
+
+def test_loss_and_grads_do_not_mutate_inputs():
+    params = init_params(TINY, seed=7)
+    before = {k: v.copy() for k, v in params.items()}
+    X, y = _tiny_batch(dtype=np.float32)
+    X0 = X.copy()
+    loss_and_grads(params, X, y)
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k])
+    np.testing.assert_array_equal(X, X0)
+
+
+def test_init_shapes_dtypes_and_xavier_std():
+    sizes = [784, 1000, 10]
+    params = init_params(sizes, seed=123)
+    assert list(params) == ["W0", "b0", "W1", "b1"]
+    assert layer_sizes_of(params) == sizes
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W, b = params[f"W{i}"], params[f"b{i}"]
+        assert W.shape == (fan_in, fan_out) and W.dtype == np.float32
+        assert b.shape == (fan_out,) and b.dtype == np.float32
+        assert not b.any()
+        std = np.sqrt(2.0 / (fan_in + fan_out))  # DL4J XAVIER
+        assert abs(float(W.mean())) < 0.05 * std
+        assert W.std() == pytest.approx(std, rel=0.03)
+
+
+def test_init_is_deterministic_by_seed():
+    a, b, c = init_params(TINY, 11), init_params(TINY, 11), init_params(TINY, 12)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["W0"], c["W0"])
+
+
+def test_logits_and_predict_shapes():
+    params = init_params([784, 16, 10], seed=0)
+    images = np.random.default_rng(0).integers(0, 256, (5, 784), dtype=np.uint8)
+    logits = logits_of(params, to_inputs(images))
+    assert logits.shape == (5, 10) and logits.dtype == np.float32
+    pred = predict(params, images)
+    assert pred.shape == (5,) and np.issubdtype(pred.dtype, np.integer)
+    np.testing.assert_array_equal(pred, logits.argmax(axis=1))
+
+
+def test_to_inputs_scales_bytes_to_unit_float32():
+    images = np.array([[0, 1, 127, 128, 254, 255]], dtype=np.uint8)
+    X = to_inputs(images)
+    assert X.dtype == np.float32 and X.shape == images.shape
+    np.testing.assert_allclose(X, images / 255.0, rtol=1e-6)
+    assert X[0, 0] == 0.0 and X[0, -1] == pytest.approx(1.0, abs=1e-7)
+    buf = np.full((4, 6), -1.0, np.float32)  # a larger preallocated buffer
+    out = to_inputs(images, out=buf)
+    assert out.shape == (1, 6) and np.shares_memory(out, buf)
+    np.testing.assert_array_equal(out, X)

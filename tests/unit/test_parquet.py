@@ -1,0 +1,85 @@
+"""The Parquet layout: round trip through pyarrow, and every malformed table refused by name."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dist_mnist.data.parquet import SCHEMA, count_rows, from_table, local_path, read_files, to_table
+
+from .fakes import unique_images
+
+
+def _good(n=5):
+    return unique_images(n), (np.arange(n) % 10).astype(np.uint8)
+
+
+def test_round_trip_through_a_file(tmp_path):
+    images, labels = _good(7)
+    table = to_table(images, labels)
+    assert table.schema == SCHEMA
+    pq.write_table(table, tmp_path / "a.parquet")
+    pq.write_table(to_table(images[:2], labels[:2]), tmp_path / "b.parquet")
+    got_images, got_labels = read_files([str(tmp_path / "a.parquet"), "file://" + str(tmp_path / "b.parquet")])
+    assert got_images.dtype == np.uint8 and got_labels.dtype == np.uint8
+    np.testing.assert_array_equal(got_images, np.concatenate([images, images[:2]]))
+    np.testing.assert_array_equal(got_labels, np.concatenate([labels, labels[:2]]))
+    assert count_rows(str(tmp_path / "a.parquet")) == 7
+
+
+def test_sliced_chunked_and_large_binary_tables():
+    images, labels = _good(10)
+    table = pa.concat_tables([to_table(images[:4], labels[:4]), to_table(images[4:], labels[4:])]).slice(3, 5)
+    got_images, got_labels = from_table(table, "t")
+    np.testing.assert_array_equal(got_images, images[3:8])
+    np.testing.assert_array_equal(got_labels, labels[3:8])
+    large = pa.table({"label": pa.array(labels, pa.int64()),
+                      "image": pa.array([r.tobytes() for r in images], pa.large_binary())})
+    np.testing.assert_array_equal(from_table(large, "t")[0], images)
+
+
+def test_empty_table():
+    images, labels = from_table(to_table(np.empty((0, 784), np.uint8), np.empty(0, np.uint8)), "t")
+    assert images.shape == (0, 784) and labels.shape == (0,)
+
+
+def _table(labels, images, label_type=pa.int32(), image_type=pa.binary()):
+    return pa.table({"label": pa.array(labels, label_type), "image": pa.array(images, image_type)})
+
+
+@pytest.mark.parametrize("table, fragment", [
+    (pa.table({"image": pa.array([b"\0" * 784])}), "missing column(s) ['label']"),
+    (pa.table({"label": pa.array([1], pa.int32())}), "missing column(s) ['image']"),
+    (_table([1.0], [b"\0" * 784], label_type=pa.float64()), "column 'label' has type double"),
+    (_table(["1"], [b"\0" * 784], label_type=pa.string()), "column 'label' has type string"),
+    (_table([1], ["x" * 784], image_type=pa.string()), "column 'image' has type string"),
+    (_table([1, None], [b"\0" * 784] * 2), "column 'label' has 1 null values"),
+    (_table([1, 2], [b"\0" * 784, None]), "column 'image' has 1 null values"),
+    (_table([1, 10], [b"\0" * 784] * 2), "label 10 at row 1 is outside the model's classes 0-9"),
+    (_table([-1], [b"\0" * 784]), "label -1 at row 0 is outside"),
+    (_table([1, 2], [b"\0" * 784, b"\0" * 783]), "image at row 1 has 783 bytes, expected 784"),
+    (_table([1], [b"\0" * 785]), "image at row 0 has 785 bytes"),
+])
+def test_malformed_tables_are_refused(table, fragment):
+    with pytest.raises(ValueError) as info:
+        from_table(table, "DATA/train/part-00000.parquet")
+    assert str(info.value).startswith("DATA/train/part-00000.parquet: ")
+    assert fragment in str(info.value)
+
+
+def test_not_parquet_names_the_file(tmp_path):
+    bad = tmp_path / "part-00000.parquet"
+    bad.write_text("this is not parquet")
+    with pytest.raises(ValueError, match=f"{bad}: cannot be read as Parquet"):
+        read_files([str(bad)])
+    with pytest.raises(ValueError, match=f"{bad}: cannot be read as Parquet"):
+        count_rows(str(bad))
+    with pytest.raises(ValueError, match="cannot be read as Parquet"):
+        read_files([str(tmp_path / "missing.parquet")])
+
+
+def test_local_path():
+    assert local_path("file:/a/b") == "/a/b"
+    assert local_path("file:///a/b") == "/a/b"
+    assert local_path("/a/b") == "/a/b"
+    assert local_path("hdfs://nn/a") == "hdfs://nn/a"
