@@ -46,9 +46,10 @@ def get_session(app_name: str, master: str | None = None, show_progress: bool = 
     import_pyspark()
     from pyspark.sql import SparkSession
 
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
 
     builder = SparkSession.builder.appName(app_name)
+    SparkContext._ensure_initialized()  # start the JVM first, so SparkConf sees spark-submit's settings
     conf = SparkConf()
     if not conf.contains("spark.master"):  # spark-submit and spark-defaults.conf win
         builder = builder.master(master or "local[*]")

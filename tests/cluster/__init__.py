@@ -1,0 +1,1 @@
+"""Tests against a real Spark standalone cluster on loopback."""

@@ -1,0 +1,184 @@
+"""The trainer on the loopback cluster: equal to local[2] in sync mode, learns, survives a lost worker.
+
+Data comes from $MNIST_DIR (the four MNIST .gz IDX files), else from the shared
+copy beside the checkout; without either, these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .processes import Driver
+from .standalone import REPO, driver_env, submit_argv
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+TRAIN_JOB = REPO / "jobs" / "train.py"
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+PARAMS = ("W0", "b0", "W1", "b1")
+ATOL = 1e-6  # sync mode sums the same float64 partials in the same order wherever they ran
+
+SHORT_SYNC = ("epochs=1", "mode=sync", "max_rounds=40")
+# Long enough (30 s or more at ~0.3 s a round) to kill a worker well inside the run.
+LONG_SYNC = ("epochs=1", "mode=sync", "max_rounds=80", "log_every_rounds=5")
+KILL_AFTER_ROUND = 10
+AVERAGE = ("epochs=2", "mode=average", "averaging_frequency=16")
+MIN_ACCURACY = 0.90  # 2 epochs of the tutorial's net; 15 epochs reach about 0.97
+
+
+@pytest.fixture(scope="module")
+def mnist_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DATA with train/ and test/ Parquet in 2 partitions, ingested once for the module."""
+    source = os.environ.get("MNIST_DIR") or (str(SHARED_MNIST) if SHARED_MNIST.is_dir() else None)
+    if not source:
+        pytest.skip("set MNIST_DIR to a directory with the four MNIST .gz IDX files")
+    data = tmp_path_factory.mktemp("mnist") / "data"
+    cmd = [sys.executable, "-m", "dist_mnist.cli", "ingest", "--source", source, "--out", str(data),
+           "--partitions", "2", "--seed", "123"]
+    result = subprocess.run(cmd, cwd=REPO, env=driver_env(), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (data / "train").is_dir() and (data / "test").is_dir()
+    return data
+
+
+@pytest.fixture(scope="session")
+def dist_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dist_mnist.zip for --py-files: the dist_mnist/ package at the top level, without bytecode."""
+    package = REPO / "dist_mnist"
+    assert (package / "__init__.py").is_file(), f"no package at {package}"
+    path = tmp_path_factory.mktemp("dist") / "dist_mnist.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(package.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+                zf.write(file, file.relative_to(REPO).as_posix())
+    return path
+
+
+def train_args(dist_zip: Path, data: Path, run: Path, settings: tuple[str, ...]) -> list[str]:
+    """What follows spark-submit's options: the package, the job and its flags."""
+    args = ["--py-files", str(dist_zip), str(TRAIN_JOB), "--data", str(data), "--out", str(run)]
+    for setting in settings:
+        args += ["--set", setting]
+    return args
+
+
+def load_model(run: Path) -> dict[str, np.ndarray]:
+    """RUN/model.npz as plain arrays (no pickles allowed)."""
+    with np.load(run / "model.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def assert_same_model(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    """Same parameter names, float32, equal within ATOL."""
+    assert sorted(got) == sorted(want) == sorted(PARAMS)
+    for name in PARAMS:
+        assert got[name].dtype == np.float32, (name, got[name].dtype)
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=ATOL, err_msg=name)
+
+
+def final_accuracy(run: Path) -> float:
+    """The "accuracy" in RUN/model.json, wherever the final metrics sit in it."""
+    def find(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("accuracy"), (int, float)):
+                return float(node["accuracy"])
+            for value in node.values():
+                found = find(value)
+                if found is not None:
+                    return found
+        return None
+
+    accuracy = find(json.loads((run / "model.json").read_text()))
+    assert accuracy is not None, f"no accuracy in {run / 'model.json'}"
+    return accuracy
+
+
+def assert_run_written(run: Path) -> None:
+    for name in ("model.npz", "model.json", "metrics.json"):
+        assert (run / name).is_file(), f"{run} lacks {name}"
+
+
+@pytest.fixture(scope="module")
+def fault_free_model(worker_python, dist_zip, mnist_data, tmp_path_factory) -> dict[str, np.ndarray]:
+    """The LONG_SYNC model from local[2]: what a run that lost a worker must still produce."""
+    root = tmp_path_factory.mktemp("fault-free")
+    run = root / "run"
+    argv = submit_argv("local[2]", worker_python, root) + train_args(dist_zip, mnist_data, run, LONG_SYNC)
+    driver = Driver(argv, root / "driver.log", env=driver_env(), cwd=REPO)
+    try:
+        assert driver.wait(timeout=900) == 0, driver.tail()
+    finally:
+        driver.stop()
+    return load_model(run)
+
+
+def run_on_cluster(cluster, driver: Driver, apps_before: set[str]) -> None:
+    """Wait for a cluster run to succeed, and check that it really ran there, not in local mode."""
+    assert driver.wait(timeout=900) == 0, driver.tail()
+    assert cluster.app_ids() - apps_before, ("the master never saw the application: the job ignored "
+                                              f"spark-submit's --master and ran locally\n{driver.tail(10)}")
+
+
+def test_sync_on_the_cluster_equals_local(cluster, cluster_submit, local_submit, start_driver, dist_zip,
+                                          mnist_data, tmp_path):
+    cluster_run, local_run = tmp_path / "cluster-run", tmp_path / "local-run"
+    apps = cluster.app_ids()
+    run_on_cluster(cluster, start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, cluster_run,
+                                                                         SHORT_SYNC)]), apps)
+    local = start_driver([*local_submit(), *train_args(dist_zip, mnist_data, local_run, SHORT_SYNC)])
+    assert local.wait(timeout=900) == 0, local.tail()
+    for run in (cluster_run, local_run):
+        assert_run_written(run)
+    assert_same_model(load_model(cluster_run), load_model(local_run))
+
+
+def test_average_mode_learns_on_the_cluster(cluster, cluster_submit, start_driver, dist_zip, mnist_data,
+                                            tmp_path):
+    run = tmp_path / "run"
+    apps = cluster.app_ids()
+    run_on_cluster(cluster, start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, run, AVERAGE)]),
+                   apps)
+    assert_run_written(run)
+    assert final_accuracy(run) >= MIN_ACCURACY
+
+
+def _train_and_kill_a_worker(cluster, cluster_submit, start_driver, dist_zip, mnist_data, run, replace: bool):
+    """Start LONG_SYNC, SIGKILL a worker that runs one of its executors mid-run; the exit status."""
+    driver = start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, run, LONG_SYNC)])
+    driver.wait_for_line(r"\bround (\d+)/\d+", timeout=600, accept=lambda m: int(m.group(1)) >= KILL_AFTER_ROUND)
+    victim = cluster.workers[0]
+    assert cluster.worker_status(victim)["executors"], "the victim runs no executor: killing it proves nothing"
+    assert driver.proc.poll() is None, "the run ended before the worker was killed; raise max_rounds"
+    cluster.kill_worker(victim)
+    if replace:
+        cluster.start_worker()
+    cluster.wait_for_workers(len(cluster.workers), timeout=90)  # the master saw the loss (and the newcomer)
+    return driver.wait(timeout=900), driver
+
+
+def test_training_survives_a_killed_worker_that_is_replaced(cluster, cluster_submit, start_driver, dist_zip,
+                                                            mnist_data, fault_free_model, tmp_path):
+    run = tmp_path / "run"
+    rc, driver = _train_and_kill_a_worker(cluster, cluster_submit, start_driver, dist_zip, mnist_data, run,
+                                          replace=True)
+    assert rc == 0, driver.tail()
+    assert_same_model(load_model(run), fault_free_model)
+
+
+def test_training_finishes_on_the_remaining_worker(cluster, cluster_submit, start_driver, dist_zip,
+                                                    mnist_data, fault_free_model, tmp_path):
+    run = tmp_path / "run"
+    rc, driver = _train_and_kill_a_worker(cluster, cluster_submit, start_driver, dist_zip, mnist_data, run,
+                                          replace=False)
+    assert rc == 0, driver.tail()
+    assert len(cluster.alive_workers()) == 1  # nothing came back: the survivor did all the work
+    assert_same_model(load_model(run), fault_free_model)
