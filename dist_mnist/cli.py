@@ -6,6 +6,7 @@ User mistakes end in one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -48,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _spark(app: str, master: str | None):
     from dist_mnist.spark.session import check_environment, get_session
+
+    # Py4J logs a traceback of its own when Ctrl-C lands inside a call to the JVM; the
+    # interruption is reported once, in one line, by main().
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
 
     if "SPARK_CONF_DIR" not in os.environ and PROJECT_CONF.is_dir():
         os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf

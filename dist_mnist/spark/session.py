@@ -38,7 +38,7 @@ def import_pyspark():
 
 
 def get_session(app_name: str, master: str | None = None, show_progress: bool = False):
-    """The active SparkSession, or a new one; `master` only when not given by spark-submit.
+    """The active SparkSession, or a new one; `master` overrides spark-submit and spark-defaults.
 
     One BLAS thread per task core: N single-threaded workers beat N oversubscribed ones,
     and OpenBLAS's threads spin badly on the thin matrices of a backward pass.
@@ -51,9 +51,9 @@ def get_session(app_name: str, master: str | None = None, show_progress: bool = 
     builder = SparkSession.builder.appName(app_name)
     SparkContext._ensure_initialized()  # start the JVM first, so SparkConf sees spark-submit's settings
     conf = SparkConf()
-    if not conf.contains("spark.master"):  # spark-submit and spark-defaults.conf win
-        builder = builder.master(master or "local[*]")
-    effective_master = conf.get("spark.master", master or "local[*]")
+    if master:  # asked for explicitly (dist-mnist --master); else spark-submit's or local[*]
+        builder = builder.master(master)
+    effective_master = master or conf.get("spark.master", "local[*]")
     if (effective_master.startswith("local") and "PYSPARK_PYTHON" not in os.environ
             and not conf.contains("spark.pyspark.python")):
         # Local workers run beside the driver: give them this interpreter and its packages

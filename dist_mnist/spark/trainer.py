@@ -10,6 +10,8 @@ import math
 import os
 import platform
 import shutil
+import signal
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -32,6 +34,33 @@ from dist_mnist.spark.rounds import SMALL_HEAD, Plan, combine, make_round_fn
 
 class Diverged(RuntimeError):
     """The loss became NaN or inf."""
+
+
+class GracefulStop:
+    """First Ctrl-C: finish the round, checkpoint, stop. A second one stops at once.
+
+    PySpark's own SIGINT handler cancels the running job mid-call, which leaves Py4J
+    tracebacks behind; the driver's loop is the better place to stop.
+    """
+
+    def __init__(self, notify):
+        self.notify, self.requested, self.previous = notify, False, None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.notify()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 def partial_dir(run_dir: Path) -> Path:
@@ -147,58 +176,66 @@ def train(spark, config: TrainConfig, data_dir: str, run_dir: str, resume: bool 
     if checkpoint:  # resuming mid-epoch: the loss of the rounds this epoch already ran
         epoch_loss, epoch_seen = checkpoint[2].get("epoch_loss", 0.0), checkpoint[2].get("epoch_seen", 0)
         epoch_clock -= checkpoint[2].get("epoch_seconds", 0.0)
-    try:
-        while epoch < config.epochs and not (config.max_rounds and global_round >= config.max_rounds):
-            for r in range(r0, rounds_per_epoch):
-                if config.max_rounds and global_round >= config.max_rounds:
-                    break
-                t0 = time.perf_counter()
-                flat = pack(params) if config.mode == "sync" else np.concatenate([pack(params), pack(state)])
-                bc = sc.broadcast(flat)
-                t1 = time.perf_counter()
-                fn = make_round_fn(plan, bc, epoch, r, evaluate=pending_eval is not None)
-                vec, small = rdd.mapPartitionsWithIndex(fn).treeAggregate(None, combine, combine, depth)
-                t2 = time.perf_counter()
-                bc.destroy()
-                loss, n = small[0], int(small[1])
-                if not math.isfinite(loss):
-                    raise Diverged(f"loss became {loss} at epoch {epoch + 1} round {r + 1} "
-                                   f"(round {global_round + 1} overall); lower learning_rate")
-                apply_round(config, updater, outer, params, state, outer_v, vec, n)
-                t3 = time.perf_counter()
-                global_round += 1
-                executor_s = small[2] / P
-                timings["broadcast"] += t1 - t0
-                timings["executor"] += executor_s
-                timings["aggregate"] += max(0.0, t2 - t1 - executor_s)
-                timings["update"] += t3 - t2
-                timings["rounds"] += 1
-                timings["shard_bytes"] = int(small[3])
-                if pending_eval is not None:
-                    counts = small[SMALL_HEAD:].reshape(N_CLASSES, N_CLASSES).astype(np.int64)
-                    history[pending_eval]["test_accuracy"] = scores(counts)["accuracy"]
-                    progress.line(f"epoch {pending_eval + 1} test accuracy {history[pending_eval]['test_accuracy']:.4f}")
-                    pending_eval = None
-                epoch_loss, epoch_seen = epoch_loss + loss, epoch_seen + n
-                elapsed = time.perf_counter() - epoch_clock
-                progress.round(global_round, epoch + 1, config.epochs, r + 1, rounds_per_epoch,
-                               epoch_loss / max(epoch_seen, 1), epoch_seen / max(elapsed, 1e-9))
-                if config.checkpoint_every_rounds and global_round % config.checkpoint_every_rounds == 0:
-                    checkpoint_now(epoch, r + 1)
-            else:
-                wall = time.perf_counter() - epoch_clock
-                history.append({"epoch": epoch + 1, "train_loss": epoch_loss / max(epoch_seen, 1),
-                                "wall_seconds": wall, "samples_per_second": epoch_seen / wall,
-                                "elapsed_seconds": time.perf_counter() - t_start})
-                pending_eval = len(history) - 1
-                epoch, r0 = epoch + 1, 0
-                checkpoint_now(epoch, 0)
-                epoch_clock, epoch_loss, epoch_seen = time.perf_counter(), 0.0, 0
-                continue
-            break  # max_rounds reached inside the epoch
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"interrupted at epoch {epoch + 1}; the last checkpoint is in {staging} "
-                                f"(resume with --resume)") from None
+    notice = "Ctrl-C: stopping after this round (press again to abort now)"
+    with GracefulStop(lambda: progress.line(notice)) as stop:
+        try:
+            while epoch < config.epochs and not (config.max_rounds and global_round >= config.max_rounds):
+                for r in range(r0, rounds_per_epoch):
+                    if config.max_rounds and global_round >= config.max_rounds:
+                        break
+                    t0 = time.perf_counter()
+                    flat = pack(params) if config.mode == "sync" else np.concatenate([pack(params), pack(state)])
+                    bc = sc.broadcast(flat)
+                    t1 = time.perf_counter()
+                    fn = make_round_fn(plan, bc, epoch, r, evaluate=pending_eval is not None)
+                    vec, small = rdd.mapPartitionsWithIndex(fn).treeAggregate(None, combine, combine, depth)
+                    t2 = time.perf_counter()
+                    bc.destroy()
+                    loss, n = small[0], int(small[1])
+                    if not math.isfinite(loss):
+                        raise Diverged(f"loss became {loss} at epoch {epoch + 1} round {r + 1} "
+                                       f"(round {global_round + 1} overall); lower learning_rate")
+                    apply_round(config, updater, outer, params, state, outer_v, vec, n)
+                    t3 = time.perf_counter()
+                    global_round += 1
+                    executor_s = small[2] / P
+                    timings["broadcast"] += t1 - t0
+                    timings["executor"] += executor_s
+                    timings["aggregate"] += max(0.0, t2 - t1 - executor_s)
+                    timings["update"] += t3 - t2
+                    timings["rounds"] += 1
+                    timings["shard_bytes"] = int(small[3])
+                    if pending_eval is not None:
+                        counts = small[SMALL_HEAD:].reshape(N_CLASSES, N_CLASSES).astype(np.int64)
+                        history[pending_eval]["test_accuracy"] = scores(counts)["accuracy"]
+                        progress.line(f"epoch {pending_eval + 1} test accuracy {history[pending_eval]['test_accuracy']:.4f}")
+                        pending_eval = None
+                    epoch_loss, epoch_seen = epoch_loss + loss, epoch_seen + n
+                    elapsed = time.perf_counter() - epoch_clock
+                    progress.round(global_round, epoch + 1, config.epochs, r + 1, rounds_per_epoch,
+                                   epoch_loss / max(epoch_seen, 1), epoch_seen / max(elapsed, 1e-9))
+                    if stop.requested:
+                        checkpoint_now(epoch, r + 1)
+                        raise KeyboardInterrupt(f"stopped by Ctrl-C after epoch {epoch + 1} round {r + 1}; "
+                                                f"checkpoint saved in {staging} (resume with --resume)")
+                    if config.checkpoint_every_rounds and global_round % config.checkpoint_every_rounds == 0:
+                        checkpoint_now(epoch, r + 1)
+                else:
+                    wall = time.perf_counter() - epoch_clock
+                    history.append({"epoch": epoch + 1, "train_loss": epoch_loss / max(epoch_seen, 1),
+                                    "wall_seconds": wall, "samples_per_second": epoch_seen / wall,
+                                    "elapsed_seconds": time.perf_counter() - t_start})
+                    pending_eval = len(history) - 1
+                    epoch, r0 = epoch + 1, 0
+                    checkpoint_now(epoch, 0)
+                    epoch_clock, epoch_loss, epoch_seen = time.perf_counter(), 0.0, 0
+                    continue
+                break  # max_rounds reached inside the epoch
+        except KeyboardInterrupt as e:
+            if stop.requested and str(e):
+                raise
+            raise KeyboardInterrupt(f"interrupted at epoch {epoch + 1}; the last checkpoint is in {staging} "
+                                    f"(resume with --resume)") from None
 
     counts = evaluate_split(spark, params, test_split)
     final = scores(counts)

@@ -10,11 +10,12 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from dist_mnist.packaging import build_zip
 
 from .processes import Driver
 from .standalone import REPO, driver_env, submit_argv
@@ -52,15 +53,8 @@ def mnist_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def dist_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """dist_mnist.zip for --py-files: the dist_mnist/ package at the top level, without bytecode."""
-    package = REPO / "dist_mnist"
-    assert (package / "__init__.py").is_file(), f"no package at {package}"
-    path = tmp_path_factory.mktemp("dist") / "dist_mnist.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for file in sorted(package.rglob("*")):
-            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
-                zf.write(file, file.relative_to(REPO).as_posix())
-    return path
+    """dist_mnist.zip for --py-files, built as `make dist` builds it."""
+    return build_zip(tmp_path_factory.mktemp("dist") / "dist_mnist.zip")
 
 
 def train_args(dist_zip: Path, data: Path, run: Path, settings: tuple[str, ...]) -> list[str]:

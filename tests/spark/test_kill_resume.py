@@ -71,3 +71,28 @@ def test_sigkill_then_resume_equals_uninterrupted(spark, datasets, tmp_path, qui
     b, _ = load_model(run)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(datasets, tmp_path):
+    data, run = datasets[2], tmp_path / "RUN"
+    checkpoint = tmp_path / "RUN.partial" / "checkpoint.npz"
+    proc = subprocess.Popen(_train_cmd(data, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(), cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None and checkpoint.exists(), "no checkpoint within 300 s"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("dist-mnist")]
+    assert len(lines) == 1 and "--resume" in lines[0] and str(tmp_path / "RUN.partial") in lines[0], err[-3000:]
+    assert "stopped by Ctrl-C" in lines[0]
+    _, _, meta = load_checkpoint(tmp_path / "RUN.partial")  # the checkpoint is whole
+    assert meta["global_round"] >= 4
