@@ -47,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _spark(app: str, master: str | None):
-    from dist_mnist.spark.session import check_environment, get_session
+def _context(app: str, master: str | None):
+    from dist_mnist.spark.session import check_environment, get_context
 
     # Py4J logs a traceback of its own when Ctrl-C lands inside a call to the JVM; the
     # interruption is reported once, in one line, by main().
@@ -57,7 +57,7 @@ def _spark(app: str, master: str | None):
     if "SPARK_CONF_DIR" not in os.environ and PROJECT_CONF.is_dir():
         os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf
     check_environment()
-    return get_session(app, master)
+    return get_context(app, master)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -75,19 +75,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ingested {rows} rows into {args.out} ({args.partitions} parts per split, seed {args.seed})")
     elif args.command == "train":
         from dist_mnist.config import load_config
-        from dist_mnist.spark.trainer import train
+        from dist_mnist.spark.dataset import describe_split
+        from dist_mnist.spark.trainer import check_run_dir, train
 
-        config = load_config(args.config, args.set)  # bad config fails before Spark starts
-        spark = _spark("dist-mnist-train", args.master)
-        train(spark, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
+        config = load_config(args.config, args.set)  # bad input fails before Spark starts
+        check_run_dir(Path(args.out), args.resume, args.overwrite)
+        for split in ("train", "test"):
+            describe_split(f"{args.data.rstrip('/')}/{split}")
+        sc = _context("dist-mnist-train", args.master)
+        train(sc, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
         print(Path(args.out, "evaluation.txt").read_text())
     elif args.command == "evaluate":
         from dist_mnist.artifacts import load_model
         from dist_mnist.spark.evaluate import evaluate_model
 
         load_model(args.model)  # a bad model fails before Spark starts
-        spark = _spark("dist-mnist-evaluate", args.master)
-        print(evaluate_model(spark, args.model, args.data, args.json))
+        sc = _context("dist-mnist-evaluate", args.master)
+        print(evaluate_model(sc, args.model, args.data, args.json))
     return 0
 
 

@@ -1,10 +1,20 @@
-"""Driver-side view of an ingested split: its Parquet files and row counts, never its rows."""
+"""Driver-side view of an ingested split: its Parquet files and row counts, never its rows.
+
+Only the footers are read (with pyarrow), so describing a split costs milliseconds and no
+Spark job. Paths may be local or any URI pyarrow's filesystems take (hdfs://, s3://, ...);
+executors read the same paths, so they must mean the same on every node.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from dist_mnist.data.parquet import count_rows
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from dist_mnist.data.parquet import local_path
 
 
 @dataclass(frozen=True)
@@ -20,31 +30,50 @@ class SplitFiles:
         return sum(self.rows)
 
 
-def describe_split(spark, path: str) -> SplitFiles:
-    """List and check a Parquet split through Spark; read only the footers for row counts."""
-    from py4j.protocol import Py4JJavaError
-    from pyspark.errors import AnalysisException
-    from pyspark.sql.types import BinaryType, IntegralType
-
+def _list_files(path: str) -> list[str]:
+    """Data files under `path`, sorted; hidden and _-prefixed names skipped, as Spark does."""
+    if "://" not in path:
+        path = os.path.abspath(local_path(path))
     try:
-        df = spark.read.parquet(path)
-        schema = df.schema
-    except (AnalysisException, Py4JJavaError) as e:
-        # a file that is not Parquet fails schema inference with a SparkException, not an
-        # AnalysisException; its Java message names the file
-        text = e.java_exception.getMessage() if isinstance(e, Py4JJavaError) else str(e)
-        msg = (text or type(e).__name__).splitlines()[0]
-        raise ValueError(f"{path}: cannot be read as a Parquet dataset ({msg})") from None
-    fields = {f.name: f.dataType for f in schema.fields}
-    missing = [c for c in ("label", "image") if c not in fields]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {sorted(fields)}")
-    if not isinstance(fields["label"], IntegralType):
-        raise ValueError(f"{path}: column 'label' has type {fields['label'].simpleString()}, expected an integer type")
-    if not isinstance(fields["image"], BinaryType):
-        raise ValueError(f"{path}: column 'image' has type {fields['image'].simpleString()}, expected binary")
-    files = tuple(sorted(df.inputFiles()))
-    rows = tuple(count_rows(f) for f in files)
+        fs, root = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+        info = fs.get_file_info(root)
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{path}: no such dataset")
+        if info.type == pafs.FileType.File:
+            return [path]
+        entries = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    except (pa.ArrowInvalid, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: cannot be listed ({e})") from None
+    prefix = path[: len(path) - len(root)] if "://" in path else ""
+    files = []
+    for entry in entries:
+        rel = entry.path[len(root):].lstrip("/")
+        if entry.type == pafs.FileType.File and not any(part[:1] in "._" for part in rel.split("/")):
+            files.append(prefix + entry.path)
+    return sorted(files)
+
+
+def describe_split(path: str) -> SplitFiles:
+    """List and check a Parquet split: columns, types and row counts from the footers."""
+    path = str(path).rstrip("/")
+    files, rows = _list_files(path), []
+    for f in files:
+        try:
+            meta = pq.ParquetFile(f if "://" in f else local_path(f))
+            schema = meta.schema_arrow
+        except (pa.ArrowInvalid, OSError) as e:
+            raise ValueError(f"{f}: not a Parquet file ({e})") from None
+        missing = [c for c in ("label", "image") if c not in schema.names]
+        if missing:
+            raise ValueError(f"{f}: missing column(s) {missing}; found {schema.names}")
+        label, image = schema.field("label").type, schema.field("image").type
+        if not pa.types.is_integer(label):
+            raise ValueError(f"{f}: column 'label' has type {label}, expected an integer type")
+        if not (pa.types.is_binary(image) or pa.types.is_large_binary(image)):
+            raise ValueError(f"{f}: column 'image' has type {image}, expected binary")
+        rows.append(meta.metadata.num_rows)
     if not files or sum(rows) == 0:
         raise ValueError(f"{path}: the dataset is empty")
-    return SplitFiles(path, files, rows)
+    return SplitFiles(path, tuple(files), tuple(rows))

@@ -9,13 +9,12 @@ from dist_mnist.nn.model import N_CLASSES, Params, predict
 from dist_mnist.spark.shards import get_shard
 
 
-def evaluate_split(spark, params: Params, split) -> np.ndarray:
+def evaluate_split(sc, params: Params, split) -> np.ndarray:
     """Confusion counts [actual][predicted] of `params` on a Parquet split.
 
     One task per part file, each reading its file on the executor (through the resident
     shard cache); only the counts (n_classes^2 integers a task) reach the driver.
     """
-    sc = spark.sparkContext
     bc = sc.broadcast(params)
     n_classes = N_CLASSES
 
@@ -29,7 +28,7 @@ def evaluate_split(spark, params: Params, split) -> np.ndarray:
     return counts
 
 
-def evaluate_model(spark, run_dir: str, split_path: str, json_out: str | None = None) -> str:
+def evaluate_model(sc, run_dir: str, split_path: str, json_out: str | None = None) -> str:
     """Load RUN's model, evaluate it on a Parquet split, write the JSON, return the report."""
     from pathlib import Path
 
@@ -38,7 +37,7 @@ def evaluate_model(spark, run_dir: str, split_path: str, json_out: str | None = 
     from dist_mnist.spark.dataset import describe_split
 
     params, _ = load_model(run_dir)
-    counts = evaluate_split(spark, params, describe_split(spark, split_path))
+    counts = evaluate_split(sc, params, describe_split(split_path))
     name = Path(split_path.rstrip("/")).name or "split"
     atomic_write_json(json_out or Path(run_dir) / f"evaluation-{name}.json", {**scores(counts), "confusion": counts.tolist()})
     return stats_text(counts)

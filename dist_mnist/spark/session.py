@@ -37,34 +37,40 @@ def import_pyspark():
     return pyspark
 
 
-def get_session(app_name: str, master: str | None = None, show_progress: bool = False):
-    """The active SparkSession, or a new one; `master` overrides spark-submit and spark-defaults.
+def get_context(app_name: str, master: str | None = None):
+    """The active SparkContext, or a new one.
 
-    One BLAS thread per task core: N single-threaded workers beat N oversubscribed ones,
-    and OpenBLAS's threads spin badly on the thin matrices of a backward pass.
+    `master` (dist-mnist --master) wins over spark-submit's and spark-defaults.conf's, which
+    win over local[*]. Training needs no SparkSession: skipping the SQL engine saves seconds
+    of start-up. Executors get one BLAS thread per task core: N single-threaded workers beat
+    N oversubscribed ones, and OpenBLAS's threads spin badly on a backward pass's thin matrices.
     """
     import_pyspark()
-    from pyspark.sql import SparkSession
-
     from pyspark import SparkConf, SparkContext
 
-    builder = SparkSession.builder.appName(app_name)
     SparkContext._ensure_initialized()  # start the JVM first, so SparkConf sees spark-submit's settings
-    conf = SparkConf()
-    if master:  # asked for explicitly (dist-mnist --master); else spark-submit's or local[*]
-        builder = builder.master(master)
-    effective_master = master or conf.get("spark.master", "local[*]")
-    if (effective_master.startswith("local") and "PYSPARK_PYTHON" not in os.environ
+    conf = SparkConf().setAppName(app_name)
+    if master:
+        conf.setMaster(master)
+    elif not conf.contains("spark.master"):
+        conf.setMaster("local[*]")
+    if (conf.get("spark.master").startswith("local") and "PYSPARK_PYTHON" not in os.environ
             and not conf.contains("spark.pyspark.python")):
         # Local workers run beside the driver: give them this interpreter and its packages
         # rather than whatever `python3` is first on PATH.
         os.environ["PYSPARK_PYTHON"] = sys.executable
-    builder = builder.config("spark.ui.showConsoleProgress", str(show_progress).lower())
-    spark = builder.getOrCreate()
-    sc = spark.sparkContext
-    threads = sc.getConf().get("spark.task.cpus", "1")
+    conf.setIfMissing("spark.ui.showConsoleProgress", "false")  # our own progress lines instead
+    threads = conf.get("spark.task.cpus", "1")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if var not in sc.environment:
-            sc.environment[var] = threads
+        conf.setIfMissing(f"spark.executorEnv.{var}", threads)
+    sc = SparkContext.getOrCreate(conf)
     sc.setLogLevel(os.environ.get("DIST_MNIST_SPARK_LOG_LEVEL", "WARN"))
-    return spark
+    return sc
+
+
+def get_session(app_name: str, master: str | None = None):
+    """A SparkSession on get_context's SparkContext, for DataFrame work beside training."""
+    sc = get_context(app_name, master)
+    from pyspark.sql import SparkSession
+
+    return SparkSession(sc)

@@ -68,27 +68,34 @@ def partial_dir(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".partial")
 
 
+def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything starts, a RUN that exists without --overwrite or --resume."""
+    run_dir, staging = Path(run_dir), partial_dir(Path(run_dir))
+    unfinished = (staging / "checkpoint.npz").exists()
+    if resume:
+        if run_dir.exists() and not unfinished:
+            raise FileExistsError(f"{run_dir}: this run already finished; nothing to resume")
+        if not unfinished:
+            raise FileNotFoundError(f"{staging}: no checkpoint to resume from (start without --resume)")
+    elif (run_dir.exists() or unfinished) and not overwrite:
+        which = run_dir if run_dir.exists() else staging
+        raise FileExistsError(f"{which}: already exists (pass --overwrite to replace it, or --resume to continue)")
+
+
 def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool):
     """The staging directory to train in, and the checkpoint to resume from (or None)."""
     staging = partial_dir(run_dir)
+    check_run_dir(run_dir, resume, overwrite)
     if staging.exists() and not (staging / "checkpoint.npz").exists():
         shutil.rmtree(staging)  # a run that failed before its first checkpoint: nothing to keep
     if resume:
-        if run_dir.exists() and not staging.exists():
-            raise FileExistsError(f"{run_dir}: this run already finished; nothing to resume")
-        try:
-            params, state, meta = load_checkpoint(staging)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{staging}: no checkpoint to resume from (start without --resume)") from None
+        params, state, meta = load_checkpoint(staging)
         saved = config_from_dict(meta["config"], f"{staging}/checkpoint.npz")
         diff = differing_keys(saved, config)
         if diff:
             detail = ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in diff)
             raise ValueError(f"--resume: config differs from the checkpoint's in {detail}")
         return staging, (params, state, meta)
-    if (run_dir.exists() or staging.exists()) and not overwrite:
-        which = run_dir if run_dir.exists() else staging
-        raise FileExistsError(f"{which}: already exists (pass --overwrite to replace it, or --resume to continue)")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -106,16 +113,15 @@ def finish_run_dir(staging: Path, run_dir: Path) -> None:
         os.replace(staging, run_dir)
 
 
-def train(spark, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = False,
+def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = False,
           overwrite: bool = False, log=None) -> dict:
     """Train on DATA/train, evaluate on DATA/test, write RUN/; return the final scores."""
     log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
-    sc = spark.sparkContext
     run_dir = Path(run_dir)
     t_start = time.perf_counter()
     staging, checkpoint = prepare_run_dir(run_dir, config, resume, overwrite)
     data_path = str(data_dir).rstrip("/")
-    train_split, test_split = describe_split(spark, data_path + "/train"), describe_split(spark, data_path + "/test")
+    train_split, test_split = describe_split(data_path + "/train"), describe_split(data_path + "/test")
     P = len(train_split.files)
     if config.batch_size > train_split.n_rows:
         raise ValueError(f"batch_size {config.batch_size} is larger than the {train_split.n_rows} training rows")
@@ -237,7 +243,7 @@ def train(spark, config: TrainConfig, data_dir: str, run_dir: str, resume: bool 
             raise KeyboardInterrupt(f"interrupted at epoch {epoch + 1}; the last checkpoint is in {staging} "
                                     f"(resume with --resume)") from None
 
-    counts = evaluate_split(spark, params, test_split)
+    counts = evaluate_split(sc, params, test_split)
     final = scores(counts)
     if pending_eval is not None:
         history[pending_eval]["test_accuracy"] = final["accuracy"]

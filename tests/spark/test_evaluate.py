@@ -36,7 +36,7 @@ def test_report_equals_local_metrics(spark, datasets, arrays, model_dir, P):
     counts = confusion_counts(labels, predict(params, images))
     assert 0.2 < scores(counts)["accuracy"] < 1.0  # a non-trivial confusion matrix
 
-    text = evaluate_model(spark, str(run), str(datasets[P] / "test"))
+    text = evaluate_model(spark.sparkContext, str(run), str(datasets[P] / "test"))
     assert text == stats_text(counts)
     saved = json.loads((run / "evaluation-test.json").read_text())
     assert saved["confusion"] == counts.tolist()

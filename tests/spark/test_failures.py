@@ -126,7 +126,7 @@ def test_divergence_names_the_round_and_keeps_the_checkpoint(spark, datasets, tm
                          checkpoint_every_rounds=1)
     run = tmp_path / "RUN"
     with pytest.raises(trainer.Diverged) as info:
-        trainer.train(spark, config, str(datasets[2]), str(run), log=quiet)
+        trainer.train(spark.sparkContext, config, str(datasets[2]), str(run), log=quiet)
     msg = str(info.value)
     assert "round" in msg and "learning_rate" in msg
     _, _, meta = load_checkpoint(tmp_path / "RUN.partial")

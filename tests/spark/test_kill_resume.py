@@ -66,7 +66,7 @@ def test_sigkill_then_resume_equals_uninterrupted(spark, datasets, tmp_path, qui
     assert "resuming" in resumed.stdout
 
     # the uninterrupted run, on the shared session (same code, same NumPy: bit-identical)
-    train(spark, load_config(None, SETTINGS), str(data), str(tmp_path / "ONE"), log=quiet)
+    train(spark.sparkContext, load_config(None, SETTINGS), str(data), str(tmp_path / "ONE"), log=quiet)
     a, _ = load_model(tmp_path / "ONE")
     b, _ = load_model(run)
     for k in a:

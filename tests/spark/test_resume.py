@@ -47,12 +47,12 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
 def test_interrupted_then_resumed_equals_uninterrupted(spark, datasets, tmp_path, quiet, monkeypatch,
                                                        config, stop_at, checkpoint_round):
     data = str(datasets[2])
-    trainer.train(spark, config, data, str(tmp_path / "A"), log=quiet)
+    trainer.train(spark.sparkContext, config, data, str(tmp_path / "A"), log=quiet)
 
     run = tmp_path / "B"
     _interrupt_after(monkeypatch, stop_at)
     with pytest.raises(KeyboardInterrupt) as info:
-        trainer.train(spark, config, data, str(run), log=quiet)
+        trainer.train(spark.sparkContext, config, data, str(run), log=quiet)
     assert "--resume" in str(info.value) and "B.partial" in str(info.value)
     monkeypatch.undo()
     assert not run.exists()
@@ -60,7 +60,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(spark, datasets, tmp_path
     assert meta["global_round"] == checkpoint_round
 
     lines = []
-    trainer.train(spark, config, data, str(run), resume=True, log=lines.append)
+    trainer.train(spark.sparkContext, config, data, str(run), resume=True, log=lines.append)
     assert any(line.startswith("resuming") for line in lines)
     assert not (tmp_path / "B.partial").exists() and not (run / "checkpoint.npz").exists()
 
@@ -79,13 +79,13 @@ def test_interrupted_then_resumed_equals_uninterrupted(spark, datasets, tmp_path
 def test_existing_run_is_refused_then_overwritten(spark, datasets, tmp_path, quiet, capsys, monkeypatch):
     config = dataclasses.replace(SYNC, max_rounds=2)
     run = tmp_path / "RUN"
-    trainer.train(spark, config, str(datasets[2]), str(run), log=quiet)
+    trainer.train(spark.sparkContext, config, str(datasets[2]), str(run), log=quiet)
     first = (run / "model.npz").read_bytes()
     with pytest.raises(FileExistsError) as info:
-        trainer.train(spark, config, str(datasets[2]), str(run), log=quiet)
+        trainer.train(spark.sparkContext, config, str(datasets[2]), str(run), log=quiet)
     assert str(run) in str(info.value) and "--overwrite" in str(info.value) and "--resume" in str(info.value)
     with pytest.raises(FileExistsError, match="already finished"):
-        trainer.train(spark, config, str(datasets[2]), str(run), resume=True, log=quiet)
+        trainer.train(spark.sparkContext, config, str(datasets[2]), str(run), resume=True, log=quiet)
     assert (run / "model.npz").read_bytes() == first
 
     # the same through the command line: one line, exit 2
@@ -97,7 +97,7 @@ def test_existing_run_is_refused_then_overwritten(spark, datasets, tmp_path, qui
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "--overwrite" in err
 
     config2 = dataclasses.replace(config, seed=7)
-    trainer.train(spark, config2, str(datasets[2]), str(run), overwrite=True, log=quiet)
+    trainer.train(spark.sparkContext, config2, str(datasets[2]), str(run), overwrite=True, log=quiet)
     _, meta = load_model(run)
     assert meta["config"]["seed"] == 7
     assert sorted(os.listdir(tmp_path)) == ["RUN"]  # no staging or old directories left
@@ -105,7 +105,7 @@ def test_existing_run_is_refused_then_overwritten(spark, datasets, tmp_path, qui
 
 def test_resume_without_checkpoint(spark, datasets, tmp_path, quiet):
     with pytest.raises(FileNotFoundError) as info:
-        trainer.train(spark, SYNC, str(datasets[2]), str(tmp_path / "RUN"), resume=True, log=quiet)
+        trainer.train(spark.sparkContext, SYNC, str(datasets[2]), str(tmp_path / "RUN"), resume=True, log=quiet)
     assert "RUN.partial" in str(info.value) and "no checkpoint" in str(info.value)
 
 
@@ -123,7 +123,7 @@ def test_resume_with_a_different_config_names_the_keys(spark, datasets, tmp_path
     _fake_checkpoint(run, SYNC)
     changed = dataclasses.replace(SYNC, learning_rate=0.01, batch_size=64)
     with pytest.raises(ValueError) as info:
-        trainer.train(spark, changed, str(datasets[2]), str(run), resume=True, log=quiet)
+        trainer.train(spark.sparkContext, changed, str(datasets[2]), str(run), resume=True, log=quiet)
     msg = str(info.value)
     assert "learning_rate: 0.006 -> 0.01" in msg and "batch_size: 128 -> 64" in msg
     assert "epochs" not in msg
@@ -134,6 +134,6 @@ def test_unfinished_run_is_refused_without_resume_or_overwrite(spark, datasets, 
     run = tmp_path / "RUN"
     _fake_checkpoint(run, SYNC)
     with pytest.raises(FileExistsError) as info:
-        trainer.train(spark, SYNC, str(datasets[2]), str(run), log=quiet)
+        trainer.train(spark.sparkContext, SYNC, str(datasets[2]), str(run), log=quiet)
     assert "RUN.partial" in str(info.value) and "--resume" in str(info.value)
     assert (tmp_path / "RUN.partial" / "checkpoint.npz").exists()

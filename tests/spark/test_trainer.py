@@ -29,7 +29,7 @@ def _model(run_dir):
 
 @pytest.mark.parametrize("P", [1, 2, 4])
 def test_sync_mode_equals_the_reference_for_any_partition_count(spark, datasets, arrays, tmp_path, quiet, P):
-    final = train(spark, SYNC, str(datasets[P]), str(tmp_path / "RUN"), log=quiet)
+    final = train(spark.sparkContext, SYNC, str(datasets[P]), str(tmp_path / "RUN"), log=quiet)
     params, meta = _model(tmp_path / "RUN")
     expected, _ = train_reference(SYNC, *arrays["train"], max_steps=SYNC.max_rounds)
     for k in expected:
@@ -40,8 +40,8 @@ def test_sync_mode_equals_the_reference_for_any_partition_count(spark, datasets,
 
 @pytest.mark.parametrize("config", [SYNC, AVERAGE], ids=["sync", "average"])
 def test_same_config_twice_is_bit_identical(spark, datasets, tmp_path, quiet, config):
-    train(spark, config, str(datasets[2]), str(tmp_path / "A"), log=quiet)
-    train(spark, config, str(datasets[2]), str(tmp_path / "B"), log=quiet)
+    train(spark.sparkContext, config, str(datasets[2]), str(tmp_path / "A"), log=quiet)
+    train(spark.sparkContext, config, str(datasets[2]), str(tmp_path / "B"), log=quiet)
     a, _ = _model(tmp_path / "A")
     b, _ = _model(tmp_path / "B")
     for k in a:
@@ -50,7 +50,7 @@ def test_same_config_twice_is_bit_identical(spark, datasets, tmp_path, quiet, co
 
 def test_average_mode_learns(spark, datasets, tmp_path, quiet):
     config = TrainConfig(**{**AVERAGE.to_dict(), "epochs": 3})
-    final = train(spark, config, str(datasets[2]), str(tmp_path / "RUN"), log=quiet)
+    final = train(spark.sparkContext, config, str(datasets[2]), str(tmp_path / "RUN"), log=quiet)
     assert final["accuracy"] > 0.8  # chance is 0.1
 
 
@@ -59,7 +59,7 @@ def test_average_mode_on_one_partition_is_a_plain_local_loop(spark, datasets, ar
     k, batch, epochs = 3, 64, 2
     config = TrainConfig(layer_sizes=(784, 32, 10), batch_size=batch, epochs=epochs, mode="average",
                          averaging_frequency=k, outer_updater="none")
-    train(spark, config, str(datasets[1]), str(tmp_path / "RUN"), log=quiet)
+    train(spark.sparkContext, config, str(datasets[1]), str(tmp_path / "RUN"), log=quiet)
     got, _ = _model(tmp_path / "RUN")
 
     images, labels = arrays["train"]

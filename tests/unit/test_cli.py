@@ -14,7 +14,7 @@ def no_spark(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("Spark was started")
 
-    monkeypatch.setattr(cli, "_spark", refuse)
+    monkeypatch.setattr(cli, "_context", refuse)
 
 
 def _one_line_error(capsys, command: str) -> str:
