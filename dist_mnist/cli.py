@@ -76,10 +76,11 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "train":
         from dist_mnist.config import load_config
         from dist_mnist.spark.dataset import describe_split
-        from dist_mnist.spark.trainer import check_run_dir, train
+        from dist_mnist.runs import check_resume
+        from dist_mnist.spark.trainer import train
 
         config = load_config(args.config, args.set)  # bad input fails before Spark starts
-        check_run_dir(Path(args.out), args.resume, args.overwrite)
+        check_resume(Path(args.out), config, args.resume, args.overwrite)
         for split in ("train", "test"):
             describe_split(f"{args.data.rstrip('/')}/{split}")
         sc = _context("dist-mnist-train", args.master)

@@ -69,11 +69,12 @@ def load_split(source: str | os.PathLike, split: str, check: bool = True) -> tup
     images_stem, labels_stem = SPLITS[split]
     images_path, labels_path = find_file(source, images_stem), find_file(source, labels_stem)
     images_bytes, labels_bytes = idx.read_bytes(images_path), idx.read_bytes(labels_path)
+    # structure first: "truncated" or "bad magic" says more than a checksum mismatch
+    images = idx.parse_images(images_bytes, images_path)
+    labels = idx.parse_labels(labels_bytes, labels_path)
+    idx.check_pair(images, labels, images_path, labels_path)
     digests = {}
     if check:
         digests[images_stem] = verify(images_path, images_stem, images_bytes)
         digests[labels_stem] = verify(labels_path, labels_stem, labels_bytes)
-    images = idx.parse_images(images_bytes, images_path)
-    labels = idx.parse_labels(labels_bytes, labels_path)
-    idx.check_pair(images, labels, images_path, labels_path)
     return images, labels, digests

@@ -1,7 +1,9 @@
-"""Progress lines for a terminal or a CI log: one line every few rounds, one per epoch."""
+"""What the user sees while the driver trains: progress lines, and a Ctrl-C that stops cleanly."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 
 
@@ -33,3 +35,30 @@ class Progress:
     def line(self, text: str) -> None:
         """One line, prefixed with the elapsed time."""
         self.log(f"[{time.perf_counter() - self.start:6.1f}s] {text}")
+
+
+class GracefulStop:
+    """First Ctrl-C: finish the round, checkpoint, stop. A second one stops at once.
+
+    PySpark's own SIGINT handler cancels the running job in the middle of a Py4J call, which
+    leaves tracebacks behind; the driver's loop is the better place to stop.
+    """
+
+    def __init__(self, notify):
+        self.notify, self.requested, self.previous = notify, False, None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.notify()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None

@@ -64,5 +64,17 @@ def _load(key: str, files: list[str], n_classes: int) -> tuple[np.ndarray, np.nd
 
 
 def resident_bytes() -> int:
-    """uint8 bytes of the shards this process has mapped."""
-    return sum(x.nbytes + y.nbytes for x, y in _SHARDS.values())
+    """Memory this process holds for its shards: the proportional set size (PSS) of the
+    shard mappings, so pages shared by several Python workers are counted once in a sum
+    over processes. Falls back to the arrays' sizes where /proc is not available."""
+    try:
+        with open("/proc/self/smaps") as f:
+            total, in_shard = 0, False
+            for line in f:
+                if "-" in line.split(" ", 1)[0]:  # a mapping's header line
+                    in_shard = "dist-mnist-shard-" in line
+                elif in_shard and line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+            return total
+    except OSError:
+        return sum(x.nbytes + y.nbytes for x, y in _SHARDS.values())
