@@ -92,9 +92,15 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
                   history: list[dict], timings: dict, data_path: str, spark_version: str) -> None:
     """model.npz, model.json, metrics.json, evaluation.txt and .json, each written atomically."""
     rounds = max(timings["rounds"], 1)
-    breakdown = {k: {"total_seconds": timings[k], "mean_ms": 1000 * timings[k] / rounds}
-                 for k in ("broadcast", "executor", "aggregate", "update")}
+    breakdown = {k: {"total_seconds": timings.get(k, 0.0), "mean_ms": 1000 * timings.get(k, 0.0) / rounds}
+                 for k in ("broadcast", "executor", "straggler", "aggregate", "update")}
     breakdown["rounds"] = timings["rounds"]
+    overhead = timings.get("overhead_ms", [])
+    # per round: broadcast + aggregate, the time a round costs beyond compute and update; the
+    # first round also starts the Python workers and maps the shards
+    breakdown["overhead_ms"] = {"median": float(np.median(overhead)) if overhead else 0.0,
+                                "first_round": overhead[0] if overhead else 0.0,
+                                "median_after_first": float(np.median(overhead[1:])) if overhead[1:] else 0.0}
     # PSS of the shard mappings summed over the Python workers of the last round, and the
     # uint8 size of the data they hold (train + test), for the memory target
     breakdown["shard_memory_bytes"] = timings.get("shard_bytes", 0)

@@ -4,7 +4,8 @@ A round is a pure function of the broadcast vector, the round descriptor and the
 a retried or speculative task returns exactly the same thing. Each partition yields one
 (vec float32, small float64) pair; `combine` sums them in float64.
 
-small = [loss sum, examples, executor seconds, shard bytes, confusion counts (C*C)?]
+small = [loss sum, examples, shard bytes, seconds of partition 0..P-1 (each fills its own
+slot, so the sum holds them all), confusion counts (C*C) when evaluating]
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dist_mnist.nn.steps import Batcher, grad_sums, local_steps
 from dist_mnist.nn.updaters import make_updater
 from dist_mnist.spark.shards import get_shard, resident_bytes
 
-SMALL_HEAD = 4  # loss sum, examples, executor seconds, shard bytes
+SMALL_HEAD = 3  # loss sum, examples, shard bytes; then P per-partition seconds
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ def make_round_fn(plan: Plan, bc, epoch: int, step: int, evaluate: bool):
             loss, n = local_steps(local_params, state, updater, batcher, batches)
             new = np.concatenate([pack(local_params), pack(state)])
             vec = (new - flat) * np.float32(n)
-        small = [loss, n, time.perf_counter() - t0, resident_bytes()]
+        seconds = np.zeros(len(plan.train_files))
+        seconds[p] = time.perf_counter() - t0
+        small = [loss, n, resident_bytes(), *seconds]
         if confusion is not None:
             small.extend(confusion.ravel())
         yield vec, np.asarray(small, dtype=np.float64)

@@ -1,0 +1,400 @@
+"""Calibrate the cost model of one dist-mnist round (docs/scaling.md) and predict larger clusters.
+
+For W = 1, 2, 4 executors (`local-cluster[W,1,1024]`: one executor JVM each; `local[W]` if that
+cannot start) it measures, on a W-partition RDD:
+  (a) the bare round: sc.broadcast of S bytes, mapPartitions returning S bytes of float32 and
+      a small float64 vector, treeAggregate with the trainer's depth and combine; S = 0,
+      3.18 MB (sync: params) and 6.36 MB (average: params + Nesterov state); then the same
+      round with one forced reduceByKey level, for the cost of a shuffle stage;
+  (b) t_step, one local Nesterov step of 128 rows inside a task with one BLAS thread, alone
+      and with W tasks at once, and the forward pass per test row (the epoch's evaluation);
+  (c) full trainer rounds (rounds.make_round_fn, k local steps, apply_round), to check the sum;
+and on the driver the packing and the update. It fits the model, prints measured vs model and
+the predictions for a 10 Gbit/s cluster, and writes benchmarks/results/scaling.json (~4 min).
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dist_mnist.config import TrainConfig
+from dist_mnist.nn.flat import layout_of, pack
+from dist_mnist.nn.model import init_params, predict
+from dist_mnist.nn.steps import Batcher, local_steps
+from dist_mnist.nn.updaters import Nesterovs, make_updater, zeros_like
+from dist_mnist.spark.rounds import SMALL_HEAD, Plan, combine, make_round_fn
+from dist_mnist.spark.shards import get_shard
+
+N_TRAIN, N_TEST, BATCH = 60_000, 10_000, 128
+LAYERS = [784, 1000, 10]
+N_PARAMS = 795_010  # 784*1000 + 1000 + 1000*10 + 10
+PAYLOAD_FLOATS = (1, N_PARAMS, 2 * N_PARAMS)  # ~0, sync (params), average (params + state)
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+PREDICT_WS = (1, 2, 4, 8, 16, 32, 64)
+PREDICT_KS = (16, 64, 235)
+
+
+def trainer_depth(W: int) -> int:
+    """treeAggregate depth of trainer.train for W partitions."""
+    return max(2, math.ceil(math.log(max(W, 2), 8)) + 1)
+
+
+def tree_levels(P: int, depth: int) -> tuple[list[int], int]:
+    """Fan-in of each reduceByKey level PySpark's treeAggregate builds, and the number of
+    partial results the driver finally collects (pyspark/core/rdd.py, treeAggregate)."""
+    scale = max(math.ceil(P ** (1.0 / depth)), 2)
+    n, parts, fan_ins = float(P), P, []
+    while n > scale + n / scale:
+        n /= scale
+        fan_ins.append(math.ceil(parts / int(n)))
+        parts = int(n)
+    return fan_ins, parts
+
+
+def start_context(W: int, kind: str):
+    """A SparkContext with W one-core executors; waits until they have all registered."""
+    from pyspark import SparkConf, SparkContext
+
+    master = f"local-cluster[{W},1,1024]" if kind == "local-cluster" else f"local[{W}]"
+    conf = (SparkConf().setMaster(master).setAppName(f"scaling-W{W}")
+            .set("spark.ui.enabled", "false").set("spark.ui.showConsoleProgress", "false")
+            .set("spark.executor.memory", "768m").set("spark.driver.memory", "2g"))
+    for var in BLAS_ENV:
+        conf.set(f"spark.executorEnv.{var}", "1")
+    sc = SparkContext(conf=conf)
+    sc.setLogLevel("ERROR")
+    deadline = time.monotonic() + 90
+    while kind == "local-cluster" and sc._jsc.sc().getExecutorMemoryStatus().size() < W + 1:
+        if time.monotonic() > deadline:
+            sc.stop()
+            raise RuntimeError(f"{master}: executors did not register within 90 s")
+        time.sleep(0.5)
+    return sc
+
+
+def load_shard(path: str):
+    """The shard at `path` (resident per Python worker), or MNIST-like synthetic uint8 rows."""
+    if os.path.exists(path):
+        return get_shard([path])
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (30_000, 784), dtype=np.uint8)
+    images[:, :262] = 0  # about a third of MNIST's columns are 0 in a whole minibatch
+    return images, rng.integers(0, 10, 30_000).astype(np.uint8)
+
+
+def make_payload_fn(bc):
+    """A partition function that returns a copy of the broadcast (S bytes) and a small vector."""
+    def run(_rows):
+        yield np.array(bc.value), np.ones(SMALL_HEAD, np.float64)
+    return run
+
+
+def one_level(mapped, n_out: int):
+    """treeAggregate with one forced reduceByKey level into n_out partitions, built the way
+    PySpark builds each level when W > scale + W / scale (never for W <= 4)."""
+    def partial(it):
+        acc = None
+        for x in it:
+            acc = combine(acc, x)
+        yield acc
+
+    def keyed(i, it):
+        for x in it:
+            yield i % n_out, x
+
+    return mapped.mapPartitions(partial).mapPartitionsWithIndex(keyed).reduceByKey(combine, n_out).values().reduce(combine)
+
+
+def bare_rounds(sc, W: int, n_floats: int, rounds: int, warmup: int, shuffle_to: int = 0) -> dict:
+    """Median broadcast, job and destroy seconds of the no-compute round."""
+    rdd = sc.parallelize(range(W), W)  # not cached, as in the trainer
+    payload = np.ones(n_floats, np.float32)
+    t_bc, t_job, t_destroy = [], [], []
+    for r in range(warmup + rounds):
+        t0 = time.perf_counter()
+        bc = sc.broadcast(payload)
+        t1 = time.perf_counter()
+        mapped = rdd.mapPartitions(make_payload_fn(bc))
+        vec, small = one_level(mapped, shuffle_to) if shuffle_to else mapped.treeAggregate(None, combine, combine, trainer_depth(W))
+        t2 = time.perf_counter()
+        bc.destroy()
+        t3 = time.perf_counter()
+        assert small[0] == W and vec[0] == W and len(vec) == n_floats
+        if r >= warmup:
+            t_bc.append(t1 - t0)
+            t_job.append(t2 - t1)
+            t_destroy.append(t3 - t2)
+    med = statistics.median
+    return {"W": W, "bytes": 4 * n_floats, "shuffle_to": shuffle_to, "broadcast_s": med(t_bc), "job_s": med(t_job),
+            "job_min_s": min(t_job), "job_max_s": max(t_job), "destroy_s": med(t_destroy)}
+
+
+def make_step_fn(shard: str, steps: int, warmup: int, eval_rows: int):
+    """A partition function that times `steps` local steps (median) and the forward pass per row."""
+    def run(_rows):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            images, labels = load_shard(shard)
+            params = init_params(LAYERS, 123)
+            updater = Nesterovs(0.006, 0.9, 1e-4)
+            state = updater.init_state(params)
+            batcher = Batcher(images, labels, BATCH)
+            perm = np.random.default_rng(0).permutation(len(labels))
+            batches = [perm[i * BATCH:(i + 1) * BATCH] for i in range(warmup + steps)]
+            local_steps(params, state, updater, batcher, batches[:warmup])
+            times = []
+            for rows in batches[warmup:]:
+                t0 = time.perf_counter()
+                local_steps(params, state, updater, batcher, [rows])
+                times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            predict(params, images[:eval_rows])
+            t_row = (time.perf_counter() - t0) / eval_rows
+        yield float(np.median(times)), t_row, os.path.exists(shard)
+    return run
+
+
+def step_times(sc, W: int, shard: str, steps: int) -> dict:
+    """t_step alone (one task) and with W tasks at once, and the forward pass per test row."""
+    out = {}
+    for label, n_tasks in (("alone", 1), ("concurrent", W)):
+        fn = make_step_fn(shard, steps, warmup=5, eval_rows=2000)
+        res = sc.parallelize(range(n_tasks), n_tasks).mapPartitions(fn).collect()
+        out[f"t_step_{label}_s"] = statistics.median(r[0] for r in res)
+        out[f"t_pred_row_{label}_s"] = statistics.median(r[1] for r in res)
+        out["real_shard"] = all(r[2] for r in res)
+    return out
+
+
+def full_rounds(sc, W: int, shard: str, k: int, rounds: int, warmup: int) -> dict:
+    """Median seconds of real trainer rounds (average mode, k local steps) on W partitions."""
+    from dist_mnist.spark.trainer import apply_round
+
+    config = TrainConfig(averaging_frequency=k)
+    params = init_params(LAYERS, config.seed)
+    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
+    state, outer_v = updater.init_state(params), zeros_like(params)
+    outer = Nesterovs(config.outer_learning_rate, config.outer_momentum)
+    plan = Plan(mode="average", train_files=((shard,),) * W, train_offsets=(0,) * W, n_train=30_000 * W,
+                test_files=((),) * W, param_layout=layout_of(params), seed=config.seed, batch_size=BATCH,
+                averaging_frequency=k, updater=config.updater, learning_rate=config.learning_rate,
+                momentum=config.momentum, l2=config.l2, n_classes=10)
+    rdd, times = sc.parallelize(range(W), W), []
+    for r in range(warmup + rounds):
+        t0 = time.perf_counter()
+        bc = sc.broadcast(np.concatenate([pack(params), pack(state)]))
+        # round 0 of epoch r: the first k minibatches of that epoch's order
+        vec, small = rdd.mapPartitionsWithIndex(make_round_fn(plan, bc, r, 0, False)).treeAggregate(
+            None, combine, combine, trainer_depth(W))
+        bc.destroy()
+        apply_round(config, updater, outer, params, state, outer_v, vec, int(small[1]))
+        if r >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {"W": W, "k": k, "round_s": statistics.median(times)}
+
+
+def driver_times(reps: int = 20) -> dict:
+    """Median seconds of the driver's pack (params + state) and its update from the sums."""
+    from dist_mnist.spark.trainer import apply_round
+
+    config = TrainConfig()
+    params = init_params(LAYERS, config.seed)
+    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
+    state, outer_v = updater.init_state(params), zeros_like(params)
+    outer = Nesterovs(config.outer_learning_rate, config.outer_momentum)
+    vec = np.random.default_rng(0).standard_normal(2 * N_PARAMS) * 1e-4 * N_TRAIN  # n * deltas, float64
+    t_pack, t_update = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.concatenate([pack(params), pack(state)])
+        t1 = time.perf_counter()
+        apply_round(config, updater, outer, params, state, outer_v, vec, N_TRAIN)
+        t_pack.append(t1 - t0)
+        t_update.append(time.perf_counter() - t1)
+    return {"pack_s": statistics.median(t_pack), "update_s": statistics.median(t_update)}
+
+
+def lstsq(X: list[list[float]], y: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares coefficients and residuals (measured - model)."""
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    return coef, y - X @ coef
+
+
+def fit(bare: list[dict], shuffled: list[dict], driver: dict) -> tuple[dict, dict]:
+    """The model's constants (seconds, seconds per byte) and the residuals of each fit."""
+    bc, r_bc = lstsq([[1, b["bytes"]] for b in bare], [b["broadcast_s"] for b in bare])
+    job, r_job = lstsq([[1, b["W"], b["bytes"], b["W"] * b["bytes"]] for b in bare], [b["job_s"] for b in bare])
+    c = {"a_bcast_s": bc[0], "c_bcast_s_per_byte": bc[1], "a_sched_s": job[0], "b_sched_s_per_worker": job[1],
+         "c_task_s_per_byte": job[2], "c_recv_s_per_byte": job[3]}
+    # the forced level's extra over the plain model: t_stage + fan_in * S * c_shuf; the driver
+    # collects n_out float64 partial sums (2S bytes each) instead of W float32 results
+    base = [job_model(c, s["W"], s["bytes"], [], s["shuffle_to"], 2 * s["bytes"]) for s in shuffled]
+    sh, r_sh = lstsq([[1, math.ceil(s["W"] / s["shuffle_to"]) * s["bytes"]] for s in shuffled],
+                     [s["job_s"] - b for s, b in zip(shuffled, base)])
+    c.update({"t_stage_s": sh[0], "c_shuf_s_per_byte": sh[1], "t_driver_s": driver["pack_s"] + driver["update_s"]})
+    c = {k: float(v) for k, v in c.items()}
+    residuals = {"broadcast_s": r_bc.tolist(), "job_s": r_job.tolist(), "shuffle_level_s": r_sh.tolist()}
+    return c, residuals
+
+
+def job_model(c: dict, W: int, S: float, fan_ins: list[int], final: int, final_bytes: float,
+              wire_s_per_byte: float = 0.0, torrent_hops: int = 0) -> float:
+    """Seconds of mapPartitions + treeAggregate: scheduling, per-task bytes, levels, collect."""
+    t = c["a_sched_s"] + c["b_sched_s_per_worker"] * W + S * c["c_task_s_per_byte"] + torrent_hops * S * wire_s_per_byte
+    size = S
+    for f in fan_ins:
+        t += c.get("t_stage_s", 0.0) + f * size * (c.get("c_shuf_s_per_byte", 0.0) + wire_s_per_byte)
+        size = 2 * S  # float64 partial sums after the first combine
+    return t + final * final_bytes * (c["c_recv_s_per_byte"] + wire_s_per_byte)
+
+
+def round_overhead(c: dict, W: int, S: float, wire_bps: float | None) -> float:
+    """Everything in a round but the k local steps: broadcast, job, aggregation, update.
+
+    wire_bps None: this machine's loopback (the calibration). Otherwise every byte moved also
+    crosses a network of that bandwidth, and the torrent broadcast needs ceil(log2(W+1)) hops.
+    """
+    fan_ins, final = tree_levels(W, trainer_depth(W))
+    wire = 1.0 / wire_bps if wire_bps else 0.0
+    hops = math.ceil(math.log2(W + 1)) if wire_bps else 0
+    final_bytes = 2 * S if fan_ins else S
+    return (c["a_bcast_s"] + S * c["c_bcast_s_per_byte"]
+            + job_model(c, W, S, fan_ins, final, final_bytes, wire, hops) + c["t_driver_s"])
+
+
+def epoch(c: dict, W: int, k: int, t_step: float, t_row: float, wire_bps: float, scale: int = 1) -> dict:
+    """Predicted epoch: rounds * overhead + the largest shard's steps + its share of the test set."""
+    steps = math.ceil(math.ceil(scale * N_TRAIN / W) / BATCH)
+    rounds = math.ceil(steps / k)
+    overhead = round_overhead(c, W, 8.0 * N_PARAMS, wire_bps)
+    seconds = rounds * overhead + steps * t_step + math.ceil(scale * N_TEST / W) * t_row
+    return {"W": W, "k": k, "data_scale": scale, "steps_per_worker": steps, "rounds": rounds,
+            "round_overhead_s": overhead, "epoch_s": seconds}
+
+
+def limits(c: dict, t_step: float, t_row: float, wire_bps: float) -> list[dict]:
+    """For 1x, 10x, 100x MNIST: k_min(W), the last W whose share of steps still reaches it, and
+    the W (and speed-up) with the shortest epoch when each worker runs its share in one round."""
+    out = []
+    for scale in (1, 10, 100):
+        ws = range(1, 2049)
+        k_min = {W: math.ceil(round_overhead(c, W, 8.0 * N_PARAMS, wire_bps) / t_step) for W in ws}
+        share = {W: math.ceil(math.ceil(scale * N_TRAIN / W) / BATCH) for W in ws}
+        w_stop = max((W for W in ws if share[W] >= k_min[W]), default=0)
+        times = {W: epoch(c, W, share[W], t_step, t_row, wire_bps, scale)["epoch_s"] for W in ws}
+        w_best = min(times, key=times.get)
+        out.append({"data_scale": scale, "steps_per_epoch": share[1], "w_stop": w_stop, "k_min_at_w_stop": k_min.get(w_stop),
+                    "w_fastest": w_best, "epoch_s_fastest": times[w_best], "speedup_fastest": times[1] / times[w_best],
+                    "k_min": {str(W): k_min[W] for W in PREDICT_WS}})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure W = 1, 2, 4, fit, predict, print the tables and write the JSON."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workers", default="1,2,4")
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=60, help="timed local steps per task")
+    p.add_argument("--full-ks", default="32,128", help="k of the full trainer rounds that check the model")
+    p.add_argument("--shard", default="/tmp/d2/train/part-00000.parquet", help="synthetic rows if missing")
+    p.add_argument("--master-kind", choices=("local-cluster", "local"), default="local-cluster")
+    p.add_argument("--wire-gbit", type=float, default=10.0)
+    p.add_argument("--json-out", default=str(Path(__file__).parent / "results" / "scaling.json"))
+    args = p.parse_args(argv)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    wire_bps = args.wire_gbit * 1e9 / 8
+
+    driver = driver_times()
+    bare, shuffled, steps, full, masters = [], [], {}, [], {}
+    for W in (int(w) for w in args.workers.split(",")):
+        try:
+            sc, masters[W] = start_context(W, args.master_kind), args.master_kind
+        except Exception as e:  # local-cluster needs a runnable Spark distribution beside pyspark
+            print(f"W={W}: {args.master_kind} failed ({str(e).splitlines()[0]}); using local[{W}]", flush=True)
+            sc, masters[W] = start_context(W, "local"), "local"
+        try:
+            for n in PAYLOAD_FLOATS:
+                bare.append(bare_rounds(sc, W, n, args.rounds, args.warmup))
+                shuffled.append(bare_rounds(sc, W, n, args.rounds, args.warmup, shuffle_to=max(1, W // 2)))
+            steps[W] = step_times(sc, W, args.shard, args.steps)
+            full += [full_rounds(sc, W, args.shard, int(k), rounds=5, warmup=1) for k in args.full_ks.split(",")]
+        finally:
+            sc.stop()
+        print(f"W={W} ({masters[W]}) measured", flush=True)
+
+    c, residuals = fit(bare, shuffled, driver)
+    t_step, t_row = steps[1]["t_step_alone_s"], steps[1]["t_pred_row_alone_s"]
+    checks = [{**f, "model_s": round_overhead(c, f["W"], 8.0 * N_PARAMS, None) + f["k"] * steps[f["W"]]["t_step_concurrent_s"]}
+              for f in full]
+    predictions = [epoch(c, W, k, t_step, t_row, wire_bps) for k in PREDICT_KS for W in PREDICT_WS]
+    # sync mode: one round per global minibatch, params only, each worker computes 128/W rows
+    n_steps = math.ceil(N_TRAIN / BATCH)
+    sync = [{"W": W, "epoch_s": n_steps * (round_overhead(c, W, 4.0 * N_PARAMS, wire_bps) + t_step / W)
+             + math.ceil(N_TEST / W) * t_row} for W in PREDICT_WS]
+    for pr in predictions:
+        base = next(q for q in predictions if q["k"] == pr["k"] and q["W"] == 1)
+        pr["speedup"] = base["epoch_s"] / pr["epoch_s"]
+    result = {
+        "system": "scaling", "date": datetime.date.today().isoformat(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "masters": {str(W): m for W, m in masters.items()}, "driver": driver, "steps": {str(W): s for W, s in steps.items()},
+        "bare": bare, "shuffled": shuffled, "full_rounds": checks, "constants": c, "residuals": residuals,
+        "loopback_recv_bytes_per_s": 1 / c["c_recv_s_per_byte"] if c["c_recv_s_per_byte"] > 0 else None,
+        "wire_bytes_per_s": wire_bps, "t_step_s": t_step, "t_pred_row_s": t_row,
+        "predictions": predictions, "sync_predictions": sync, "limits": limits(c, t_step, t_row, wire_bps),
+    }
+    print_tables(result)
+    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json_out).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def print_tables(r: dict) -> None:
+    """The measurements, the fit, the check and the predictions, as plain text."""
+    def ms(seconds: float) -> str:
+        return f"{1000 * seconds:8.1f}"
+
+    print(f"\nt_step alone / concurrent (ms), forward per test row (us); driver pack {ms(r['driver']['pack_s'])} ms, "
+          f"update {ms(r['driver']['update_s'])} ms")
+    for W, s in r["steps"].items():
+        print(f"  W={W} ({r['masters'][W]}): {ms(s['t_step_alone_s'])} {ms(s['t_step_concurrent_s'])}  "
+              f"{1e6 * s['t_pred_row_alone_s']:.1f} us  real shard {s['real_shard']}")
+    c = r["constants"]
+    print("\nbare round (ms): W  S(MB)  bcast  job  [model]  job+1 level [model]")
+    shuffled = {(s["W"], s["bytes"]): s for s in r["shuffled"]}
+    for b, res in zip(r["bare"], r["residuals"]["job_s"]):
+        s = shuffled[(b["W"], b["bytes"])]
+        fan_ins, final = [math.ceil(b["W"] / s["shuffle_to"])], s["shuffle_to"]
+        level = job_model(c, b["W"], b["bytes"], fan_ins, final, 2 * b["bytes"])
+        print(f"  {b['W']}  {b['bytes'] / 1e6:5.2f} {ms(b['broadcast_s'])} {ms(b['job_s'])} [{ms(b['job_s'] - res)}]"
+              f" {ms(s['job_s'])} [{ms(level)}]")
+    print("\nconstants: " + ", ".join(f"{k}={v:.4g}" for k, v in c.items()))
+    if r["loopback_recv_bytes_per_s"]:
+        print(f"effective loopback bandwidth at the driver: {r['loopback_recv_bytes_per_s'] / 1e6:.0f} MB/s")
+    print("\nfull trainer rounds (ms): W  k  measured  model")
+    for f in r["full_rounds"]:
+        print(f"  {f['W']}  {f['k']:3d} {ms(f['round_s'])} {ms(f['model_s'])}")
+    print(f"\npredicted epoch on {8 * r['wire_bytes_per_s'] / 1e9:g} Gbit/s, t_step {ms(r['t_step_s'])} ms: "
+          "W  k  rounds  overhead/round(ms)  epoch(s)  speed-up")
+    for pr in r["predictions"]:
+        print(f"  {pr['W']:3d} {pr['k']:4d} {pr['rounds']:4d} {ms(pr['round_overhead_s'])} {pr['epoch_s']:8.2f} {pr['speedup']:6.2f}")
+    print("\nlimits: data  steps/epoch  k_min(W)  last W with share >= k_min  fastest W (epoch s, speed-up)")
+    for lim in r["limits"]:
+        print(f"  {lim['data_scale']:4d}x {lim['steps_per_epoch']:6d}  {lim['k_min']}  {lim['w_stop']}  "
+              f"{lim['w_fastest']} ({lim['epoch_s_fastest']:.2f} s, {lim['speedup_fastest']:.1f}x)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

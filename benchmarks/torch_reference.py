@@ -1,0 +1,153 @@
+"""Single-process PyTorch baseline for DL4J's MLPMnistSingleLayerExample.
+
+Prints one JSON line per epoch and a final summary line:
+{"system": "pytorch", "train_seconds": .., "accuracy": .., "curve": [[t, acc], ...], ...}
+where t is wall seconds since this process started running Python (train_curve: since
+training started, after imports and data loading). train_seconds excludes evaluation.
+"""
+
+import time
+
+T0 = time.perf_counter()  # taken before the slow torch import so the curve counts it
+
+import argparse
+import gzip
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# The tutorial's hyperparameters; dist-mnist's conf/ holds the same values.
+SEED = 123
+BATCH_SIZE = 128
+LEARNING_RATE = 0.006
+MOMENTUM = 0.9
+L2 = 1e-4
+HIDDEN = 1000
+N_IN, N_OUT = 784, 10
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a gzipped IDX file (ubyte only) into a uint8 array of its declared shape."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_split(mnist_dir: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (X float32 (n, 784) scaled to [0, 1], y int64 (n,)) for 'train' or 't10k'."""
+    images = read_idx(mnist_dir / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(mnist_dir / f"{prefix}-labels-idx1-ubyte.gz")
+    X = images.reshape(len(images), -1).astype(np.float32) / 255.0  # (n, 784)
+    return X, labels.astype(np.int64)
+
+
+def build_model(torch):
+    """784-1000-10 MLP with DL4J's XAVIER init: N(0, 2/(fan_in+fan_out)), zero biases."""
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(N_IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, N_OUT))
+    for layer in (model[0], model[2]):
+        fan_out, fan_in = layer.weight.shape
+        nn.init.normal_(layer.weight, 0.0, (2.0 / (fan_in + fan_out)) ** 0.5)
+        nn.init.zeros_(layer.bias)
+    return model
+
+
+def make_optimizer(torch, model):
+    """SGD with Nesterov momentum and L2 on weights only, as the tutorial configures it.
+
+    torch's Nesterov step equals DL4J's Nesterovs updater for a constant learning rate
+    (v = mu*v - lr*g; w += (1+mu)*v - mu*v_prev), and weight_decay adds l2*w to the
+    gradient before momentum. DL4J >= 1.0.0-beta4 does the same (L2Regularization is
+    ApplyStep.BEFORE_UPDATER); DL4J 0.9.x added l2*w after the updater, outside momentum,
+    a minor difference at l2=1e-4. Mean loss matches DL4J's minibatch-averaged score.
+    """
+    weights = [model[0].weight, model[2].weight]
+    biases = [model[0].bias, model[2].bias]
+    return torch.optim.SGD(
+        [{"params": weights, "weight_decay": L2}, {"params": biases, "weight_decay": 0.0}],
+        lr=LEARNING_RATE,
+        momentum=MOMENTUM,
+        nesterov=True,
+    )
+
+
+def accuracy(torch, model, X, y) -> float:
+    """Test accuracy of the model on (X, y) tensors."""
+    with torch.no_grad():
+        return float((model(X).argmax(dim=1) == y).float().mean())
+
+
+def emit(record: dict, sink) -> None:
+    """Print a JSON line to stdout and, if given, append it to the sink file."""
+    line = json.dumps(record)
+    print(line, flush=True)
+    if sink is not None:
+        sink.write(line + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train for --epochs and print per-epoch JSON lines plus a summary line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--mnist-dir", type=Path, default=Path(os.environ.get("MNIST_DIR", "data/mnist")))
+    p.add_argument("--json-out", type=Path, help="also write the JSON lines to this file")
+    args = p.parse_args(argv)
+    if args.epochs < 1 or args.threads < 1:
+        p.error("--epochs and --threads must be >= 1")
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    X_train, y_train = (torch.from_numpy(a) for a in load_split(args.mnist_dir, "train"))
+    X_test, y_test = (torch.from_numpy(a) for a in load_split(args.mnist_dir, "t10k"))
+    model = build_model(torch)
+    opt = make_optimizer(torch, model)
+    loss_fn = torch.nn.CrossEntropyLoss()  # log-softmax + NLL, mean over the batch
+    rng = np.random.default_rng(SEED)
+    n = len(y_train)
+
+    sink = open(args.json_out, "w") if args.json_out else None
+    curve, train_curve, train_seconds = [], [], 0.0
+    t_train = time.perf_counter()  # training clock: after imports and data loading
+    for epoch in range(1, args.epochs + 1):
+        t_start = time.perf_counter()
+        order = torch.from_numpy(rng.permutation(n))
+        loss_sum = 0.0
+        model.train()
+        for i in range(0, n, BATCH_SIZE):
+            idx = order[i : i + BATCH_SIZE]  # the last batch is short, as in DL4J
+            loss = loss_fn(model(X_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+        epoch_seconds = time.perf_counter() - t_start
+        train_seconds += epoch_seconds
+        model.eval()
+        acc = accuracy(torch, model, X_test, y_test)
+        elapsed = time.perf_counter() - T0
+        curve.append([round(elapsed, 3), acc])
+        train_curve.append([round(time.perf_counter() - t_train, 3), acc])
+        emit({"epoch": epoch, "train_loss": loss_sum / n, "test_accuracy": acc,
+              "epoch_seconds": round(epoch_seconds, 3), "elapsed_seconds": round(elapsed, 3)}, sink)
+
+    emit({"system": "pytorch", "threads": args.threads, "epochs": args.epochs, "train_rows": n,
+          "train_seconds": round(train_seconds, 3), "accuracy": curve[-1][1],
+          "wall_seconds": round(time.perf_counter() - T0, 3), "curve": curve, "train_curve": train_curve}, sink)
+    if sink is not None:
+        sink.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
