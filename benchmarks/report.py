@@ -114,6 +114,10 @@ def plot(systems: dict, path: Path) -> None:
             t, acc = zip(*s["curve"])
             ax.plot(t, acc, marker="o", markersize=3, label=LABELS.get(key, key))
     ax.set_xscale("log")  # MLlib is expected to sit an order of magnitude to the right
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())  # unlabelled minor ticks: no overlapping digits
     for axis_fmt in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
         axis_fmt(matplotlib.ticker.StrMethodFormatter("{x:g}"))  # 20, not 2x10^1
     ax.set_xlabel("seconds since training start (log scale)")
