@@ -48,6 +48,8 @@ def find_file(source: str | os.PathLike, stem: str) -> Path:
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: MNIST source directory does not exist")
     for name in (stem + ".gz", stem):
+        if (source / name).is_dir():
+            raise ValueError(f"{source / name}: is a directory, expected an IDX file")
         if (source / name).is_file():
             return source / name
     raise FileNotFoundError(f"{source}: neither {stem}.gz nor {stem} is there")
