@@ -50,6 +50,17 @@ def atomic_write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> 
     atomic_write_bytes(path, buf.getvalue())
 
 
+def replace_directory(new: Path, final: Path) -> None:
+    """Rename directory `new` to `final`; an existing `final` stays whole until then."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, final)
+
+
 @contextmanager
 def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success rename it to `final`.
@@ -66,13 +77,7 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the data from other users
     try:
         yield tmp
-        if final.exists():  # swap: the old one stays whole until the new one is in place
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_directory(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_mnist.artifacts import (CHECKPOINT_NPZ, atomic_write_bytes, atomic_write_json, load_checkpoint,
-                                  save_model)
+                                  replace_directory, save_model)
 from dist_mnist.config import TrainConfig, config_from_dict, differing_keys
 from dist_mnist.data.ingest import read_metadata
 from dist_mnist.metrics import stats_text
@@ -79,13 +79,7 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite:
 def finish_run_dir(staging: Path, run_dir: Path) -> None:
     """Drop the checkpoint and swap the finished staging directory into place."""
     (staging / CHECKPOINT_NPZ).unlink(missing_ok=True)
-    if run_dir.exists():  # the old run stays whole until the new one is in place
-        old = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
-        os.replace(run_dir, old)
-        os.replace(staging, run_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, run_dir)
+    replace_directory(staging, run_dir)
 
 
 def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dict, counts: np.ndarray,

@@ -15,17 +15,10 @@ import pytest
 
 from dist_mnist.data.parquet import to_table
 
+from ..unit.fakes import learnable
+
 N_TRAIN, N_TEST = 1024, 256
 REPO = Path(__file__).resolve().parents[2]
-
-
-def learnable(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (n, 784) of noisy class-dependent pixel blobs, and their labels (n,)."""
-    rng = np.random.default_rng([seed, 7])
-    prototypes = (np.random.default_rng(99).random((10, 784)) < 0.15) * 180.0  # fixed for every call
-    labels = rng.integers(0, 10, n).astype(np.uint8)
-    images = np.clip(prototypes[labels] + rng.normal(30, 40, (n, 784)), 0, 255).astype(np.uint8)
-    return images, labels
 
 
 def write_split(split_dir: Path, images: np.ndarray, labels: np.ndarray, parts: int) -> None:

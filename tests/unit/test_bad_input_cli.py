@@ -17,25 +17,8 @@ from dist_mnist.config import TrainConfig
 from dist_mnist.data import mnist
 from dist_mnist.nn.model import init_params
 
+from .conftest import one_line_error
 from .fakes import fake_mnist_dir, idx_images, idx_labels, unique_images
-
-
-@pytest.fixture
-def no_spark(monkeypatch):
-    """Fail the test if a command tries to start Spark: bad input must be caught before."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("Spark was started")
-
-    monkeypatch.setattr(cli, "_context", refuse)
-
-
-def one_line_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"dist-mnist {command}: error: ")
-    return lines[0]
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -7,49 +7,33 @@ import pytest
 from dist_mnist import cli
 from dist_mnist.data import download as download_module
 
-
-@pytest.fixture
-def no_spark(monkeypatch):
-    """Fail the test if a command tries to start Spark."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("Spark was started")
-
-    monkeypatch.setattr(cli, "_context", refuse)
-
-
-def _one_line_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"dist-mnist {command}: error: ")
-    return lines[0]
+from .conftest import one_line_error
 
 
 def test_ingest_without_source(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MNIST_DIR", raising=False)
     assert cli.main(["ingest", "--out", str(tmp_path / "DATA")]) == 2
-    line = _one_line_error(capsys, "ingest")
+    line = one_line_error(capsys, "ingest")
     assert "--source" in line and "MNIST_DIR" in line
     assert not (tmp_path / "DATA").exists()
 
 
 def test_ingest_with_missing_source_dir(tmp_path, capsys):
     assert cli.main(["ingest", "--source", str(tmp_path / "nope"), "--out", str(tmp_path / "DATA")]) == 2
-    assert str(tmp_path / "nope") in _one_line_error(capsys, "ingest")
+    assert str(tmp_path / "nope") in one_line_error(capsys, "ingest")
     assert not (tmp_path / "DATA").exists()
 
 
 def test_ingest_takes_mnist_dir_from_the_environment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "from-env"))
     assert cli.main(["ingest", "--out", str(tmp_path / "DATA")]) == 2
-    assert str(tmp_path / "from-env") in _one_line_error(capsys, "ingest")
+    assert str(tmp_path / "from-env") in one_line_error(capsys, "ingest")
 
 
 def test_train_with_unknown_set_key_fails_before_spark(tmp_path, capsys, no_spark):
     argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "RUN"), "--set", "learning_rat=0.1"]
     assert cli.main(argv) == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "'learning_rat'" in line and "did you mean 'learning_rate'" in line
     assert not (tmp_path / "RUN").exists() and not (tmp_path / "RUN.partial").exists()
 
@@ -57,13 +41,13 @@ def test_train_with_unknown_set_key_fails_before_spark(tmp_path, capsys, no_spar
 @pytest.mark.parametrize("item", ["learning_rate=nan", "batch_size=0", "mode=async", "layer_sizes=[784, 9]"])
 def test_train_with_bad_config_values_fails_before_spark(tmp_path, capsys, no_spark, item):
     assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "RUN"), "--set", item]) == 2
-    assert item.split("=")[0] in _one_line_error(capsys, "train")
+    assert item.split("=")[0] in one_line_error(capsys, "train")
 
 
 def test_train_with_missing_config_file(tmp_path, capsys, no_spark):
     argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "RUN"), "--config", str(tmp_path / "x.toml")]
     assert cli.main(argv) == 2
-    assert str(tmp_path / "x.toml") in _one_line_error(capsys, "train")
+    assert str(tmp_path / "x.toml") in one_line_error(capsys, "train")
 
 
 def test_download_offline(tmp_path, capsys, monkeypatch):
@@ -73,7 +57,7 @@ def test_download_offline(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(download_module, "fetch", offline)
     out = tmp_path / "mnist"
     assert cli.main(["download", "--out", str(out)]) == 2
-    line = _one_line_error(capsys, "download")
+    line = one_line_error(capsys, "download")
     assert "--source" in line and "MNIST_DIR" in line and "name resolution" in line
     assert not out.exists()  # nothing written, not even the directory
 
@@ -119,4 +103,4 @@ def test_interrupt_exits_130(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr("dist_mnist.data.ingest.ingest", interrupted)
     assert cli.main(["ingest", "--source", str(tmp_path), "--out", str(tmp_path / "D")]) == 130
-    assert "R.partial" in _one_line_error(capsys, "ingest")
+    assert "R.partial" in one_line_error(capsys, "ingest")

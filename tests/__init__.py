@@ -1,0 +1,1 @@
+"""dist-mnist tests: unit/ (no JVM), spark/ (local[2]), cluster/ (standalone on loopback)."""
