@@ -37,7 +37,8 @@ from dist_mnist.spark.shards import get_shard
 N_TRAIN, N_TEST, BATCH = 60_000, 10_000, 128
 LAYERS = [784, 1000, 10]
 N_PARAMS = 795_010  # 784*1000 + 1000 + 1000*10 + 10
-PAYLOAD_FLOATS = (1, N_PARAMS, 2 * N_PARAMS)  # ~0, sync (params), average (params + state)
+# ~0, sync (params), average (params + state), and 4x average: a lever arm for the per-byte slopes
+PAYLOAD_FLOATS = (1, N_PARAMS, 2 * N_PARAMS, 8 * N_PARAMS)
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PREDICT_WS = (1, 2, 4, 8, 16, 32, 64)
 PREDICT_KS = (16, 64, 235)
@@ -114,32 +115,65 @@ def one_level(mapped, n_out: int):
     return mapped.mapPartitions(partial).mapPartitionsWithIndex(keyed).reduceByKey(combine, n_out).values().reduce(combine)
 
 
-def bare_rounds(sc, W: int, n_floats: int, rounds: int, warmup: int, shuffle_to: int = 0) -> dict:
-    """Median broadcast, job and destroy seconds of the no-compute round."""
+def driver_cpu_s(sc) -> float:
+    """CPU seconds the driver has used so far: this Python process and its JVM (not children)."""
+    with open(f"/proc/{sc._gateway.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # fields[11], [12]: utime, stime in ticks
+    t = os.times()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + t.user + t.system
+
+
+def bare_rounds(sc, W: int, payloads: tuple[int, ...], rounds: int, warmup: int, shuffle_to: int = 0) -> list[dict]:
+    """Median broadcast, job and destroy seconds of the no-compute round, for each payload size;
+    the sizes take turns round by round, so a drift in the machine's load hits them all alike."""
     rdd = sc.parallelize(range(W), W)  # not cached, as in the trainer
-    payload = np.ones(n_floats, np.float32)
-    t_bc, t_job, t_destroy = [], [], []
+    times = {n: ([], [], [], []) for n in payloads}
     for r in range(warmup + rounds):
-        t0 = time.perf_counter()
-        bc = sc.broadcast(payload)
-        t1 = time.perf_counter()
-        mapped = rdd.mapPartitions(make_payload_fn(bc))
-        vec, small = one_level(mapped, shuffle_to) if shuffle_to else mapped.treeAggregate(None, combine, combine, trainer_depth(W))
-        t2 = time.perf_counter()
-        bc.destroy()
-        t3 = time.perf_counter()
-        assert small[0] == W and vec[0] == W and len(vec) == n_floats
-        if r >= warmup:
-            t_bc.append(t1 - t0)
-            t_job.append(t2 - t1)
-            t_destroy.append(t3 - t2)
+        for n in payloads:
+            cpu0 = driver_cpu_s(sc)
+            t0 = time.perf_counter()
+            bc = sc.broadcast(np.ones(n, np.float32))
+            t1 = time.perf_counter()
+            mapped = rdd.mapPartitions(make_payload_fn(bc))
+            vec, small = one_level(mapped, shuffle_to) if shuffle_to else mapped.treeAggregate(None, combine, combine, trainer_depth(W))
+            t2 = time.perf_counter()
+            bc.destroy()
+            t3 = time.perf_counter()
+            assert small[0] == W and vec[0] == W and len(vec) == n
+            if r >= warmup:
+                for acc, t in zip(times[n], (t1 - t0, t2 - t1, t3 - t2, driver_cpu_s(sc) - cpu0)):
+                    acc.append(t)
     med = statistics.median
-    return {"W": W, "bytes": 4 * n_floats, "shuffle_to": shuffle_to, "broadcast_s": med(t_bc), "job_s": med(t_job),
-            "job_min_s": min(t_job), "job_max_s": max(t_job), "destroy_s": med(t_destroy)}
+    return [{"W": W, "bytes": 4 * n, "shuffle_to": shuffle_to, "broadcast_s": med(bc_s), "job_s": med(job_s),
+             "job_p25_s": statistics.quantiles(job_s, n=4)[0], "job_p75_s": statistics.quantiles(job_s, n=4)[2],
+             "destroy_s": med(destroy_s), "driver_cpu_s": med(cpu_s)} for n, (bc_s, job_s, destroy_s, cpu_s) in times.items()]
 
 
-def make_step_fn(shard: str, steps: int, warmup: int, eval_rows: int):
-    """A partition function that times `steps` local steps (median) and the forward pass per row."""
+def task_cost(sc, W: int, reps: int = 7) -> dict:
+    """What each extra task adds to a tiny job: wall seconds with the W executors busy (bound by
+    the executors on 2 cores), and the driver's CPU seconds (its serial share on a cluster)."""
+    def tiny(_rows):
+        yield np.ones(SMALL_HEAD, np.float64)
+
+    def job(P: int) -> tuple[float, float]:
+        wall, cpu = [], []
+        for _ in range(reps + 2):
+            t0, c0 = time.perf_counter(), driver_cpu_s(sc)
+            sc.parallelize(range(P), P).mapPartitions(tiny).collect()
+            wall.append(time.perf_counter() - t0)
+            cpu.append(driver_cpu_s(sc) - c0)
+        return statistics.median(wall[2:]), statistics.median(cpu[2:])
+
+    (w_small, c_small), (w_big, c_big) = job(W), job(32)
+    return {"wall_s": (w_big - w_small) / (32 - W), "driver_cpu_s": (c_big - c_small) / (32 - W)}
+
+
+def make_step_fn(shard: str, steps: int, warmup: int, eval_rows: int, start_at: float):
+    """A partition function that times `steps` local steps (median) and the forward pass per row.
+
+    Every task waits for the wall-clock time start_at (one machine, one clock), so W tasks time
+    their steps while all W run, not while a late one is still starting.
+    """
     def run(_rows):
         from threadpoolctl import threadpool_limits
 
@@ -152,6 +186,8 @@ def make_step_fn(shard: str, steps: int, warmup: int, eval_rows: int):
             perm = np.random.default_rng(0).permutation(len(labels))
             batches = [perm[i * BATCH:(i + 1) * BATCH] for i in range(warmup + steps)]
             local_steps(params, state, updater, batcher, batches[:warmup])
+            late = time.time() > start_at
+            time.sleep(max(0.0, start_at - time.time()))
             times = []
             for rows in batches[warmup:]:
                 t0 = time.perf_counter()
@@ -160,7 +196,7 @@ def make_step_fn(shard: str, steps: int, warmup: int, eval_rows: int):
             t0 = time.perf_counter()
             predict(params, images[:eval_rows])
             t_row = (time.perf_counter() - t0) / eval_rows
-        yield float(np.median(times)), t_row, os.path.exists(shard)
+        yield float(np.median(times)), t_row, os.path.exists(shard), late
     return run
 
 
@@ -168,8 +204,9 @@ def step_times(sc, W: int, shard: str, steps: int) -> dict:
     """t_step alone (one task) and with W tasks at once, and the forward pass per test row."""
     out = {}
     for label, n_tasks in (("alone", 1), ("concurrent", W)):
-        fn = make_step_fn(shard, steps, warmup=5, eval_rows=2000)
+        fn = make_step_fn(shard, steps, warmup=5, eval_rows=2000, start_at=time.time() + 3.0)
         res = sc.parallelize(range(n_tasks), n_tasks).mapPartitions(fn).collect()
+        out[f"late_tasks_{label}"] = sum(r[3] for r in res)
         out[f"t_step_{label}_s"] = statistics.median(r[0] for r in res)
         out[f"t_pred_row_{label}_s"] = statistics.median(r[1] for r in res)
         out["real_shard"] = all(r[2] for r in res)
@@ -231,7 +268,7 @@ def lstsq(X: list[list[float]], y: list[float]) -> tuple[np.ndarray, np.ndarray]
     return coef, y - X @ coef
 
 
-def fit(bare: list[dict], shuffled: list[dict], driver: dict) -> tuple[dict, dict]:
+def fit(bare: list[dict], shuffled: list[dict], driver: dict, t_task: float) -> tuple[dict, dict]:
     """The model's constants (seconds, seconds per byte) and the residuals of each fit."""
     bc, r_bc = lstsq([[1, b["bytes"]] for b in bare], [b["broadcast_s"] for b in bare])
     job, r_job = lstsq([[1, b["W"], b["bytes"], b["W"] * b["bytes"]] for b in bare], [b["job_s"] for b in bare])
@@ -242,16 +279,22 @@ def fit(bare: list[dict], shuffled: list[dict], driver: dict) -> tuple[dict, dic
     base = [job_model(c, s["W"], s["bytes"], [], s["shuffle_to"], 2 * s["bytes"]) for s in shuffled]
     sh, r_sh = lstsq([[1, math.ceil(s["W"] / s["shuffle_to"]) * s["bytes"]] for s in shuffled],
                      [s["job_s"] - b for s, b in zip(shuffled, base)])
-    c.update({"t_stage_s": sh[0], "c_shuf_s_per_byte": sh[1], "t_driver_s": driver["pack_s"] + driver["update_s"]})
+    # a check that 2 cores cannot distort: the driver's own CPU per byte it collects
+    cpu, _ = lstsq([[1, b["W"] * b["bytes"]] for b in bare], [b["driver_cpu_s"] for b in bare])
+    c.update({"t_stage_s": sh[0], "c_shuf_s_per_byte": sh[1], "t_driver_s": driver["pack_s"] + driver["update_s"],
+              "t_task_s": t_task, "driver_cpu_s_per_collected_byte": cpu[1]})
     c = {k: float(v) for k, v in c.items()}
     residuals = {"broadcast_s": r_bc.tolist(), "job_s": r_job.tolist(), "shuffle_level_s": r_sh.tolist()}
     return c, residuals
 
 
 def job_model(c: dict, W: int, S: float, fan_ins: list[int], final: int, final_bytes: float,
-              wire_s_per_byte: float = 0.0, torrent_hops: int = 0) -> float:
+              wire_s_per_byte: float = 0.0, torrent_hops: int = 0, per_worker_s: float | None = None) -> float:
     """Seconds of mapPartitions + treeAggregate: scheduling, per-task bytes, levels, collect."""
-    t = c["a_sched_s"] + c["b_sched_s_per_worker"] * W + S * c["c_task_s_per_byte"] + torrent_hops * S * wire_s_per_byte
+    a, b = c["a_sched_s"], c["b_sched_s_per_worker"]
+    # the loopback fit; or anchored at one worker, each further one adding per_worker_s
+    t = a + b * W if per_worker_s is None else a + b + per_worker_s * (W - 1)
+    t += S * c["c_task_s_per_byte"] + torrent_hops * S * wire_s_per_byte
     size = S
     for f in fan_ins:
         t += c.get("t_stage_s", 0.0) + f * size * (c.get("c_shuf_s_per_byte", 0.0) + wire_s_per_byte)
@@ -259,25 +302,29 @@ def job_model(c: dict, W: int, S: float, fan_ins: list[int], final: int, final_b
     return t + final * final_bytes * (c["c_recv_s_per_byte"] + wire_s_per_byte)
 
 
-def round_overhead(c: dict, W: int, S: float, wire_bps: float | None) -> float:
+def round_overhead(c: dict, W: int, S: float, wire_bps: float | None, pessimistic: bool = False) -> float:
     """Everything in a round but the k local steps: broadcast, job, aggregation, update.
 
-    wire_bps None: this machine's loopback (the calibration). Otherwise every byte moved also
-    crosses a network of that bandwidth, and the torrent broadcast needs ceil(log2(W+1)) hops.
+    wire_bps None: this machine's loopback, with the fitted per-worker cost (the calibration).
+    Otherwise a cluster: every byte moved also crosses a network of that bandwidth, the torrent
+    broadcast needs ceil(log2(W+1)) hops, and each worker adds the driver's measured per-task
+    cost, or with `pessimistic` the loopback fit's per-worker slope (2 cores oversubscribed).
     """
     fan_ins, final = tree_levels(W, trainer_depth(W))
     wire = 1.0 / wire_bps if wire_bps else 0.0
     hops = math.ceil(math.log2(W + 1)) if wire_bps else 0
+    per_worker = None if (wire_bps is None or pessimistic) else c["t_task_s"]
     final_bytes = 2 * S if fan_ins else S
     return (c["a_bcast_s"] + S * c["c_bcast_s_per_byte"]
-            + job_model(c, W, S, fan_ins, final, final_bytes, wire, hops) + c["t_driver_s"])
+            + job_model(c, W, S, fan_ins, final, final_bytes, wire, hops, per_worker) + c["t_driver_s"])
 
 
-def epoch(c: dict, W: int, k: int, t_step: float, t_row: float, wire_bps: float, scale: int = 1) -> dict:
+def epoch(c: dict, W: int, k: int, t_step: float, t_row: float, wire_bps: float, scale: int = 1,
+          pessimistic: bool = False) -> dict:
     """Predicted epoch: rounds * overhead + the largest shard's steps + its share of the test set."""
     steps = math.ceil(math.ceil(scale * N_TRAIN / W) / BATCH)
     rounds = math.ceil(steps / k)
-    overhead = round_overhead(c, W, 8.0 * N_PARAMS, wire_bps)
+    overhead = round_overhead(c, W, 8.0 * N_PARAMS, wire_bps, pessimistic)
     seconds = rounds * overhead + steps * t_step + math.ceil(scale * N_TEST / W) * t_row
     return {"W": W, "k": k, "data_scale": scale, "steps_per_worker": steps, "rounds": rounds,
             "round_overhead_s": overhead, "epoch_s": seconds}
@@ -305,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", default="1,2,4")
     p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=60, help="timed local steps per task")
     p.add_argument("--full-ks", default="32,128", help="k of the full trainer rounds that check the model")
     p.add_argument("--shard", default="/tmp/d2/train/part-00000.parquet", help="synthetic rows if missing")
@@ -316,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     wire_bps = args.wire_gbit * 1e9 / 8
 
+    load = {"before": os.getloadavg()}
     driver = driver_times()
-    bare, shuffled, steps, full, masters = [], [], {}, [], {}
+    bare, shuffled, steps, full, masters, tasks = [], [], {}, [], {}, {}
     for W in (int(w) for w in args.workers.split(",")):
         try:
             sc, masters[W] = start_context(W, args.master_kind), args.master_kind
@@ -325,16 +373,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"W={W}: {args.master_kind} failed ({str(e).splitlines()[0]}); using local[{W}]", flush=True)
             sc, masters[W] = start_context(W, "local"), "local"
         try:
-            for n in PAYLOAD_FLOATS:
-                bare.append(bare_rounds(sc, W, n, args.rounds, args.warmup))
-                shuffled.append(bare_rounds(sc, W, n, args.rounds, args.warmup, shuffle_to=max(1, W // 2)))
+            bare += bare_rounds(sc, W, PAYLOAD_FLOATS, args.rounds, args.warmup)
+            # the forced level needs only the ends of the range to fit t_stage and its slope
+            ends = (PAYLOAD_FLOATS[0], PAYLOAD_FLOATS[-1])
+            if W > 1:  # a level has fan-in >= 2; W // 2 receivers of 2 results each
+                shuffled += bare_rounds(sc, W, ends, args.rounds, args.warmup, shuffle_to=W // 2)
+            tasks[W] = task_cost(sc, W)
             steps[W] = step_times(sc, W, args.shard, args.steps)
-            full += [full_rounds(sc, W, args.shard, int(k), rounds=5, warmup=1) for k in args.full_ks.split(",")]
+            full += [full_rounds(sc, W, args.shard, int(k), rounds=4, warmup=1) for k in args.full_ks.split(",")]
         finally:
             sc.stop()
-        print(f"W={W} ({masters[W]}) measured", flush=True)
+        load[f"after_W{W}"] = os.getloadavg()
+        print(f"W={W} ({masters[W]}) measured, load average {load[f'after_W{W}'][0]:.2f}", flush=True)
 
-    c, residuals = fit(bare, shuffled, driver)
+    # the driver's CPU per task is its serial share; the executors' share runs in parallel
+    c, residuals = fit(bare, shuffled, driver, statistics.median(t["driver_cpu_s"] for t in tasks.values()))
     t_step, t_row = steps[1]["t_step_alone_s"], steps[1]["t_pred_row_alone_s"]
     checks = [{**f, "model_s": round_overhead(c, f["W"], 8.0 * N_PARAMS, None) + f["k"] * steps[f["W"]]["t_step_concurrent_s"]}
               for f in full]
@@ -343,17 +396,20 @@ def main(argv: list[str] | None = None) -> int:
     n_steps = math.ceil(N_TRAIN / BATCH)
     sync = [{"W": W, "epoch_s": n_steps * (round_overhead(c, W, 4.0 * N_PARAMS, wire_bps) + t_step / W)
              + math.ceil(N_TEST / W) * t_row} for W in PREDICT_WS]
-    for pr in predictions:
-        base = next(q for q in predictions if q["k"] == pr["k"] and q["W"] == 1)
-        pr["speedup"] = base["epoch_s"] / pr["epoch_s"]
+    pessimistic = [epoch(c, W, 235, t_step, t_row, wire_bps, pessimistic=True) for W in PREDICT_WS]
+    for preds in (predictions, pessimistic):
+        for pr in preds:
+            base = next(q for q in preds if q["k"] == pr["k"] and q["W"] == 1)
+            pr["speedup"] = base["epoch_s"] / pr["epoch_s"]
     result = {
         "system": "scaling", "date": datetime.date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "load_average": load, "task_cost": {str(W): t for W, t in tasks.items()},
         "masters": {str(W): m for W, m in masters.items()}, "driver": driver, "steps": {str(W): s for W, s in steps.items()},
         "bare": bare, "shuffled": shuffled, "full_rounds": checks, "constants": c, "residuals": residuals,
         "loopback_recv_bytes_per_s": 1 / c["c_recv_s_per_byte"] if c["c_recv_s_per_byte"] > 0 else None,
         "wire_bytes_per_s": wire_bps, "t_step_s": t_step, "t_pred_row_s": t_row,
-        "predictions": predictions, "sync_predictions": sync, "limits": limits(c, t_step, t_row, wire_bps),
+        "predictions": predictions, "pessimistic_k235": pessimistic, "sync_predictions": sync, "limits": limits(c, t_step, t_row, wire_bps),
     }
     print_tables(result)
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -366,20 +422,25 @@ def print_tables(r: dict) -> None:
     def ms(seconds: float) -> str:
         return f"{1000 * seconds:8.1f}"
 
-    print(f"\nt_step alone / concurrent (ms), forward per test row (us); driver pack {ms(r['driver']['pack_s'])} ms, "
-          f"update {ms(r['driver']['update_s'])} ms")
+    print(f"\nload average (1 min) before and after each W: {[round(v[0], 2) for v in r['load_average'].values()]}")
+    print(f"driver: pack {ms(r['driver']['pack_s'])} ms, update {ms(r['driver']['update_s'])} ms")
+    print("t_step alone / concurrent (ms), forward per test row (us), per-task cost (ms)")
     for W, s in r["steps"].items():
         print(f"  W={W} ({r['masters'][W]}): {ms(s['t_step_alone_s'])} {ms(s['t_step_concurrent_s'])}  "
-              f"{1e6 * s['t_pred_row_alone_s']:.1f} us  real shard {s['real_shard']}")
+              f"{1e6 * s['t_pred_row_alone_s']:5.1f} {ms(r['task_cost'][W]['wall_s'])} "
+              f"(driver CPU {ms(r['task_cost'][W]['driver_cpu_s'])})  "
+              f"(real shard {s['real_shard']}, late tasks {s['late_tasks_concurrent']})")
     c = r["constants"]
-    print("\nbare round (ms): W  S(MB)  bcast  job  [model]  job+1 level [model]")
+    print("\nbare round (ms): W  S(MB)  bcast [model]  job [model] (p25-p75)  job with 1 level [model]")
     shuffled = {(s["W"], s["bytes"]): s for s in r["shuffled"]}
-    for b, res in zip(r["bare"], r["residuals"]["job_s"]):
-        s = shuffled[(b["W"], b["bytes"])]
-        fan_ins, final = [math.ceil(b["W"] / s["shuffle_to"])], s["shuffle_to"]
-        level = job_model(c, b["W"], b["bytes"], fan_ins, final, 2 * b["bytes"])
-        print(f"  {b['W']}  {b['bytes'] / 1e6:5.2f} {ms(b['broadcast_s'])} {ms(b['job_s'])} [{ms(b['job_s'] - res)}]"
-              f" {ms(s['job_s'])} [{ms(level)}]")
+    for b, res_bc, res in zip(r["bare"], r["residuals"]["broadcast_s"], r["residuals"]["job_s"]):
+        line = (f"  {b['W']}  {b['bytes'] / 1e6:6.2f} {ms(b['broadcast_s'])} [{ms(b['broadcast_s'] - res_bc)}]"
+                f" {ms(b['job_s'])} [{ms(b['job_s'] - res)}] ({1000 * b['job_p25_s']:.0f}-{1000 * b['job_p75_s']:.0f})")
+        s = shuffled.get((b["W"], b["bytes"]))
+        if s:
+            f = math.ceil(b["W"] / s["shuffle_to"])
+            line += f" {ms(s['job_s'])} [{ms(job_model(c, b['W'], b['bytes'], [f], s['shuffle_to'], 2 * b['bytes']))}]"
+        print(line)
     print("\nconstants: " + ", ".join(f"{k}={v:.4g}" for k, v in c.items()))
     if r["loopback_recv_bytes_per_s"]:
         print(f"effective loopback bandwidth at the driver: {r['loopback_recv_bytes_per_s'] / 1e6:.0f} MB/s")
@@ -388,8 +449,11 @@ def print_tables(r: dict) -> None:
         print(f"  {f['W']}  {f['k']:3d} {ms(f['round_s'])} {ms(f['model_s'])}")
     print(f"\npredicted epoch on {8 * r['wire_bytes_per_s'] / 1e9:g} Gbit/s, t_step {ms(r['t_step_s'])} ms: "
           "W  k  rounds  overhead/round(ms)  epoch(s)  speed-up")
-    for pr in r["predictions"]:
-        print(f"  {pr['W']:3d} {pr['k']:4d} {pr['rounds']:4d} {ms(pr['round_overhead_s'])} {pr['epoch_s']:8.2f} {pr['speedup']:6.2f}")
+    for pr in r["predictions"] + r["pessimistic_k235"]:
+        tag = "  (pessimistic: loopback per-worker slope)" if pr in r["pessimistic_k235"] else ""
+        print(f"  {pr['W']:3d} {pr['k']:4d} {pr['rounds']:4d} {ms(pr['round_overhead_s'])} {pr['epoch_s']:8.2f} "
+              f"{pr['speedup']:6.2f}{tag}")
+    print("sync mode epoch (s): " + ", ".join(f"W={p['W']}: {p['epoch_s']:.1f}" for p in r["sync_predictions"]))
     print("\nlimits: data  steps/epoch  k_min(W)  last W with share >= k_min  fastest W (epoch s, speed-up)")
     for lim in r["limits"]:
         print(f"  {lim['data_scale']:4d}x {lim['steps_per_epoch']:6d}  {lim['k_min']}  {lim['w_stop']}  "
