@@ -66,15 +66,10 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def _validate(c: TrainConfig) -> None:
-    def positive(key: str, integer: bool) -> None:
+    for key in ("learning_rate", "outer_learning_rate", "batch_size", "epochs", "averaging_frequency"):
         v = getattr(c, key)
         if not (math.isfinite(v) and v > 0):
             raise ValueError(f"{key} must be a finite number > 0, got {v!r}")
-
-    for key in ("learning_rate", "outer_learning_rate"):
-        positive(key, False)
-    for key in ("batch_size", "epochs", "averaging_frequency"):
-        positive(key, True)
     for key in ("momentum", "outer_momentum", "l2"):
         v = getattr(c, key)
         if not (math.isfinite(v) and 0 <= v < (1 if "momentum" in key else math.inf)):
