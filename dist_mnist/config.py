@@ -22,6 +22,11 @@ else:  # pragma: no cover
 from dist_mnist.nn.model import N_CLASSES, N_PIXELS
 
 MODES = ("sync", "average")
+TRANSPORTS = ("auto", "barrier", "jobs", "inprocess")
+# how rounds travel, not what they compute: a resumed run may change them
+RUN_SETTINGS = ("transport", "round_timeout", "transport_port", "log_every_rounds")
+# 0 means "chosen at run time" (see dist_mnist.spark.trainer.resolve); a run records the choice
+AUTO_KEYS = ("workers",)
 UPDATERS = ("nesterovs", "sgd")
 OUTER_UPDATERS = ("none", "nesterovs")
 
@@ -42,11 +47,17 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 15
     # --- distribution ---
+    workers: int = 0  # W; 0: the parallelism Spark gives the application (defaultParallelism)
     mode: str = "average"  # "sync": one global minibatch a round; "average": k local steps
     averaging_frequency: int = 235  # k: local steps a round; 235 = one pass over 30,000 rows
     outer_updater: str = "nesterovs"  # "none": plain DL4J parameter averaging
     outer_learning_rate: float = 1.0  # step on the averaged delta (DiLoCo-style)
     outer_momentum: float = 0.7
+    # --- how rounds travel (the model does not depend on these) ---
+    transport: str = "auto"  # "barrier": one long barrier stage + Arrow Flight; "jobs": a Spark job a
+    #                          round; "auto": barrier where it can run; "inprocess": no Spark (studies)
+    round_timeout: float = 300.0  # seconds a round (or the stage's start) may take before its worker counts as lost
+    transport_port: int = 0  # the driver's port for the round channel; 0: any free port
     # --- bookkeeping ---
     checkpoint_every_rounds: int = 0  # 0: checkpoint at the end of each epoch only
     max_rounds: int = 0  # 0: no limit; else stop after this many rounds (tests, smoke runs)
@@ -74,10 +85,14 @@ def _validate(c: TrainConfig) -> None:
         v = getattr(c, key)
         if not (math.isfinite(v) and 0 <= v < (1 if "momentum" in key else math.inf)):
             raise ValueError(f"{key} must be finite and >= 0{' and < 1' if 'momentum' in key else ''}, got {v!r}")
-    for key in ("checkpoint_every_rounds", "max_rounds", "log_every_rounds"):
+    if not (math.isfinite(c.round_timeout) and c.round_timeout > 0):
+        raise ValueError(f"round_timeout must be a finite number of seconds > 0, got {c.round_timeout!r}")
+    if not 0 <= c.transport_port <= 65535:
+        raise ValueError(f"transport_port must be 0 (any free port) or a port number, got {c.transport_port}")
+    for key in ("checkpoint_every_rounds", "max_rounds", "log_every_rounds", "workers"):
         if getattr(c, key) < 0:
             raise ValueError(f"{key} must be >= 0, got {getattr(c, key)}")
-    for key, allowed in (("mode", MODES), ("updater", UPDATERS), ("outer_updater", OUTER_UPDATERS),
+    for key, allowed in (("mode", MODES), ("updater", UPDATERS), ("outer_updater", OUTER_UPDATERS), ("transport", TRANSPORTS),
                          ("activation", ("relu",)), ("weight_init", ("xavier",))):
         if getattr(c, key) not in allowed:
             raise ValueError(f"{key} must be one of {list(allowed)}, got {getattr(c, key)!r}")
@@ -158,6 +173,13 @@ def config_from_dict(d: dict, where: str) -> TrainConfig:
     return TrainConfig(**{k: _coerce(k, v, where) for k, v in d.items()})
 
 
-def differing_keys(a: TrainConfig, b: TrainConfig) -> list[str]:
-    """Names of the settings where two configs differ."""
-    return [k for k in _FIELDS if getattr(a, k) != getattr(b, k)]
+def differing_keys(saved: TrainConfig, requested: TrainConfig) -> list[str]:
+    """Names of the settings that change the model where a saved (resolved) config and a
+    requested one differ; a requested 0 for an AUTO_KEYS setting matches any saved choice."""
+    return [k for k in _FIELDS if k not in RUN_SETTINGS and getattr(saved, k) != getattr(requested, k)
+            and not (k in AUTO_KEYS and getattr(requested, k) == 0)]
+
+
+def with_saved_choices(requested: TrainConfig, saved: TrainConfig) -> TrainConfig:
+    """The saved run's config, with the requested run settings (transport, ...) applied."""
+    return dataclasses.replace(saved, **{k: getattr(requested, k) for k in RUN_SETTINGS})

@@ -87,11 +87,12 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
     """model.npz, model.json, metrics.json, evaluation.txt and .json, each written atomically."""
     rounds = max(timings["rounds"], 1)
     breakdown = {k: {"total_seconds": timings.get(k, 0.0), "mean_ms": 1000 * timings.get(k, 0.0) / rounds}
-                 for k in ("broadcast", "executor", "straggler", "aggregate", "update")}
+                 for k in ("executor", "straggler", "overhead", "update")}
     breakdown["rounds"] = timings["rounds"]
+    breakdown["transport"] = timings.get("transport")
     overhead = timings.get("overhead_ms", [])
-    # per round: broadcast + aggregate, the time a round costs beyond compute and update; the
-    # first round also starts the Python workers and maps the shards
+    # per round: the time a round costs beyond the slowest worker's compute and the update;
+    # the first round also starts the workers and loads the shards
     breakdown["overhead_ms"] = {"median": float(np.median(overhead)) if overhead else 0.0,
                                 "first_round": overhead[0] if overhead else 0.0,
                                 "median_after_first": float(np.median(overhead[1:])) if overhead[1:] else 0.0}

@@ -26,8 +26,9 @@ def to_table(images: np.ndarray, labels: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays([pa.array(labels.astype(np.int32)), image], schema=SCHEMA)
 
 
-def from_table(table: pa.Table, where: str, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (n, 784) and uint8 labels (n,) from a table; errors name `where`."""
+def from_table(table: pa.Table, where: str, n_classes: int = 10, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 784) and uint8 labels (n,) from a table; errors name `where` and the
+    row, counted from `first_row` (the table's first row in its file)."""
     missing = [c for c in ("label", "image") if c not in table.column_names]
     if missing:
         raise ValueError(f"{where}: missing column(s) {missing}; found {table.column_names}")
@@ -43,7 +44,7 @@ def from_table(table: pa.Table, where: str, n_classes: int = 10) -> tuple[np.nda
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if len(bad):
         raise ValueError(
-            f"{where}: label {labels[bad[0]]} at row {bad[0]} is outside the model's classes 0-{n_classes - 1}"
+            f"{where}: label {labels[bad[0]]} at row {first_row + bad[0]} is outside the model's classes 0-{n_classes - 1}"
         )
     image_col = image_col.combine_chunks() if len(labels) else pa.array([], pa.binary())
     offsets = np.frombuffer(image_col.buffers()[1], dtype=np.int32 if pa.types.is_binary(image_col.type) else np.int64)
@@ -51,21 +52,41 @@ def from_table(table: pa.Table, where: str, n_classes: int = 10) -> tuple[np.nda
     lengths = np.diff(offsets)
     bad = np.flatnonzero(lengths != N_PIXELS)
     if len(bad):
-        raise ValueError(f"{where}: image at row {bad[0]} has {lengths[bad[0]]} bytes, expected {N_PIXELS}")
+        raise ValueError(f"{where}: image at row {first_row + bad[0]} has {lengths[bad[0]]} bytes, expected {N_PIXELS}")
     data = np.frombuffer(image_col.buffers()[2], dtype=np.uint8) if len(labels) else np.empty(0, np.uint8)
     images = data[offsets[0] : offsets[0] + len(labels) * N_PIXELS].reshape(len(labels), N_PIXELS)
     return images, labels.astype(np.uint8)
 
 
 def read_files(paths: list[str], n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of Parquet files (local paths or URIs), concatenated in order."""
+    """Images and labels of whole Parquet files (local paths or URIs), concatenated in order."""
+    return read_segments([(path, 0, None) for path in paths], n_classes)
+
+
+def read_segments(segments, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of row ranges (file, start, stop) of Parquet files, concatenated.
+
+    Only the row groups that overlap a range are read; stop None means the end of the file.
+    """
     images, labels = [], []
-    for path in paths:
+    for path, start, stop in segments:
         try:
-            table = pq.read_table(local_path(path), columns=None)
+            pf = pq.ParquetFile(local_path(path))
+            meta = pf.metadata
+            stop = meta.num_rows if stop is None else stop
+            groups, first, at = [], None, 0
+            for g in range(meta.num_row_groups):
+                n = meta.row_group(g).num_rows
+                if at < stop and at + n > start:
+                    groups.append(g)
+                    first = at if first is None else first
+                at += n
+            table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
         except (pa.ArrowInvalid, OSError) as e:
             raise ValueError(f"{path}: cannot be read as Parquet ({e})") from None
-        x, y = from_table(table, path, n_classes)
+        if groups:
+            table = table.slice(start - first, stop - start)
+        x, y = from_table(table, path, n_classes, first_row=start)
         images.append(x)
         labels.append(y)
     if not images:

@@ -6,26 +6,29 @@ import numpy as np
 
 from dist_mnist.metrics import confusion_counts
 from dist_mnist.nn.model import N_CLASSES, Params, predict
+from dist_mnist.shards import plan_shards
 from dist_mnist.spark.shards import get_shard
 
 
-def evaluate_split(sc, params: Params, split) -> np.ndarray:
+def evaluate_split(sc, params: Params, split, workers: int = 0) -> np.ndarray:
     """Confusion counts [actual][predicted] of `params` on a Parquet split.
 
-    One task per part file, each reading its file on the executor (through the resident
-    shard cache); only the counts (n_classes^2 integers a task) reach the driver.
+    The split is sharded as training shards it: W contiguous row ranges (W = workers, or
+    Spark's defaultParallelism), each read on an executor; only the counts (n_classes^2
+    integers a task) reach the driver.
     """
+    shards = plan_shards(split.files, split.rows, min(workers or sc.defaultParallelism, split.n_rows))
     bc = sc.broadcast(params)
     n_classes = N_CLASSES
 
-    def count(files):
-        images, labels = get_shard(list(files), n_classes)
-        yield confusion_counts(labels, predict(bc.value, images), n_classes)
+    def count(shard):
+        for s in shard:
+            images, labels = get_shard(s.segments, n_classes)
+            yield confusion_counts(labels, predict(bc.value, images), n_classes)
 
-    files = list(split.files)
-    counts = sc.parallelize(files, len(files)).mapPartitions(count).treeReduce(np.add)
+    counts = sc.parallelize(shards, len(shards)).mapPartitions(count).collect()
     bc.destroy()
-    return counts
+    return np.sum(counts, axis=0)
 
 
 def evaluate_model(sc, run_dir: str, split_path: str, json_out: str | None = None) -> str:

@@ -1,7 +1,8 @@
-"""The driver's round loop: broadcast, map the partitions, tree-aggregate, update once.
+"""The driver's round loop: send the parameters, let every worker compute, combine, update once.
 
 The model never leaves NumPy on the driver and the data never reaches it: the driver only
-sees sums the size of the parameters.
+sees sums the size of the parameters. How a round travels is a Transport (see
+dist_mnist.transport); this loop does not know which one runs.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ import numpy as np
 
 from dist_mnist import schedule
 from dist_mnist.artifacts import save_checkpoint
-from dist_mnist.config import TrainConfig
+from dist_mnist.config import TrainConfig, with_saved_choices, config_from_dict
 from dist_mnist.metrics import scores
-from dist_mnist.nn.flat import layout_of, pack, unpack
-from dist_mnist.nn.model import N_CLASSES, N_PIXELS, Params, init_params
+from dist_mnist.nn.flat import layout_of
+from dist_mnist.nn.model import N_PIXELS, Params, init_params
 from dist_mnist.nn.updaters import Nesterovs, make_updater, zeros_like
+from dist_mnist.rounds import Plan, RoundResult, RoundSpec, apply_round, round_input
 from dist_mnist.runs import finish_run_dir, prepare_run_dir, write_outputs
+from dist_mnist.shards import plan_shards
 from dist_mnist.spark.dataset import SplitFiles, describe_split
-from dist_mnist.spark.evaluate import evaluate_split
 from dist_mnist.spark.progress import GracefulStop, Progress
-from dist_mnist.spark.rounds import SMALL_HEAD, Plan, combine, make_round_fn
 
 
 class Diverged(RuntimeError):
@@ -47,22 +48,58 @@ class Position:
     timings: dict = field(default_factory=lambda: {"rounds": 0})
 
 
-def make_plan(config: TrainConfig, train_split: SplitFiles, test_split: SplitFiles, params: Params) -> Plan:
-    """What every partition needs to know, one partition per training part file."""
-    P = len(train_split.files)
-    return Plan(
-        mode=config.mode, train_files=tuple((f,) for f in train_split.files),
-        train_offsets=tuple(int(x) for x in np.cumsum((0,) + train_split.rows[:-1])),
-        n_train=train_split.n_rows, test_files=tuple(test_split.files[p::P] for p in range(P)),
-        param_layout=layout_of(params), seed=config.seed, batch_size=config.batch_size,
-        averaging_frequency=config.averaging_frequency, updater=config.updater,
-        learning_rate=config.learning_rate, momentum=config.momentum, l2=config.l2, n_classes=N_CLASSES,
-    )
+@dataclass
+class TrainState:
+    """What a checkpoint holds: parameters, updater state, outer velocity and the position."""
+
+    params: Params
+    state: Params
+    outer_v: Params
+    pos: Position
+
+    def save(self, run_dir: Path, config: TrainConfig) -> None:
+        """One checkpoint file: arrays and counters together, written atomically."""
+        arrays = {**self.state, **{f"outer/{k}": v for k, v in self.outer_v.items()}}
+        save_checkpoint(run_dir, self.params, arrays, {**dataclasses.asdict(self.pos), "config": config.to_dict()})
+
+    @classmethod
+    def load(cls, checkpoint) -> TrainState:
+        params, saved, meta = checkpoint
+        state = {k: v for k, v in saved.items() if not k.startswith("outer/")}
+        outer_v = {k[len("outer/"):]: v for k, v in saved.items() if k.startswith("outer/")}
+        return cls(params, state, outer_v, Position(**{f.name: meta[f.name] for f in dataclasses.fields(Position)}))
+
+
+def resolve(config: TrainConfig, default_workers: int) -> TrainConfig:
+    """The config as it will run: every 0-means-auto setting replaced by its choice."""
+    return dataclasses.replace(config, workers=config.workers or max(1, default_workers))
+
+
+def make_plan(config: TrainConfig, train_split: SplitFiles, test_split: SplitFiles) -> Plan:
+    """Shards for config.workers workers over both splits, whatever their part files."""
+    if config.workers > train_split.n_rows:
+        raise ValueError(f"workers {config.workers} exceeds the {train_split.n_rows} training rows")
+    layout = layout_of(init_params(list(config.layer_sizes), config.seed))
+    return Plan(config, plan_shards(train_split.files, train_split.rows, config.workers),
+                plan_shards(test_split.files, test_split.rows, config.workers), layout)
+
+
+def rounds_per_epoch(plan: Plan) -> int:
+    """Sync: one round a global minibatch; average: k local steps of the largest shard a round."""
+    c = plan.config
+    if c.mode == "sync":
+        return schedule.n_batches(plan.n_train, c.batch_size)
+    return schedule.rounds_per_epoch_average([s.n for s in plan.train], c.batch_size, c.averaging_frequency)
 
 
 def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = False,
           overwrite: bool = False, log=None) -> dict:
-    """Train on DATA/train, evaluate on DATA/test, write RUN/; return the final scores."""
+    """Train on DATA/train, evaluate on DATA/test, write RUN/; return the final scores.
+
+    sc may be None with transport "inprocess" (no Spark at all).
+    """
+    from dist_mnist.spark.transports import open_transport
+
     log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
     t_start = time.perf_counter()
     run_dir, data_path = Path(run_dir), str(data_dir).rstrip("/")
@@ -70,81 +107,62 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     train_split, test_split = describe_split(data_path + "/train"), describe_split(data_path + "/test")
     if config.batch_size > train_split.n_rows:
         raise ValueError(f"batch_size {config.batch_size} is larger than the {train_split.n_rows} training rows")
-    P = len(train_split.files)
-    if config.mode == "sync":
-        rounds_per_epoch = schedule.n_batches(train_split.n_rows, config.batch_size)
-    else:
-        rounds_per_epoch = schedule.rounds_per_epoch_average(
-            list(train_split.rows), config.batch_size, config.averaging_frequency)
-
-    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
-    outer = None
-    if config.mode == "average" and config.outer_updater == "nesterovs":
-        outer = Nesterovs(config.outer_learning_rate, config.outer_momentum)
     if checkpoint:
-        params, saved, meta = checkpoint
-        state = {k: v for k, v in saved.items() if not k.startswith("outer/")}
-        outer_v = {k[len("outer/"):]: v for k, v in saved.items() if k.startswith("outer/")}
-        pos = Position(**{f.name: meta[f.name] for f in dataclasses.fields(Position)})
-        log(f"resuming {staging} at epoch {pos.epoch + 1} round {pos.round_in_epoch + 1} "
-            f"(round {pos.global_round} overall)")
-    else:
-        params = init_params(list(config.layer_sizes), config.seed)
-        state = updater.init_state(params)
-        outer_v = zeros_like(params) if outer else {}
-        pos = Position()
+        config = with_saved_choices(config, config_from_dict(checkpoint[2]["config"], str(staging)))
+    config = resolve(config, sc.defaultParallelism if sc is not None else 1)
+    plan = make_plan(config, train_split, test_split)
+    ts = TrainState.load(checkpoint) if checkpoint else new_state(config)
+    if checkpoint:
+        log(f"resuming {staging} at epoch {ts.pos.epoch + 1} round {ts.pos.round_in_epoch + 1} "
+            f"(round {ts.pos.global_round} overall)")
+    pos = ts.pos
     pos.timings["data_bytes"] = (train_split.n_rows + test_split.n_rows) * (N_PIXELS + 1)  # uint8 + label
+    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
+    outer = Nesterovs(config.outer_learning_rate, config.outer_momentum) if ts.outer_v else None
     # the epoch whose end-of-epoch params the next round evaluates on the side
     pending_eval = len(pos.history) - 1 if pos.history and "test_accuracy" not in pos.history[-1] else None
 
-    plan = make_plan(config, train_split, test_split, params)
-    rdd = sc.parallelize(range(P), P)  # one element a partition: the partition's index
-    depth = max(2, math.ceil(math.log(max(P, 2), 8)) + 1)
-    total_rounds = rounds_per_epoch * config.epochs
+    per_epoch = rounds_per_epoch(plan)
+    total_rounds = per_epoch * config.epochs
     if config.max_rounds:
         total_rounds = min(total_rounds, config.max_rounds)
-    progress = Progress(total_rounds, config.log_every_rounds or max(1, rounds_per_epoch // 10), log)
-    log(f"training {list(config.layer_sizes)} in {config.mode} mode on {P} partitions: "
-        f"{config.epochs} epochs x {rounds_per_epoch} rounds, batch {config.batch_size}, master {sc.master}")
-
-    def save(message: str | None = None) -> None:
-        pos.epoch_seconds = time.perf_counter() - epoch_clock
-        arrays = {**state, **{f"outer/{k}": v for k, v in outer_v.items()}}
-        save_checkpoint(staging, params, arrays, {**dataclasses.asdict(pos), "config": config.to_dict()})
-        if message:
-            raise KeyboardInterrupt(message)
+    progress = Progress(total_rounds, config.log_every_rounds or max(1, per_epoch // 10), log)
+    log(f"training {list(config.layer_sizes)} in {config.mode} mode on {config.workers} workers: "
+        f"{config.epochs} epochs x {per_epoch} rounds, batch {config.batch_size}"
+        + (f", master {sc.master}" if sc is not None else ", in process"))
+    transport = open_transport(sc, plan, log)
+    pos.timings["transport"] = transport.name
 
     epoch_clock = time.perf_counter() - pos.epoch_seconds
     notice = "Ctrl-C: stopping after this round (press again to abort now)"
     with GracefulStop(lambda: progress.line(notice)) as stop:
         try:
             while pos.epoch < config.epochs and not (config.max_rounds and pos.global_round >= config.max_rounds):
-                # 1. one round: broadcast, map the partitions, tree-aggregate, one update
-                flat = pack(params) if config.mode == "sync" else np.concatenate([pack(params), pack(state)])
-                vec, small, t = run_round(sc, rdd, plan, flat, pos.epoch, pos.round_in_epoch, pending_eval, depth)
-                loss, n = small[0], int(small[1])
-                if not math.isfinite(loss):
-                    raise Diverged(f"loss became {loss} at epoch {pos.epoch + 1} round {pos.round_in_epoch + 1} "
-                                   f"(round {pos.global_round + 1} overall); lower learning_rate")
+                # 1. one round: send, compute on every worker, combine, one update
+                spec = RoundSpec(pos.epoch, pos.round_in_epoch, evaluate=pending_eval is not None)
+                t_round = time.perf_counter()
+                result = transport.run_round(round_input(plan, ts.params, ts.state), spec)
                 t_update = time.perf_counter()
-                apply_round(config, updater, outer, params, state, outer_v, vec, n)
-                t["update"] = time.perf_counter() - t_update
-                record_timings(pos.timings, t, small, P)
+                if not math.isfinite(result.loss):
+                    raise Diverged(f"loss became {result.loss} at epoch {pos.epoch + 1} round {pos.round_in_epoch + 1} "
+                                   f"(round {pos.global_round + 1} overall); lower learning_rate")
+                apply_round(plan, updater, outer, ts.params, ts.state, ts.outer_v, result)
+                record_timings(pos.timings, result, t_update - t_round, time.perf_counter() - t_update)
                 pos.round_in_epoch, pos.global_round = pos.round_in_epoch + 1, pos.global_round + 1
-                pos.epoch_loss, pos.epoch_seen = pos.epoch_loss + loss, pos.epoch_seen + n
+                pos.epoch_loss, pos.epoch_seen = pos.epoch_loss + result.loss, pos.epoch_seen + result.n
 
                 # 2. the side evaluation of the previous epoch's final parameters
                 if pending_eval is not None:
-                    counts = small[SMALL_HEAD + P:].reshape(N_CLASSES, N_CLASSES).astype(np.int64)
-                    pos.history[pending_eval]["test_accuracy"] = scores(counts)["accuracy"]
-                    progress.line(f"epoch {pending_eval + 1} test accuracy {scores(counts)['accuracy']:.4f}")
+                    accuracy = scores(result.confusion)["accuracy"]
+                    pos.history[pending_eval]["test_accuracy"] = accuracy
+                    progress.line(f"epoch {pending_eval + 1} test accuracy {accuracy:.4f}")
                     pending_eval = None
                 elapsed = time.perf_counter() - epoch_clock
-                progress.round(pos.global_round, pos.epoch + 1, config.epochs, pos.round_in_epoch, rounds_per_epoch,
+                progress.round(pos.global_round, pos.epoch + 1, config.epochs, pos.round_in_epoch, per_epoch,
                                pos.epoch_loss / max(pos.epoch_seen, 1), pos.epoch_seen / max(elapsed, 1e-9))
 
                 # 3. the end of an epoch, checkpoints and Ctrl-C
-                if pos.round_in_epoch == rounds_per_epoch:
+                if pos.round_in_epoch == per_epoch:
                     pos.history.append({
                         "epoch": pos.epoch + 1, "train_loss": pos.epoch_loss / max(pos.epoch_seen, 1),
                         "wall_seconds": elapsed, "samples_per_second": pos.epoch_seen / elapsed,
@@ -152,74 +170,63 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
                     pending_eval = len(pos.history) - 1
                     pos.epoch, pos.round_in_epoch, pos.epoch_loss, pos.epoch_seen = pos.epoch + 1, 0, 0.0, 0
                     epoch_clock = time.perf_counter()
-                    save()
-                elif config.checkpoint_every_rounds and pos.global_round % config.checkpoint_every_rounds == 0:
-                    save()
+                if pos.round_in_epoch == 0 or (config.checkpoint_every_rounds
+                                               and pos.global_round % config.checkpoint_every_rounds == 0):
+                    pos.epoch_seconds = time.perf_counter() - epoch_clock
+                    ts.save(staging, config)
                 if stop.requested:
-                    save(f"stopped by Ctrl-C after round {pos.global_round} (epoch {pos.epoch + 1}); "
-                         f"checkpoint saved in {staging} (resume with --resume)")
+                    raise KeyboardInterrupt(f"stopped by Ctrl-C after round {pos.global_round} (epoch {pos.epoch + 1}); "
+                                            f"checkpoint saved in {staging} (resume with --resume)")
         except KeyboardInterrupt as e:
+            transport.close()
             if stop.requested and str(e):
+                pos.epoch_seconds = time.perf_counter() - epoch_clock
+                ts.save(staging, config)
                 raise
             raise KeyboardInterrupt(f"interrupted at epoch {pos.epoch + 1}; the last checkpoint is in {staging} "
                                     f"(resume with --resume)") from None
+        except BaseException:
+            transport.close()
+            raise
 
-    counts = evaluate_split(sc, params, test_split)
+    # the final evaluation: one evaluation-only round on the workers' test shards
+    try:
+        final_round = transport.run_round(round_input(plan, ts.params, ts.state),
+                                          RoundSpec(pos.epoch, 0, train=False, evaluate=True))
+    finally:
+        transport.close()
+    counts = final_round.confusion
     final = scores(counts)
     if pending_eval is not None:
         pos.history[pending_eval]["test_accuracy"] = final["accuracy"]
     log(f"final test accuracy {final['accuracy']:.4f} after {pos.global_round} rounds, "
         f"{time.perf_counter() - t_start:.1f}s")
-    write_outputs(staging, config, params, final, counts, pos.history, pos.timings, data_path, sc.version)
+    write_outputs(staging, config, ts.params, final, counts, pos.history, pos.timings, data_path,
+                  sc.version if sc is not None else None)
     finish_run_dir(staging, run_dir)
     return final
 
 
-def run_round(sc, rdd, plan: Plan, flat: np.ndarray, epoch: int, step: int, pending_eval, depth: int):
-    """Broadcast `flat`, run every partition, tree-aggregate: (vec, small, driver-side times)."""
-    t0 = time.perf_counter()
-    bc = sc.broadcast(flat)
-    t1 = time.perf_counter()
-    fn = make_round_fn(plan, bc, epoch, step, evaluate=pending_eval is not None)
-    vec, small = rdd.mapPartitionsWithIndex(fn).treeAggregate(None, combine, combine, depth)
-    t2 = time.perf_counter()
-    bc.destroy()
-    return vec, small, {"broadcast": t1 - t0, "job": t2 - t1}
+def new_state(config: TrainConfig) -> TrainState:
+    """Xavier-initialised parameters, zero updater state and outer velocity, position 0."""
+    params = init_params(list(config.layer_sizes), config.seed)
+    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
+    outer = config.mode == "average" and config.outer_updater == "nesterovs"
+    return TrainState(params, updater.init_state(params), zeros_like(params) if outer else {}, Position())
 
 
-def record_timings(timings: dict, t: dict, small: np.ndarray, P: int) -> None:
+def record_timings(timings: dict, result: RoundResult, wall: float, update: float) -> None:
     """Add one round to the breakdown.
 
-    executor: the partitions' mean compute; straggler: how much longer the slowest took;
-    aggregate: the rest of the job (scheduling, serialisation, treeAggregate); overhead: a
-    round's time outside compute and update (broadcast + aggregate), kept per round so its
-    median compares with the bare-round floor.
+    executor: the workers' mean compute; straggler: how much longer the slowest took;
+    overhead: the round's time outside the slowest worker's compute (sending, scheduling,
+    combining), kept per round so its median compares with the bare-round floor.
     """
-    seconds = small[SMALL_HEAD:SMALL_HEAD + P]
-    aggregate = max(0.0, t["job"] - seconds.max())
-    for key, value in (("broadcast", t["broadcast"]), ("executor", seconds.mean()),
-                       ("straggler", seconds.max() - seconds.mean()), ("aggregate", aggregate),
-                       ("update", t["update"])):
+    seconds = np.array(list(result.seconds.values()) or [0.0])
+    overhead = max(0.0, wall - seconds.max())
+    for key, value in (("executor", seconds.mean()), ("straggler", seconds.max() - seconds.mean()),
+                       ("overhead", overhead), ("update", update)):
         timings[key] = timings.get(key, 0.0) + float(value)
     timings["rounds"] += 1
-    timings.setdefault("overhead_ms", []).append(round(1000 * (t["broadcast"] + aggregate), 2))
-    timings["shard_bytes"] = int(small[2])
-
-
-def apply_round(config, updater, outer, params, state, outer_v, vec, n) -> None:
-    """The driver's one update per round, from the float64 sums of the partitions."""
-    layout = layout_of(params)
-    if config.mode == "sync":
-        grads = {k: g.astype(np.float32) for k, g in unpack(vec, layout).items()}
-        updater.step(params, grads, state, n)
-        return
-    # average: vec holds n_p * (local - broadcast) for params then state
-    n_params = sum(v.size for v in params.values())
-    mean_delta = unpack((vec[:n_params] / max(n, 1)).astype(np.float32), layout)
-    for k, d in unpack((vec[n_params:] / max(n, 1)).astype(np.float32), layout).items():
-        state[k] += d
-    if outer is None:
-        for k, d in mean_delta.items():
-            params[k] += d
-    else:  # outer Nesterov step on the averaged delta, treating -delta as the gradient (DiLoCo)
-        outer.step(params, {k: -d for k, d in mean_delta.items()}, outer_v, 1)
+    timings.setdefault("overhead_ms", []).append(round(1000 * overhead, 3))
+    timings["shard_bytes"] = int(result.resident_bytes)

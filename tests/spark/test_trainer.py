@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -27,14 +29,15 @@ def _model(run_dir):
     return params, meta
 
 
-@pytest.mark.parametrize("P", [1, 2, 4])
-def test_sync_mode_equals_the_reference_for_any_partition_count(spark, datasets, arrays, tmp_path, quiet, P):
-    final = train(spark.sparkContext, SYNC, str(datasets[P]), str(tmp_path / "RUN"), log=quiet)
+@pytest.mark.parametrize("P, W", [(1, 1), (2, 2), (4, 4), (1, 3)])
+def test_sync_mode_equals_the_reference_for_any_worker_count(spark, datasets, arrays, tmp_path, quiet, P, W):
+    config = dataclasses.replace(SYNC, workers=W)
+    final = train(spark.sparkContext, config, str(datasets[P]), str(tmp_path / "RUN"), log=quiet)
     params, meta = _model(tmp_path / "RUN")
     expected, _ = train_reference(SYNC, *arrays["train"], max_steps=SYNC.max_rounds)
     for k in expected:
         np.testing.assert_allclose(params[k], expected[k], rtol=0, atol=1e-5, err_msg=k)
-    assert meta["config"] == SYNC.to_dict() and meta["layer_sizes"] == [784, 64, 10]
+    assert meta["config"] == config.to_dict() and meta["layer_sizes"] == [784, 64, 10]
     assert final["examples"] == len(arrays["test"][1])
 
 
@@ -55,10 +58,10 @@ def test_average_mode_learns(spark, datasets, tmp_path, quiet):
 
 
 def test_average_mode_on_one_partition_is_a_plain_local_loop(spark, datasets, arrays, tmp_path, quiet):
-    """P=1, outer updater none: each round's k local steps continue where the last ended."""
+    """W=1, outer updater none: each round's k local steps continue where the last ended."""
     k, batch, epochs = 3, 64, 2
     config = TrainConfig(layer_sizes=(784, 32, 10), batch_size=batch, epochs=epochs, mode="average",
-                         averaging_frequency=k, outer_updater="none")
+                         averaging_frequency=k, outer_updater="none", workers=1)
     train(spark.sparkContext, config, str(datasets[1]), str(tmp_path / "RUN"), log=quiet)
     got, _ = _model(tmp_path / "RUN")
 

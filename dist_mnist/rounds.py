@@ -1,0 +1,174 @@
+"""One round: what the driver sends, what a worker computes on its shard, what comes back.
+
+Pure NumPy. Every transport (a Spark job a round, the persistent barrier stage, in-process)
+calls `compute_round` and combines the results with `combine_all`, in worker order, so they
+give bit-identical answers by construction. A round is a pure function of the vector it was
+sent, its RoundSpec and the worker's rows: a retried or relaunched worker returns exactly
+the same thing, and the driver applies each round's update once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from dist_mnist import schedule
+from dist_mnist.config import TrainConfig
+from dist_mnist.metrics import confusion_counts
+from dist_mnist.nn.flat import Layout, pack, unpack
+from dist_mnist.nn.model import N_CLASSES, Params, predict
+from dist_mnist.nn.steps import Batcher, grad_sums, local_steps
+from dist_mnist.nn.updaters import Nesterovs, make_updater
+from dist_mnist.shards import Shard
+
+Rows = tuple[np.ndarray, np.ndarray]  # uint8 images (n, 784), uint8 labels (n,)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every worker needs for the whole run: the resolved config and the data facts."""
+
+    config: TrainConfig  # resolved: workers, averaging_frequency, ... as run
+    train: tuple[Shard, ...]  # one per worker
+    test: tuple[Shard, ...]  # one per worker, the test split sharded the same way
+    layout: Layout  # the parameters' (key, shape) order
+
+    @property
+    def workers(self) -> int:
+        return len(self.train)
+
+    @property
+    def n_train(self) -> int:
+        return sum(s.n for s in self.train)
+
+    @property
+    def n_params(self) -> int:
+        return sum(int(np.prod(shape)) for _, shape in self.layout)
+
+    @property
+    def ships_state(self) -> bool:
+        """Average mode sends and averages the updater state too; sync keeps it on the driver."""
+        return self.config.mode == "average" and self.config.updater == "nesterovs"
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    """Which round this is; with the vector sent, it determines the result."""
+
+    epoch: int
+    round_in_epoch: int  # sync: the global minibatch of the epoch; average: the round of the epoch
+    train: bool = True  # False: an evaluation-only round (the final evaluation)
+    evaluate: bool = False  # also count the sent parameters' predictions on the test shard
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What a worker returns, and what the driver's combine of all workers gives.
+
+    sums: sync, the gradient sums; average, n * (local - sent) for params then state.
+    float32 from a worker (empty in an evaluation-only round), float64 once combined.
+    """
+
+    sums: np.ndarray
+    loss: float  # loss sum
+    n: int  # examples
+    seconds: dict[int, float] = field(default_factory=dict)  # worker -> compute seconds
+    resident_bytes: int = 0  # the worker's shard memory, summed over workers
+    confusion: np.ndarray | None = None  # int64 (C, C) [actual][predicted], when evaluating
+
+
+def combine(a: RoundResult, b: RoundResult) -> RoundResult:
+    """a + b field by field; sums in float64, a first (the order is part of the result)."""
+    sums = a.sums.astype(np.float64) if a.sums.dtype != np.float64 else a.sums
+    if len(b.sums):
+        sums = sums + b.sums if len(sums) else b.sums.astype(np.float64)
+    confusion = a.confusion if b.confusion is None else (b.confusion if a.confusion is None else a.confusion + b.confusion)
+    return RoundResult(sums, a.loss + b.loss, a.n + b.n, {**a.seconds, **b.seconds},
+                       a.resident_bytes + b.resident_bytes, confusion)
+
+
+def combine_all(results: list[RoundResult]) -> RoundResult:
+    """The results of workers 0..W-1, combined strictly in worker order."""
+    total = RoundResult(np.zeros(0, np.float64), 0.0, 0)
+    for r in results:
+        total = combine(total, r)
+    return total
+
+
+def round_input(plan: Plan, params: Params, state: Params) -> np.ndarray:
+    """The vector a round sends: the parameters, then the updater state where the mode ships it."""
+    return np.concatenate([pack(params), pack(state)]) if plan.ships_state else pack(params)
+
+
+def split_input(plan: Plan, flat: np.ndarray) -> tuple[Params, Params]:
+    """Views (params, state) of a round's vector; state is {} where the mode does not ship it."""
+    n = plan.n_params
+    params = unpack(flat[:n], plan.layout)
+    return params, (unpack(flat[n:], plan.layout) if plan.ships_state else {})
+
+
+@lru_cache(maxsize=4)
+def _global_perm(seed: int, epoch: int, n: int) -> np.ndarray:
+    return schedule.epoch_permutation(seed, epoch, n)
+
+
+def compute_round(plan: Plan, w: int, rows: Rows, test_rows, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
+    """Worker w's result of one round, from its training rows and the vector it was sent.
+
+    test_rows: a callable returning the worker's test rows (loaded only when evaluating).
+    `flat` is read-only here: nothing is written into it.
+    """
+    t0 = time.perf_counter()
+    c = plan.config
+    params, state = split_input(plan, flat)
+    confusion = None
+    if spec.evaluate:
+        images, labels = test_rows()
+        confusion = confusion_counts(labels, predict(params, images), N_CLASSES) if len(labels) else \
+            np.zeros((N_CLASSES, N_CLASSES), np.int64)
+    images, labels = rows
+    batcher = Batcher(images, labels, c.batch_size)
+    if not spec.train:
+        sums, loss, n = np.zeros(0, np.float32), 0.0, 0
+    elif c.mode == "sync":
+        batch = schedule.global_batch(_global_perm(c.seed, spec.epoch, plan.n_train), spec.round_in_epoch, c.batch_size)
+        lo = plan.train[w].first
+        local = batch[(batch >= lo) & (batch < lo + len(labels))] - lo
+        if len(local):
+            grads, loss, n = grad_sums(params, batcher, local)
+            sums = pack(grads)
+        else:
+            sums, loss, n = np.zeros(plan.n_params, np.float32), 0.0, 0
+    else:
+        local_params = {k: v.copy() for k, v in params.items()}
+        local_state = {k: v.copy() for k, v in state.items()}
+        updater = make_updater(c.updater, c.learning_rate, c.momentum, c.l2)
+        perm = schedule.epoch_permutation(c.seed, spec.epoch, len(labels), partition=w)
+        batches = schedule.local_batches(perm, spec.round_in_epoch, c.batch_size, c.averaging_frequency)
+        loss, n = local_steps(local_params, local_state, updater, batcher, batches)
+        new = round_input(plan, local_params, local_state)
+        sums = (new - flat) * np.float32(n)
+    return RoundResult(sums, float(loss), int(n), {w: time.perf_counter() - t0}, 0, confusion)
+
+
+def apply_round(plan: Plan, updater, outer: Nesterovs | None, params: Params, state: Params,
+                outer_v: Params, result: RoundResult) -> None:
+    """The driver's one update per round, in place, from the combined float64 sums."""
+    n = max(result.n, 1)
+    if plan.config.mode == "sync":
+        grads = {k: g.astype(np.float32) for k, g in unpack(result.sums, plan.layout).items()}
+        updater.step(params, grads, state, result.n)
+        return
+    # average: sums hold n_w * (local - sent) for params, then state
+    mean_delta = unpack((result.sums[:plan.n_params] / n).astype(np.float32), plan.layout)
+    if plan.ships_state:
+        for k, d in unpack((result.sums[plan.n_params:] / n).astype(np.float32), plan.layout).items():
+            state[k] += d
+    if outer is None:
+        for k, d in mean_delta.items():
+            params[k] += d
+    else:  # outer Nesterov step on the averaged delta, treating -delta as the gradient (DiLoCo)
+        outer.step(params, {k: -d for k, d in mean_delta.items()}, outer_v, 1)

@@ -1,0 +1,177 @@
+"""The persistent transport: one barrier stage holds a task per worker for the whole run.
+
+Each task loads its shard once, opens one Arrow Flight stream to the driver (dist_mnist.channel)
+and serves rounds until the driver says stop: a round costs the channel's milliseconds, not
+a Spark job. A lost, failed or hung worker raises WorkerLost from run_round; the caller
+relaunches the stage (a new generation) or falls back to one Spark job a round, and redoes
+the round from the driver's state, so the model is the same as without the fault.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import secrets
+import threading
+import time
+
+import numpy as np
+
+from dist_mnist.channel import RoundServer, decode_result, serve_rounds
+from dist_mnist.rounds import Plan, RoundResult, RoundSpec, combine, compute_round
+from dist_mnist.spark.shards import get_shard, resident_bytes
+from dist_mnist.transport import WorkerLost
+
+USER_ERRORS = {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}
+
+
+def barrier_unavailable(sc, workers: int) -> str | None:
+    """Why a barrier stage of `workers` tasks cannot run now, or None if it can."""
+    conf = sc.getConf()
+    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+        return "dynamic allocation is on, and barrier stages refuse it"
+    slots = free_slots(sc)
+    if slots < workers:
+        return f"{workers} workers need {workers} task slots at once, the application has {slots}"
+    return None
+
+
+def free_slots(sc) -> int:
+    """Tasks the application can run at once now (cores / spark.task.cpus over live executors)."""
+    jsc = sc._jsc.sc()
+    return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
+
+
+def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
+    """The barrier task: worker w loads its shard, then serves rounds over the channel."""
+
+    def task(_):
+        from pyspark import BarrierTaskContext
+
+        ctx = BarrierTaskContext.get()
+        w = ctx.partitionId()
+        hello = {"generation": generation, "worker": w, "host": ctx.getTaskInfos()[w].address,
+                 "attempt": ctx.attemptNumber()}
+        rows = get_shard(plan.train[w].segments)
+
+        def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
+            r = compute_round(plan, w, rows, lambda: get_shard(plan.test[w].segments), flat, spec)
+            return RoundResult(r.sums, r.loss, r.n, r.seconds, resident_bytes(), r.confusion)
+
+        serve_rounds(address, secret, hello, compute)
+        yield w
+
+    return task
+
+
+class BarrierTransport:
+    """One barrier stage of W long-running tasks; rounds over Arrow Flight.
+
+    Raises WorkerLost when the stage cannot start within `timeout` seconds, and from
+    run_round when a worker's stream breaks, its task fails or a round exceeds `timeout`.
+    """
+
+    name = "barrier"
+
+    def __init__(self, sc, plan: Plan, timeout: float, port: int = 0, log=print):
+        self.sc, self.plan, self.timeout, self.log = sc, plan, timeout, log
+        host = sc.getConf().get("spark.driver.host", "127.0.0.1")
+        self.secret = secrets.token_urlsafe(32)
+        self.server = RoundServer(host, port, self.secret, plan.workers)
+        self.address = f"grpc+tcp://{host}:{self.server.port}"
+        self.generation = 0
+        self.job: threading.Thread | None = None
+        self.job_error: list[BaseException] = []
+        self.timings: dict[str, float] = {}
+        self.hosts: dict[int, str] = {}
+        self.launch()
+
+    def launch(self) -> None:
+        """Start a new generation of the barrier stage and wait until every worker has connected."""
+        self._cancel()
+        self.generation += 1
+        self.server.start_generation(self.generation)
+        self.job_error = []
+        group = f"dist-mnist-rounds-{self.server.port}-{self.generation}"
+        rdd = self.sc.parallelize(range(self.plan.workers), self.plan.workers).barrier()
+        fn = make_task_fn(self.plan, self.address, self.secret, self.generation)
+
+        def run_job():
+            self.sc.setJobGroup(group, "dist-mnist: persistent round transport", interruptOnCancel=True)
+            try:
+                rdd.mapPartitions(fn).collect()
+            except BaseException as e:  # noqa: BLE001 - reported by the waiting driver
+                self.job_error.append(e)
+                self.server.events.put(("job", self.generation, -1, e))
+
+        from pyspark import InheritableThread
+
+        self.group = group
+        self.job = InheritableThread(target=run_job, daemon=True, name=f"dist-mnist-barrier-{self.generation}")
+        self.job.start()
+        deadline, waiting = time.monotonic() + self.timeout, set(range(self.plan.workers))
+        while waiting:
+            kind, gen, w, info = self._next_event(deadline, f"workers {sorted(waiting)} did not connect")
+            if gen != self.generation:
+                continue
+            if kind == "hello":
+                waiting.discard(w)
+                self.hosts[w] = info.get("host", "?")
+            else:
+                raise WorkerLost(self._describe(kind, w, info, "while starting"))
+
+    def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
+        t0 = time.perf_counter()
+        for w in range(self.plan.workers):
+            self.server.send(w, flat, spec)
+        t1 = time.perf_counter()
+        results: dict[int, RoundResult] = {}
+        deadline = time.monotonic() + self.timeout
+        total, nxt = None, 0
+        while nxt < self.plan.workers:
+            missing = sorted(set(range(self.plan.workers)) - set(results) - set(range(nxt)))
+            kind, gen, w, info = self._next_event(deadline, f"worker(s) {missing} timed out after {self.timeout:g} s "
+                                                            f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}")
+            if gen != self.generation:
+                continue
+            if kind != "result":
+                raise WorkerLost(self._describe(kind, w, info, f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}"))
+            sums, meta = info
+            m = json.loads(meta)
+            if "error" in m:  # our own error on the worker (bad data): a user error, not a fault
+                raise USER_ERRORS.get(m["type"], RuntimeError)(m["error"])
+            results[w] = decode_result(sums, meta)
+            while nxt in results:  # combine strictly in worker order, as results arrive
+                r = results.pop(nxt)
+                total = combine(RoundResult(np.zeros(0, np.float64), 0.0, 0), r) if total is None else combine(total, r)
+                nxt += 1
+        self.timings = {"send": t1 - t0, "job": time.perf_counter() - t1}
+        return total
+
+    def _next_event(self, deadline: float, timeout_message: str):
+        left = deadline - time.monotonic()
+        try:
+            return self.server.events.get(timeout=max(left, 0.001))
+        except queue.Empty:
+            raise WorkerLost(timeout_message) from None
+
+    def _describe(self, kind: str, w: int, info, when: str) -> str:
+        if kind == "job":
+            first = str(info).strip().splitlines()[0] if str(info).strip() else type(info).__name__
+            return f"the barrier stage failed {when}: {first[:300]}"
+        return f"worker {w} (on {self.hosts.get(w, '?')}) was lost {when}: {info}"
+
+    def _cancel(self) -> None:
+        """End the current generation: tell its workers to stop, cancel its job, wait for it."""
+        if self.job is None:
+            return
+        self.server.start_generation(-1)  # refuse late (retried) tasks; tell the live ones to stop
+        self.job.join(timeout=10)
+        if self.job.is_alive():
+            self.sc.cancelJobGroup(self.group)
+            self.job.join(timeout=60)
+        self.job = None
+
+    def close(self) -> None:
+        self._cancel()
+        self.server.shutdown()

@@ -1,0 +1,85 @@
+"""Choosing a round transport, and recovering from a lost worker.
+
+The persistent barrier transport is the default wherever it can run; when it cannot (too
+few free task slots, dynamic allocation), the run says why in one line and uses one Spark
+job a round. A worker lost mid-run costs at most the current round: the stage is relaunched
+from the driver's state, or, when the slots are gone, the run falls back to Spark jobs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dist_mnist.rounds import Plan, RoundResult, RoundSpec
+from dist_mnist.spark.barrier import BarrierTransport, barrier_unavailable
+from dist_mnist.spark.jobs import SparkJobTransport
+from dist_mnist.transport import InProcessTransport, Transport, WorkerLost
+
+MAX_RELAUNCHES = 3
+
+
+def open_transport(sc, plan: Plan, log) -> Transport:
+    """The transport the config asks for: 'auto' (barrier if it can run), 'barrier', 'jobs', 'inprocess'."""
+    choice = plan.config.transport
+    if choice == "inprocess":
+        return InProcessTransport(plan)
+    if choice == "jobs":
+        return SparkJobTransport(sc, plan)
+    why = barrier_unavailable(sc, plan.workers)
+    if why is None:
+        try:
+            return FailoverTransport(sc, plan, log)
+        except WorkerLost as e:
+            why = f"the barrier stage did not start ({e})"
+    if choice == "barrier":
+        raise RuntimeError(f"transport 'barrier' cannot run: {why} (help: --set transport=jobs, or free the slots)")
+    log(f"transport: one Spark job a round, because {why}")
+    return SparkJobTransport(sc, plan)
+
+
+class FailoverTransport:
+    """The barrier transport, relaunched after a lost worker, or replaced by Spark jobs."""
+
+    def __init__(self, sc, plan: Plan, log):
+        self.sc, self.plan, self.log = sc, plan, log
+        self.relaunches = 0
+        self.current: Transport = BarrierTransport(sc, plan, plan.config.round_timeout, plan.config.transport_port, log)
+        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over Arrow Flight "
+            f"at {self.current.address}")
+
+    @property
+    def name(self) -> str:
+        return self.current.name
+
+    @property
+    def timings(self) -> dict:
+        return getattr(self.current, "timings", {})
+
+    def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
+        while True:
+            try:
+                return self.current.run_round(flat, spec)
+            except WorkerLost as e:
+                self.log(f"transport: {e}; redoing the round")
+                self._recover()
+
+    def _recover(self) -> None:
+        while True:
+            why = barrier_unavailable(self.sc, self.plan.workers)
+            if why is None and self.relaunches < MAX_RELAUNCHES and isinstance(self.current, BarrierTransport):
+                self.relaunches += 1
+                try:
+                    self.current.launch()
+                    self.log(f"transport: barrier stage relaunched (generation {self.current.generation})")
+                    return
+                except WorkerLost as e:
+                    self.log(f"transport: relaunch failed: {e}")
+                    continue
+            why = why or f"the barrier stage was relaunched {self.relaunches} times"
+            self.current.close()
+            self.log(f"transport: falling back to one Spark job a round, because {why}")
+            self.current = SparkJobTransport(self.sc, self.plan)
+            return
+
+    def close(self) -> None:
+        self.current.close()
