@@ -14,6 +14,8 @@ from pathlib import Path
 
 EXIT_USER_ERROR = 2
 PROJECT_CONF = Path(__file__).resolve().parents[1] / "conf"
+LOG_LEVEL_VAR = "DIST_MNIST_SPARK_LOG_LEVEL"  # read by conf/log4j2.properties and get_context
+VERBOSE_HELP = "show Spark's INFO log (default: warnings and errors only)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--partitions", type=int, default=2, help="part files per split (default 2)")
     i.add_argument("--seed", type=int, default=123, help="shuffle seed (default 123)")
     i.add_argument("--overwrite", action="store_true", help="replace an existing DATA")
+    i.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     t = sub.add_parser("train", help="train on DATA/train, evaluate on DATA/test, write RUN/")
     t.add_argument("--data", required=True, help="dataset directory written by ingest")
@@ -38,12 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
     t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     e = sub.add_parser("evaluate", help="DL4J-style report of a trained model on a Parquet split")
     e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
     e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
     e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
     e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     return p
 
 
@@ -55,12 +60,35 @@ def _context(app: str, master: str | None):
     logging.getLogger("py4j").setLevel(logging.CRITICAL)
 
     if "SPARK_CONF_DIR" not in os.environ and PROJECT_CONF.is_dir():
-        os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf
+        os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf, conf/log4j2.properties
     check_environment()
+    _set_jvm_log_level(os.environ.get(LOG_LEVEL_VAR, "WARN"))
     return get_context(app, master)
 
 
+def _set_jvm_log_level(level: str) -> None:
+    """Spark's root log level before the SparkContext starts and logs its ~40 INFO lines.
+
+    Under spark-submit the JVM started before Python, maybe without conf/log4j2.properties
+    (SPARK_CONF_DIR unset); this quiets the start-up all the same.
+    """
+    from dist_mnist.spark.session import import_pyspark
+
+    import_pyspark()
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()
+    jvm = SparkContext._jvm
+    # spark-submit resets logging before it runs the application: have Spark set it up again
+    # now (conf/log4j2.properties, or its own defaults at INFO), then set the level over it
+    jvm.org.apache.spark.SparkConf(False).initializeLogIfNecessary(False)
+    log4j = jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setRootLevel(log4j.Level.toLevel(level))
+
+
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "verbose", False):
+        os.environ[LOG_LEVEL_VAR] = "INFO"  # before the JVM starts, so its start-up is logged too
     if args.command == "download":
         from dist_mnist.data.download import download
 
