@@ -1,4 +1,4 @@
-"""The `dist-mnist` command: download, ingest, train, evaluate.
+"""The `dist-mnist` command: download, ingest, train, evaluate, report.
 
 User mistakes end in one line on stderr and exit status 2, never a traceback.
 """
@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
     e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
     e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+    r = sub.add_parser("report", help="PNG figures and an HTML page about a finished run, in RUN/report/")
+    r.add_argument("run", metavar="RUN", help="run directory written by train")
+    r.add_argument("--data", help="dataset directory DATA for the misclassified digits (default: model.json's data.path)")
     return p
 
 
@@ -121,6 +125,10 @@ def _run(args: argparse.Namespace) -> int:
         load_model(args.model)  # a bad model fails before Spark starts
         sc = _context("dist-mnist-evaluate", args.master)
         print(evaluate_model(sc, args.model, args.data, args.json))
+    elif args.command == "report":
+        from dist_mnist.report import write_report
+
+        write_report(args.run, args.data)
     return 0
 
 
