@@ -1,8 +1,8 @@
 """The `dist-mnist` command: download, ingest, train, evaluate, report.
 
 Exit status: 0 success, 2 a usage or input error, 1 a failure (a broken environment, a
-failed download; a bug also exits 1, with its traceback), 130 Ctrl-C. User mistakes and
-failures end in one line on stderr, never a traceback.
+failed download, a diverged run; a bug also exits 1, with its traceback), 130 Ctrl-C.
+User mistakes and failures end in one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
