@@ -18,8 +18,6 @@ EXIT_FAILURE, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 PROJECT_CONF = Path(__file__).resolve().parents[1] / "conf"
 LOG_LEVEL_VAR = "DIST_MNIST_SPARK_LOG_LEVEL"  # read by conf/log4j2.properties and get_context
 VERBOSE_HELP = "show Spark's INFO log (default: warnings and errors only)"
-
-
 EXIT_CODES = "exit status: 0 success, 2 usage or input error, 1 failure, 130 interrupted (Ctrl-C)"
 EXAMPLES = {
     "download": ["dist-mnist download --out data/raw"],
@@ -33,10 +31,10 @@ EXAMPLES = {
 }
 
 
-def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with its examples and the exit codes."""
     examples = "\n".join(f"  {line}" for line in EXAMPLES[name])
-    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
                           epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -112,7 +110,7 @@ def _set_jvm_log_level(level: str) -> None:
     # now (conf/log4j2.properties, or its own defaults at INFO), then set the level over it
     jvm.org.apache.spark.SparkConf(False).initializeLogIfNecessary(False)
     log4j = jvm.org.apache.logging.log4j
-    log4j.core.config.Configurator.setRootLevel(log4j.Level.toLevel(level))
+    log4j.core.config.Configurator.setRootLevel(log4j.Level.toLevel(level, log4j.Level.WARN))
 
 
 def _run(args: argparse.Namespace) -> int:
