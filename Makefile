@@ -9,6 +9,9 @@ export PATH := $(BIN):$(PATH)
 # MNIST: $MNIST_DIR if set, else the shared copy beside the repo, else downloaded into data/raw.
 MNIST_DIR ?= $(if $(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz),$(abspath ../shared/data/mnist),$(CURDIR)/data/raw)
 export MNIST_DIR
+# Spark's settings and its log4j2 configuration (console at WARN) from conf/, for spark-submit too.
+SPARK_CONF_DIR ?= $(CURDIR)/conf
+export SPARK_CONF_DIR
 DATA   ?= data/mnist
 RUN    ?= runs/tutorial
 MASTER ?= local[*]

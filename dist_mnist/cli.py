@@ -1,6 +1,8 @@
-"""The `dist-mnist` command: download, ingest, train, evaluate.
+"""The `dist-mnist` command: download, ingest, train, evaluate, report.
 
-User mistakes end in one line on stderr and exit status 2, never a traceback.
+Exit status: 0 success, 2 a usage or input error, 1 a failure (a broken environment, a
+failed download, a diverged run; a bug also exits 1, with its traceback), 130 Ctrl-C.
+User mistakes and failures end in one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,25 +14,49 @@ import re
 import sys
 from pathlib import Path
 
-EXIT_USER_ERROR = 2
+EXIT_FAILURE, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 PROJECT_CONF = Path(__file__).resolve().parents[1] / "conf"
+LOG_LEVEL_VAR = "DIST_MNIST_SPARK_LOG_LEVEL"  # read by conf/log4j2.properties and get_context
+VERBOSE_HELP = "show Spark's INFO log (default: warnings and errors only)"
+EXIT_CODES = "exit status: 0 success, 2 usage or input error, 1 failure, 130 interrupted (Ctrl-C)"
+EXAMPLES = {
+    "download": ["dist-mnist download --out data/raw"],
+    "ingest": ["dist-mnist ingest --source data/raw --out data/mnist --partitions 2 --seed 123"],
+    "train": ["dist-mnist train --data data/mnist --out runs/tutorial",
+              "dist-mnist train --data data/mnist --out runs/deep --config conf/deep.toml --set epochs=20",
+              "dist-mnist train --data data/mnist --out runs/tutorial --resume",
+              "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial"],
+    "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
+    "report": ["dist-mnist report runs/tutorial", "dist-mnist report runs/tutorial --data data/mnist"],
+}
+
+
+def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with its examples and the exit codes."""
+    examples = "\n".join(f"  {line}" for line in EXAMPLES[name])
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                          epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dist-mnist", description="DL4J's MNIST MLP, data-parallel on Spark.")
+    p = argparse.ArgumentParser(prog="dist-mnist", description="DL4J's MNIST MLP, data-parallel on Spark.",
+                                epilog=f"`dist-mnist COMMAND --help` shows examples.\n{EXIT_CODES}",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("download", help="fetch the four MNIST .gz files from the public mirrors, verified")
+    d = _command(sub, "download", "fetch the four MNIST .gz files from the public mirrors, verified")
     d.add_argument("--out", required=True, help="directory for the .gz files")
 
-    i = sub.add_parser("ingest", help="verified IDX files -> partitioned Parquet (DATA/train, DATA/test)")
+    i = _command(sub, "ingest", "verified IDX files -> partitioned Parquet (DATA/train, DATA/test)")
     i.add_argument("--source", default=os.environ.get("MNIST_DIR"), help="directory with the IDX files (default: $MNIST_DIR)")
     i.add_argument("--out", required=True, help="dataset directory DATA")
     i.add_argument("--partitions", type=int, default=2, help="part files per split (default 2)")
     i.add_argument("--seed", type=int, default=123, help="shuffle seed (default 123)")
     i.add_argument("--overwrite", action="store_true", help="replace an existing DATA")
+    i.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
-    t = sub.add_parser("train", help="train on DATA/train, evaluate on DATA/test, write RUN/")
+    t = _command(sub, "train", "train on DATA/train, evaluate on DATA/test, write RUN/")
     t.add_argument("--data", required=True, help="dataset directory written by ingest")
     t.add_argument("--out", required=True, help="run directory RUN")
     t.add_argument("--config", help="TOML run config (default: the DL4J tutorial's)")
@@ -38,12 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
     t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
-    e = sub.add_parser("evaluate", help="DL4J-style report of a trained model on a Parquet split")
+    e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
     e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
     e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
     e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
     e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+    r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
+    r.add_argument("run", metavar="RUN", help="run directory written by train")
+    r.add_argument("--data", help="dataset directory DATA for the misclassified digits (default: model.json's data.path)")
     return p
 
 
@@ -55,12 +87,35 @@ def _context(app: str, master: str | None):
     logging.getLogger("py4j").setLevel(logging.CRITICAL)
 
     if "SPARK_CONF_DIR" not in os.environ and PROJECT_CONF.is_dir():
-        os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf
+        os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf, conf/log4j2.properties
     check_environment()
+    _set_jvm_log_level(os.environ.get(LOG_LEVEL_VAR, "WARN"))
     return get_context(app, master)
 
 
+def _set_jvm_log_level(level: str) -> None:
+    """Spark's root log level before the SparkContext starts and logs its ~40 INFO lines.
+
+    Under spark-submit the JVM started before Python, maybe without conf/log4j2.properties
+    (SPARK_CONF_DIR unset); this quiets the start-up all the same.
+    """
+    from dist_mnist.spark.session import import_pyspark
+
+    import_pyspark()
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()
+    jvm = SparkContext._jvm
+    # spark-submit resets logging before it runs the application: have Spark set it up again
+    # now (conf/log4j2.properties, or its own defaults at INFO), then set the level over it
+    jvm.org.apache.spark.SparkConf(False).initializeLogIfNecessary(False)
+    log4j = jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setRootLevel(log4j.Level.toLevel(level, log4j.Level.WARN))
+
+
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "verbose", False):
+        os.environ[LOG_LEVEL_VAR] = "INFO"  # before the JVM starts, so its start-up is logged too
     if args.command == "download":
         from dist_mnist.data.download import download
 
@@ -93,6 +148,10 @@ def _run(args: argparse.Namespace) -> int:
         load_model(args.model)  # a bad model fails before Spark starts
         sc = _context("dist-mnist-evaluate", args.master)
         print(evaluate_model(sc, args.model, args.data, args.json))
+    elif args.command == "report":
+        from dist_mnist.report import write_report
+
+        write_report(args.run, args.data)
     return 0
 
 
@@ -111,6 +170,19 @@ def user_message(e: BaseException) -> str | None:
     return None
 
 
+def exit_code(e: BaseException) -> int:
+    """130 for Ctrl-C, 1 for a failure (RuntimeError, also on an executor), else 2 (bad input)."""
+    if isinstance(e, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(e, RuntimeError):
+        return EXIT_FAILURE
+    if not isinstance(e, (ValueError, FileNotFoundError, FileExistsError)):
+        found = _PY_ERROR.findall(str(e))
+        if found and found[-1][0] == "RuntimeError":
+            return EXIT_FAILURE
+    return EXIT_USER_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and the jobs/ scripts."""
     args = _parser().parse_args(argv)
@@ -123,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         if msg is None:
             raise
         print(f"dist-mnist {args.command}: error: {msg}", file=sys.stderr)
-        return 130 if isinstance(e, KeyboardInterrupt) else EXIT_USER_ERROR
+        return exit_code(e)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ def free_ports(n: int) -> list[int]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """os.environ without settings that would leak the driver's packages or config into the cluster."""
+    # SPARK_CONF_DIR too (make exports it): these tests read Spark's own logs at its default level
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "SPARK_AUTH_SECRET")}
+           if k not in ("PYTHONPATH", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "SPARK_AUTH_SECRET", "SPARK_CONF_DIR")}
     env.update(extra)
     return env
 

@@ -1,13 +1,11 @@
 """The trainer on the loopback cluster: equal to local[2] in sync mode, learns, survives a lost worker.
 
-Data comes from $MNIST_DIR (the four MNIST .gz IDX files), else from the shared
-copy beside the checkout; without either, these tests are skipped.
+Data is the real MNIST, found as tests/conftest.py says; without it these tests are skipped.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +18,9 @@ from dist_mnist.packaging import build_zip
 from .processes import Driver
 from .standalone import REPO, driver_env, submit_argv
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.mnist]
 
 TRAIN_JOB = REPO / "jobs" / "train.py"
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 PARAMS = ("W0", "b0", "W1", "b1")
 ATOL = 1e-6  # sync mode sums the same float64 partials in the same order wherever they ran
 
@@ -36,14 +33,11 @@ MIN_ACCURACY = 0.90  # 2 epochs of the tutorial's net; 15 epochs reach about 0.9
 
 
 @pytest.fixture(scope="module")
-def mnist_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mnist_data(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Path:
     """DATA with train/ and test/ Parquet in 2 partitions, ingested once for the module."""
-    source = os.environ.get("MNIST_DIR") or (str(SHARED_MNIST) if SHARED_MNIST.is_dir() else None)
-    if not source:
-        pytest.skip("set MNIST_DIR to a directory with the four MNIST .gz IDX files")
     data = tmp_path_factory.mktemp("mnist") / "data"
-    cmd = [sys.executable, "-m", "dist_mnist.cli", "ingest", "--source", source, "--out", str(data),
-           "--partitions", "2", "--seed", "123"]
+    cmd = [sys.executable, "-m", "dist_mnist.cli", "ingest", "--source", str(mnist_dir),
+           "--out", str(data), "--partitions", "2", "--seed", "123"]
     result = subprocess.run(cmd, cwd=REPO, env=driver_env(), capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""Full MNIST (MNIST_DIR): the tutorial's recipe reaches DL4J's accuracy, alone and on Spark."""
+"""Full MNIST (see tests/conftest.py): the tutorial's recipe reaches DL4J's accuracy, alone and on Spark."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from dist_mnist.data.ingest import ingest
 
 from .conftest import REPO
 
-MNIST_DIR = os.environ.get("MNIST_DIR")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MNIST_DIR, reason="MNIST_DIR is not set")]
+pytestmark = [pytest.mark.slow, pytest.mark.mnist]
 
 TUTORIAL_ACCURACY = 0.971  # DL4J MLPMnistSingleLayerExample's reported test accuracy, about 0.971
 
@@ -28,10 +27,10 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def mnist_data(tmp_path_factory):
+def mnist_data(tmp_path_factory, mnist_dir):
     """The published files, verified and ingested to Parquet (2 parts a split)."""
     data = tmp_path_factory.mktemp("mnist") / "DATA"
-    meta = ingest(MNIST_DIR, data, partitions=2)
+    meta = ingest(mnist_dir, data, partitions=2)
     return data, meta
 
 
@@ -54,10 +53,11 @@ print(json.dumps(history))
 """
 
 
-def test_reference_reaches_the_tutorial_accuracy(tmp_path):
+def test_reference_reaches_the_tutorial_accuracy(tmp_path, mnist_dir):
     # one BLAS thread: multi-threaded OpenBLAS is much slower on these thin matrices
     done = subprocess.run([sys.executable, "-c", REFERENCE], capture_output=True, text=True, cwd=tmp_path,
-                          env=_env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"), timeout=1800)
+                          env=_env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MNIST_DIR=str(mnist_dir)),
+                          timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     history = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(history) == 15

@@ -1,5 +1,6 @@
 """The command line: user errors end in exit 2 and one line on stderr, never a traceback."""
 
+import os
 import urllib.error
 
 import pytest
@@ -56,7 +57,7 @@ def test_download_offline(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(download_module, "fetch", offline)
     out = tmp_path / "mnist"
-    assert cli.main(["download", "--out", str(out)]) == 2
+    assert cli.main(["download", "--out", str(out)]) == 1  # a failure, not a bad input
     line = one_line_error(capsys, "download")
     assert "--source" in line and "MNIST_DIR" in line and "name resolution" in line
     assert not out.exists()  # nothing written, not even the directory
@@ -104,3 +105,14 @@ def test_interrupt_exits_130(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("dist_mnist.data.ingest.ingest", interrupted)
     assert cli.main(["ingest", "--source", str(tmp_path), "--out", str(tmp_path / "D")]) == 130
     assert "R.partial" in one_line_error(capsys, "ingest")
+
+
+@pytest.mark.parametrize("command, args", [("train", ["--data", "D", "--out", "R", "--set", "bogus=1"]),
+                                           ("evaluate", ["--model", "nope", "--data", "D"]),
+                                           ("ingest", ["--source", "nope", "--out", "D"])])
+def test_verbose_asks_for_sparks_info_log(command, args, tmp_path, capsys, monkeypatch, no_spark):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(cli.LOG_LEVEL_VAR, "WARN")  # restored after the test
+    assert cli.main([command, *args, "--verbose"]) == 2
+    one_line_error(capsys, command)
+    assert os.environ[cli.LOG_LEVEL_VAR] == "INFO"  # read by conf/log4j2.properties and get_context

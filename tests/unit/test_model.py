@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from dist_mnist.nn import model
 from dist_mnist.nn.model import init_params, layer_sizes_of, logits_of, loss_and_grads, predict, to_inputs
 
 TINY = [6, 5, 4, 3]
@@ -13,16 +14,18 @@ def _tiny_batch(n: int = 7, seed: int = 0, dtype=np.float64):
     return rng.standard_normal((n, TINY[0])).astype(dtype), rng.integers(0, TINY[-1], n)
 
 
-def test_gradients_match_finite_differences():
-    # float64 copy of a tiny net, so central differences are accurate to ~1e-9
-    params = {k: v.astype(np.float64) for k, v in init_params(TINY, seed=1).items()}
-    rng = np.random.default_rng(2)
+def _perturbed(sizes: list[int], seed: int):
+    """float64 copy of a small net with nonzero biases, so central differences are accurate to ~1e-9."""
+    params = {k: v.astype(np.float64) for k, v in init_params(sizes, seed=seed).items()}
+    rng = np.random.default_rng(seed + 1)
     for k in params:  # nonzero biases, so the check covers them properly
         params[k] += 0.1 * rng.standard_normal(params[k].shape)
-    X, y = _tiny_batch()
+    return params
+
+
+def _assert_grads_match_finite_differences(params, X, y, eps: float = 1e-6):
     grads, _, n = loss_and_grads(params, X, y)
     assert n == len(y) and set(grads) == set(params)
-    eps = 1e-6
     for k, theta in params.items():
         assert grads[k].shape == theta.shape
         numeric = np.zeros_like(theta)
@@ -35,6 +38,45 @@ def test_gradients_match_finite_differences():
             theta[i] = old
             numeric[i] = (up - down) / (2 * eps)
         np.testing.assert_allclose(grads[k], numeric, rtol=1e-5, atol=1e-7, err_msg=k)
+    return grads
+
+
+def test_gradients_match_finite_differences():
+    X, y = _tiny_batch()
+    _assert_grads_match_finite_differences(_perturbed(TINY, seed=1), X, y)
+
+
+def _mnist_like(n: int, side: int, seed: int) -> np.ndarray:
+    """uint8 digits (n, side*side): a blank 2-pixel border and a sparse centre, as MNIST's."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, side, side), np.uint8)
+    inner = rng.integers(0, 256, (n, side - 4, side - 4)) * (rng.random((n, side - 4, side - 4)) < 0.4)
+    images[:, 2:-2, 2:-2] = inner
+    images[:, 2:-2, 4] = 0  # and a column blank in every image, inside the digit's box
+    return images.reshape(n, side * side)
+
+
+def test_gradients_match_finite_differences_on_sparse_inputs(monkeypatch):
+    # 10x10 "digits": 64 of 100 pixel columns are 0 in the whole batch, so loss_and_grads
+    # takes the path that drops them, as on every real MNIST minibatch
+    sizes = [100, 5, 3]
+    X = to_inputs(_mnist_like(8, 10, seed=3)).astype(np.float64)
+    y = np.random.default_rng(4).integers(0, sizes[-1], len(X))
+    kept = []
+    real = model._active_inputs
+
+    def spy(X, W0):
+        out = real(X, W0)
+        kept.append(out[2])
+        return out
+
+    monkeypatch.setattr(model, "_active_inputs", spy)
+    grads = _assert_grads_match_finite_differences(_perturbed(sizes, seed=5), X, y)
+    assert kept and all(cols is not None for cols in kept)  # the sparse path ran, every time
+    zero = ~X.any(axis=0)
+    assert zero.sum() >= 64 and len(kept[0]) == 100 - zero.sum()
+    assert not grads["W0"][zero].any()  # the dropped inputs' rows of dW0 are exactly 0
+    assert grads["W0"][~zero].any(axis=1).all()
 
 
 def test_loss_and_grads_are_sums_over_examples():

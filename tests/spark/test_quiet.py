@@ -1,0 +1,44 @@
+"""Spark's console log is quiet by default (conf/log4j2.properties) and --verbose brings INFO back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.spark
+
+SETTINGS = ["--set", "epochs=1", "--set", "layer_sizes=[784, 16, 10]"]
+
+
+def _train(command: list[str], data, run, *extra: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONF_DIR", "DIST_MNIST_SPARK_LOG_LEVEL")}
+    full_env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{full_env.get('PATH', '')}"
+    full_env.update(env)
+    argv = [*command, "--data", str(data), "--out", str(run), *SETTINGS, *extra]
+    done = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "final test accuracy" in done.stdout
+    return done
+
+
+SPARK_SUBMIT = ["spark-submit", "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(REPO / "jobs" / "train.py")]
+DIST_MNIST = [sys.executable, "-m", "dist_mnist.cli", "train", "--master", "local[2]"]
+
+
+@pytest.mark.parametrize("command, env", [(SPARK_SUBMIT, {"SPARK_CONF_DIR": str(REPO / "conf")}),  # as make train
+                                          (SPARK_SUBMIT, {}),  # no SPARK_CONF_DIR: Spark's own INFO defaults
+                                          (DIST_MNIST, {})], ids=["make-train", "bare-spark-submit", "dist-mnist"])
+def test_no_info_lines_by_default(datasets, tmp_path, command, env):
+    done = _train(command, datasets[2], tmp_path / "RUN", **env)
+    info = [line for line in (done.stdout + done.stderr).splitlines() if " INFO " in line]
+    assert not info, info[:5]
+
+
+def test_verbose_brings_sparks_info_back(datasets, tmp_path):
+    done = _train(DIST_MNIST, datasets[2], tmp_path / "RUN", "--verbose")
+    assert " INFO SparkContext: Running Spark version" in done.stderr  # from the JVM's start on
