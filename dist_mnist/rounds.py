@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from dist_mnist import schedule
-from dist_mnist.config import TrainConfig
+from dist_mnist.config import TrainConfig, local_learning_rate
 from dist_mnist.metrics import confusion_counts
 from dist_mnist.nn.flat import Layout, pack, unpack
 from dist_mnist.nn.model import N_CLASSES, Params, predict
@@ -145,7 +145,7 @@ def compute_round(plan: Plan, w: int, rows: Rows, test_rows, flat: np.ndarray, s
     else:
         local_params = {k: v.copy() for k, v in params.items()}
         local_state = {k: v.copy() for k, v in state.items()}
-        updater = make_updater(c.updater, c.learning_rate, c.momentum, c.l2)
+        updater = make_updater(c.updater, local_learning_rate(c), c.momentum, c.l2)
         perm = schedule.epoch_permutation(c.seed, spec.epoch, len(labels), partition=w)
         batches = schedule.local_batches(perm, spec.round_in_epoch, c.batch_size, c.averaging_frequency)
         loss, n = local_steps(local_params, local_state, updater, batcher, batches)

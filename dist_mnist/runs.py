@@ -17,7 +17,7 @@ import numpy as np
 
 from dist_mnist.artifacts import (CHECKPOINT_NPZ, atomic_write_bytes, atomic_write_json, load_checkpoint,
                                   replace_directory, save_model)
-from dist_mnist.config import TrainConfig, config_from_dict, differing_keys
+from dist_mnist.config import TrainConfig, config_from_dict, differing_keys, local_learning_rate
 from dist_mnist.data.ingest import read_metadata
 from dist_mnist.metrics import stats_text
 from dist_mnist.nn.model import Params
@@ -107,6 +107,7 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
     meta = {
         "layer_sizes": list(config.layer_sizes), "activations": ["relu"] * hidden + ["softmax"],
         "input_scaling": "image_bytes / 255", "config": config.to_dict(),
+        "local_learning_rate": local_learning_rate(config),
         "data": {"path": data_path, "metadata": read_metadata(data_path)},
         "metrics": final_public,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "spark": spark_version},

@@ -18,7 +18,7 @@ import numpy as np
 
 from dist_mnist import schedule
 from dist_mnist.artifacts import save_checkpoint
-from dist_mnist.config import TrainConfig, with_saved_choices, config_from_dict
+from dist_mnist.config import TrainConfig, config_from_dict, local_learning_rate, with_saved_choices
 from dist_mnist.metrics import scores
 from dist_mnist.nn.flat import layout_of
 from dist_mnist.nn.model import N_PIXELS, Params, init_params
@@ -127,8 +127,9 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     if config.max_rounds:
         total_rounds = min(total_rounds, config.max_rounds)
     progress = Progress(total_rounds, config.log_every_rounds or max(1, per_epoch // 10), log)
+    local_lr = f", local learning rate {local_learning_rate(config):g}" if config.mode == "average" else ""
     log(f"training {list(config.layer_sizes)} in {config.mode} mode on {config.workers} workers: "
-        f"{config.epochs} epochs x {per_epoch} rounds, batch {config.batch_size}"
+        f"{config.epochs} epochs x {per_epoch} rounds, batch {config.batch_size}{local_lr}"
         + (f", master {sc.master}" if sc is not None else ", in process"))
     transport = open_transport(sc, plan, log)
     pos.timings["transport"] = transport.name

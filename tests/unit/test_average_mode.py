@@ -1,0 +1,118 @@
+"""Average mode at W >= 2 against a longhand computation; layout invariance; every accepted config runs.
+
+All in process (transport "inprocess": the same round functions the Spark transports run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+
+from dist_mnist import schedule
+from dist_mnist.artifacts import load_model
+from dist_mnist.config import MODES, OUTER_UPDATERS, UPDATERS, TrainConfig
+from dist_mnist.nn.model import init_params, loss_and_grads, to_inputs
+from dist_mnist.spark.trainer import train
+
+from ..spark.conftest import write_dataset
+from .fakes import learnable
+
+N_TRAIN = 50  # W=4: shards of 13, 13, 12, 12 rows; batch 4: 4, 4, 3, 3 minibatches
+CONFIG = TrainConfig(layer_sizes=(784, 8, 10), batch_size=4, epochs=2, mode="average", averaging_frequency=3,
+                     workers=4, outer_updater="nesterovs", outer_learning_rate=0.9, outer_momentum=0.7,
+                     learning_rate=0.05, transport="inprocess")
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    return learnable(N_TRAIN, seed=3), learnable(20, seed=4)
+
+
+def _data(root, arrays, parts):
+    return str(write_dataset(root, arrays[0], arrays[1], parts, test_parts=1))
+
+
+def _nesterov(theta, v, g_sum, batch, lr, mu, l2, weight):
+    """DL4J 0.x Nesterovs + L2, longhand in float64: theta -= (mu v - (1+mu) v' + l2 theta) / B."""
+    v_new = mu * v - lr * g_sum
+    update = mu * v - (1 + mu) * v_new
+    if weight:
+        update = update + l2 * theta
+    return theta - update / batch, v_new
+
+
+def _longhand(config: TrainConfig, images, labels):
+    """What average mode must compute, written out without the project's round, updater or combine code."""
+    W, B, k = config.workers, config.batch_size, config.averaging_frequency
+    lr = config.learning_rate * max(1, W / 2)  # linear scaling relative to two workers
+    params = {key: v.astype(np.float64) for key, v in init_params(list(config.layer_sizes), config.seed).items()}
+    velocity = {key: np.zeros_like(v) for key, v in params.items()}
+    outer_v = {key: np.zeros_like(v) for key, v in params.items()}
+    shards = np.array_split(np.arange(len(labels)), W)
+    rounds = -(-max(-(-len(s) // B) for s in shards) // k)
+    for epoch in range(config.epochs):
+        for r in range(rounds):
+            sum_dp = {key: np.zeros_like(v) for key, v in params.items()}
+            sum_dv = {key: np.zeros_like(v) for key, v in params.items()}
+            seen_total = 0
+            for w, rows in enumerate(shards):
+                p, v = dict(params), dict(velocity)
+                perm = schedule.epoch_permutation(config.seed, epoch, len(rows), partition=w)
+                batches = [perm[s * B:(s + 1) * B] for s in range(r * k, min(r * k + k, -(-len(rows) // B)))]
+                seen = 0
+                for local in batches:
+                    X = to_inputs(images[rows[local]])
+                    grads, _, n = loss_and_grads({key: a.astype(np.float32) for key, a in p.items()}, X,
+                                                 labels[rows[local]])
+                    for key in p:
+                        p[key], v[key] = _nesterov(p[key], v[key], grads[key].astype(np.float64), n, lr,
+                                                   config.momentum, config.l2, key.startswith("W"))
+                    seen += n
+                for key in params:  # example-weighted: a worker with no batch left adds nothing
+                    sum_dp[key] += seen * (p[key] - params[key])
+                    sum_dv[key] += seen * (v[key] - velocity[key])
+                seen_total += seen
+            for key in params:
+                velocity[key] = velocity[key] + sum_dv[key] / seen_total
+                delta = sum_dp[key] / seen_total  # outer Nesterov on -delta as the gradient, batch 1
+                params[key], outer_v[key] = _nesterov(params[key], outer_v[key], -delta, 1,
+                                                      config.outer_learning_rate, config.outer_momentum, 0.0, False)
+    return params
+
+
+def test_average_mode_equals_the_longhand_computation(tmp_path, arrays):
+    # round 2 of each epoch: workers 0 and 1 have one minibatch left, workers 2 and 3 none
+    shards = np.array_split(np.arange(N_TRAIN), CONFIG.workers)
+    assert [-(-len(s) // CONFIG.batch_size) for s in shards] == [4, 4, 3, 3]
+    train(None, CONFIG, _data(tmp_path / "DATA", arrays, 2), str(tmp_path / "RUN"), log=lambda *_: None)
+    got, meta = load_model(tmp_path / "RUN")
+    assert meta["local_learning_rate"] == pytest.approx(0.1)
+    expected = _longhand(CONFIG, *arrays[0])
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=2e-5, err_msg=key)
+    assert not np.allclose(got["W0"], init_params(list(CONFIG.layer_sizes), CONFIG.seed)["W0"], atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_model_does_not_depend_on_the_file_layout(tmp_path, arrays, mode):
+    config = dataclasses.replace(CONFIG, workers=3, mode=mode, max_rounds=8)
+    models = []
+    for parts in (1, 3, 4, 7):
+        run = tmp_path / f"RUN{parts}"
+        train(None, config, _data(tmp_path / f"DATA{parts}", arrays, parts), str(run), log=lambda *_: None)
+        models.append(load_model(run)[0])
+    for other in models[1:]:
+        for key in models[0]:
+            np.testing.assert_array_equal(other[key], models[0][key], err_msg=key)
+
+
+@pytest.mark.parametrize("mode, updater, outer", list(itertools.product(MODES, UPDATERS, OUTER_UPDATERS)))
+def test_every_accepted_combination_trains(tmp_path, arrays, mode, updater, outer):
+    config = dataclasses.replace(CONFIG, mode=mode, updater=updater, outer_updater=outer, workers=2, max_rounds=3)
+    final = train(None, config, _data(tmp_path / "DATA", arrays, 2), str(tmp_path / "RUN"), log=lambda *_: None)
+    assert final["examples"] == 20
+    params, _ = load_model(tmp_path / "RUN")
+    assert all(np.isfinite(v).all() for v in params.values())
