@@ -10,6 +10,7 @@ the round from the driver's state, so the model is the same as without the fault
 from __future__ import annotations
 
 import json
+import os
 import queue
 import secrets
 import threading
@@ -51,7 +52,7 @@ def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
         ctx = BarrierTaskContext.get()
         w = ctx.partitionId()
         hello = {"generation": generation, "worker": w, "host": ctx.getTaskInfos()[w].address,
-                 "attempt": ctx.attemptNumber()}
+                 "pid": os.getpid(), "attempt": ctx.attemptNumber()}
         rows = get_shard(plan.train[w].segments)
 
         def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
@@ -83,7 +84,8 @@ class BarrierTransport:
         self.job: threading.Thread | None = None
         self.job_error: list[BaseException] = []
         self.timings: dict[str, float] = {}
-        self.hosts: dict[int, str] = {}
+        self.hosts: dict[int, str] = {}  # worker -> "host:port, pid N", for messages
+        self.pids: dict[int, int] = {}
         self.launch()
 
     def launch(self) -> None:
@@ -116,7 +118,7 @@ class BarrierTransport:
                 continue
             if kind == "hello":
                 waiting.discard(w)
-                self.hosts[w] = info.get("host", "?")
+                self.hosts[w], self.pids[w] = f"{info.get('host', '?')}, pid {info.get('pid', '?')}", info.get("pid")
             else:
                 raise WorkerLost(self._describe(kind, w, info, "while starting"))
 
