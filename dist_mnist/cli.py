@@ -138,7 +138,8 @@ def _run(args: argparse.Namespace) -> int:
         check_resume(Path(args.out), config, args.resume, args.overwrite)
         for split in ("train", "test"):
             describe_split(f"{args.data.rstrip('/')}/{split}")
-        sc = _context("dist-mnist-train", args.master)
+        # the in-process transport needs no Spark: W workers one after another in this process
+        sc = None if config.transport == "inprocess" else _context("dist-mnist-train", args.master)
         train(sc, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
         print(Path(args.out, "evaluation.txt").read_text())
     elif args.command == "evaluate":

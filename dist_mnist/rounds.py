@@ -80,22 +80,45 @@ class RoundResult:
     confusion: np.ndarray | None = None  # int64 (C, C) [actual][predicted], when evaluating
 
 
-def combine(a: RoundResult, b: RoundResult) -> RoundResult:
-    """a + b field by field; sums in float64, a first (the order is part of the result)."""
-    sums = a.sums.astype(np.float64) if a.sums.dtype != np.float64 else a.sums
-    if len(b.sums):
-        sums = sums + b.sums if len(sums) else b.sums.astype(np.float64)
-    confusion = a.confusion if b.confusion is None else (b.confusion if a.confusion is None else a.confusion + b.confusion)
-    return RoundResult(sums, a.loss + b.loss, a.n + b.n, {**a.seconds, **b.seconds},
-                       a.resident_bytes + b.resident_bytes, confusion)
+class Combiner:
+    """Adds worker results strictly in worker order: sums into one float64 buffer, in place.
+
+    The order is part of the result (float64 addition is not associative): every transport
+    combines through this, so all give the same bits.
+    """
+
+    def __init__(self) -> None:
+        self.sums: np.ndarray | None = None
+        self.loss, self.n, self.resident_bytes = 0.0, 0, 0
+        self.seconds: dict[int, float] = {}
+        self.confusion: np.ndarray | None = None
+
+    def add(self, r: RoundResult) -> None:
+        """Add the next worker's result."""
+        if len(r.sums):
+            if self.sums is None:
+                self.sums = r.sums.astype(np.float64)
+            else:
+                np.add(self.sums, r.sums, out=self.sums)
+        self.loss += r.loss
+        self.n += r.n
+        self.resident_bytes += r.resident_bytes
+        self.seconds.update(r.seconds)
+        if r.confusion is not None:
+            self.confusion = r.confusion.copy() if self.confusion is None else self.confusion + r.confusion
+
+    def result(self) -> RoundResult:
+        """The combined result: float64 sums (empty if no worker sent any)."""
+        sums = np.zeros(0, np.float64) if self.sums is None else self.sums
+        return RoundResult(sums, self.loss, self.n, self.seconds, self.resident_bytes, self.confusion)
 
 
 def combine_all(results: list[RoundResult]) -> RoundResult:
     """The results of workers 0..W-1, combined strictly in worker order."""
-    total = RoundResult(np.zeros(0, np.float64), 0.0, 0)
+    combiner = Combiner()
     for r in results:
-        total = combine(total, r)
-    return total
+        combiner.add(r)
+    return combiner.result()
 
 
 def round_input(plan: Plan, params: Params, state: Params) -> np.ndarray:

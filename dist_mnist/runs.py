@@ -90,6 +90,7 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
                  for k in ("executor", "straggler", "overhead", "update")}
     breakdown["rounds"] = timings["rounds"]
     breakdown["transport"] = timings.get("transport")
+    breakdown["phases_seconds"] = {k: round(v, 3) for k, v in timings.get("phases", {}).items()}
     overhead = timings.get("overhead_ms", [])
     # per round: the time a round costs beyond the slowest worker's compute and the update;
     # the first round also starts the workers and loads the shards

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from dist_mnist.channel import RoundServer, decode_result, serve_rounds
-from dist_mnist.rounds import Plan, RoundResult, RoundSpec, combine, compute_round
+from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
 from dist_mnist.spark.shards import get_shard, resident_bytes
 from dist_mnist.transport import WorkerLost
 
@@ -74,8 +74,9 @@ class BarrierTransport:
 
     name = "barrier"
 
-    def __init__(self, sc, plan: Plan, timeout: float, port: int = 0, log=print):
+    def __init__(self, sc, plan: Plan, timeout: float, port: int = 0, log=print, make_task=make_task_fn):
         self.sc, self.plan, self.timeout, self.log = sc, plan, timeout, log
+        self.make_task = make_task  # (plan, address, secret, generation) -> the barrier task function
         host = sc.getConf().get("spark.driver.host", "127.0.0.1")
         self.secret = secrets.token_urlsafe(32)
         self.server = RoundServer(host, port, self.secret, plan.workers)
@@ -88,15 +89,16 @@ class BarrierTransport:
         self.pids: dict[int, int] = {}
         self.launch()
 
-    def launch(self) -> None:
-        """Start a new generation of the barrier stage and wait until every worker has connected."""
+    def launch(self, timeout: float | None = None) -> None:
+        """Start a new generation of the barrier stage and wait (at most `timeout` seconds, default
+        the round timeout) until every worker has connected."""
         self._cancel()
         self.generation += 1
         self.server.start_generation(self.generation)
         self.job_error = []
         group = f"dist-mnist-rounds-{self.server.port}-{self.generation}"
         rdd = self.sc.parallelize(range(self.plan.workers), self.plan.workers).barrier()
-        fn = make_task_fn(self.plan, self.address, self.secret, self.generation)
+        fn = self.make_task(self.plan, self.address, self.secret, self.generation)
 
         def run_job():
             self.sc.setJobGroup(group, "dist-mnist: persistent round transport", interruptOnCancel=True)
@@ -111,7 +113,7 @@ class BarrierTransport:
         self.group = group
         self.job = InheritableThread(target=run_job, daemon=True, name=f"dist-mnist-barrier-{self.generation}")
         self.job.start()
-        deadline, waiting = time.monotonic() + self.timeout, set(range(self.plan.workers))
+        deadline, waiting = time.monotonic() + (timeout or self.timeout), set(range(self.plan.workers))
         while waiting:
             kind, gen, w, info = self._next_event(deadline, f"workers {sorted(waiting)} did not connect")
             if gen != self.generation:
@@ -129,7 +131,7 @@ class BarrierTransport:
         t1 = time.perf_counter()
         results: dict[int, RoundResult] = {}
         deadline = time.monotonic() + self.timeout
-        total, nxt = None, 0
+        total, nxt = Combiner(), 0
         while nxt < self.plan.workers:
             missing = sorted(set(range(self.plan.workers)) - set(results) - set(range(nxt)))
             kind, gen, w, info = self._next_event(deadline, f"worker(s) {missing} timed out after {self.timeout:g} s "
@@ -144,11 +146,10 @@ class BarrierTransport:
                 raise USER_ERRORS.get(m["type"], RuntimeError)(m["error"])
             results[w] = decode_result(sums, meta)
             while nxt in results:  # combine strictly in worker order, as results arrive
-                r = results.pop(nxt)
-                total = combine(RoundResult(np.zeros(0, np.float64), 0.0, 0), r) if total is None else combine(total, r)
+                total.add(results.pop(nxt))
                 nxt += 1
         self.timings = {"send": t1 - t0, "job": time.perf_counter() - t1}
-        return total
+        return total.result()
 
     def _next_event(self, deadline: float, timeout_message: str):
         left = deadline - time.monotonic()

@@ -131,8 +131,12 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     log(f"training {list(config.layer_sizes)} in {config.mode} mode on {config.workers} workers: "
         f"{config.epochs} epochs x {per_epoch} rounds, batch {config.batch_size}{local_lr}"
         + (f", master {sc.master}" if sc is not None else ", in process"))
+    phases = {"prepare": time.perf_counter() - t_start}  # this process's wall time by phase
+    t_phase = time.perf_counter()
     transport = open_transport(sc, plan, log)
     pos.timings["transport"] = transport.name
+    phases["transport_start"] = time.perf_counter() - t_phase
+    t_phase = time.perf_counter()
 
     epoch_clock = time.perf_counter() - pos.epoch_seconds
     notice = "Ctrl-C: stopping after this round (press again to abort now)"
@@ -149,6 +153,9 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
                                    f"(round {pos.global_round + 1} overall); lower learning_rate")
                 apply_round(plan, updater, outer, ts.params, ts.state, ts.outer_v, result)
                 record_timings(pos.timings, result, t_update - t_round, time.perf_counter() - t_update)
+                if "first_round" not in phases:  # the workers' start and shard loads land here
+                    phases["first_round"] = time.perf_counter() - t_phase
+                    t_phase = time.perf_counter()
                 pos.round_in_epoch, pos.global_round = pos.round_in_epoch + 1, pos.global_round + 1
                 pos.epoch_loss, pos.epoch_seen = pos.epoch_loss + result.loss, pos.epoch_seen + result.n
 
@@ -190,21 +197,28 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
             transport.close()
             raise
 
+    phases["rounds"] = time.perf_counter() - t_phase
+    t_phase = time.perf_counter()
     # the final evaluation: one evaluation-only round on the workers' test shards
     try:
         final_round = transport.run_round(round_input(plan, ts.params, ts.state),
                                           RoundSpec(pos.epoch, 0, train=False, evaluate=True))
     finally:
         transport.close()
+    phases["final_evaluation"] = time.perf_counter() - t_phase
+    t_phase = time.perf_counter()
     counts = final_round.confusion
     final = scores(counts)
     if pending_eval is not None:
         pos.history[pending_eval]["test_accuracy"] = final["accuracy"]
     log(f"final test accuracy {final['accuracy']:.4f} after {pos.global_round} rounds, "
         f"{time.perf_counter() - t_start:.1f}s")
+    pos.timings["phases"] = phases
     write_outputs(staging, config, ts.params, final, counts, pos.history, pos.timings, data_path,
                   sc.version if sc is not None else None)
     finish_run_dir(staging, run_dir)
+    phases["write"] = time.perf_counter() - t_phase  # after metrics.json: printed, not saved
+    log(f"phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
     return final
 
 

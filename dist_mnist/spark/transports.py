@@ -8,6 +8,8 @@ from the driver's state, or, when the slots are gone, the run falls back to Spar
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec
@@ -15,7 +17,9 @@ from dist_mnist.spark.barrier import BarrierTransport, barrier_unavailable
 from dist_mnist.spark.jobs import SparkJobTransport
 from dist_mnist.transport import InProcessTransport, Transport, WorkerLost
 
-MAX_RELAUNCHES = 3
+MAX_RELAUNCHES = 3  # then one Spark job a round for the rest of the run
+RELAUNCH_TIMEOUT = 60.0  # seconds a relaunched stage may take to connect before the fallback
+LOSS_GRACE = 1.0  # seconds
 
 
 def open_transport(sc, plan: Plan, log) -> Transport:
@@ -64,22 +68,20 @@ class FailoverTransport:
                 self._recover()
 
     def _recover(self) -> None:
-        while True:
-            why = barrier_unavailable(self.sc, self.plan.workers)
-            if why is None and self.relaunches < MAX_RELAUNCHES and isinstance(self.current, BarrierTransport):
-                self.relaunches += 1
-                try:
-                    self.current.launch()
-                    self.log(f"transport: barrier stage relaunched (generation {self.current.generation})")
-                    return
-                except WorkerLost as e:
-                    self.log(f"transport: relaunch failed: {e}")
-                    continue
-            why = why or f"the barrier stage was relaunched {self.relaunches} times"
-            self.current.close()
-            self.log(f"transport: falling back to one Spark job a round, because {why}")
-            self.current = SparkJobTransport(self.sc, self.plan)
-            return
+        time.sleep(LOSS_GRACE)  # let the cluster manager register a lost executor before counting slots
+        why = barrier_unavailable(self.sc, self.plan.workers)
+        if why is None and self.relaunches < MAX_RELAUNCHES and isinstance(self.current, BarrierTransport):
+            self.relaunches += 1
+            try:
+                self.current.launch(timeout=min(self.plan.config.round_timeout, RELAUNCH_TIMEOUT))
+                self.log(f"transport: barrier stage relaunched (generation {self.current.generation})")
+                return
+            except WorkerLost as e:
+                why = f"the relaunched barrier stage did not start ({e})"
+        why = why or f"the barrier stage was already relaunched {self.relaunches} times"
+        self.current.close()
+        self.log(f"transport: falling back to one Spark job a round, because {why}")
+        self.current = SparkJobTransport(self.sc, self.plan)
 
     def close(self) -> None:
         self.current.close()

@@ -25,9 +25,10 @@ PARAMS = ("W0", "b0", "W1", "b1")
 ATOL = 1e-6  # sync mode sums the same float64 partials in the same order wherever they ran
 
 SHORT_SYNC = ("epochs=1", "mode=sync", "max_rounds=40")
-# Long enough (30 s or more at ~0.3 s a round) to kill a worker well inside the run.
-LONG_SYNC = ("epochs=1", "mode=sync", "max_rounds=80", "log_every_rounds=5")
-KILL_AFTER_ROUND = 10
+# 3 epochs x 59 rounds of 4 local steps: ~10 s on the persistent transport; a worker is killed in
+# epoch 2, and the rest may run one Spark job a round (~0.5 s) when its slot does not come back.
+LONG = ("epochs=3", "mode=average", "averaging_frequency=4", "log_every_rounds=10")
+KILL_IN_EPOCH = 2
 AVERAGE = ("epochs=2", "mode=average", "averaging_frequency=16")
 MIN_ACCURACY = 0.90  # 2 epochs of the tutorial's net; 15 epochs reach about 0.97
 
@@ -97,10 +98,10 @@ def assert_run_written(run: Path) -> None:
 
 @pytest.fixture(scope="module")
 def fault_free_model(worker_python, dist_zip, mnist_data, tmp_path_factory) -> dict[str, np.ndarray]:
-    """The LONG_SYNC model from local[2]: what a run that lost a worker must still produce."""
+    """The LONG model from local[2]: what a run that lost a worker must still produce, bit for bit."""
     root = tmp_path_factory.mktemp("fault-free")
     run = root / "run"
-    argv = submit_argv("local[2]", worker_python, root) + train_args(dist_zip, mnist_data, run, LONG_SYNC)
+    argv = submit_argv("local[2]", worker_python, root) + train_args(dist_zip, mnist_data, run, LONG)
     driver = Driver(argv, root / "driver.log", env=driver_env(), cwd=REPO)
     try:
         assert driver.wait(timeout=900) == 0, driver.tail()
@@ -140,17 +141,24 @@ def test_average_mode_learns_on_the_cluster(cluster, cluster_submit, start_drive
 
 
 def _train_and_kill_a_worker(cluster, cluster_submit, start_driver, dist_zip, mnist_data, run, replace: bool):
-    """Start LONG_SYNC, SIGKILL a worker that runs one of its executors mid-run; the exit status."""
-    driver = start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, run, LONG_SYNC)])
-    driver.wait_for_line(r"\bround (\d+)/\d+", timeout=600, accept=lambda m: int(m.group(1)) >= KILL_AFTER_ROUND)
+    """Start LONG on the persistent transport, SIGKILL a worker that runs one of its tasks mid-run."""
+    driver = start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, run, LONG)])
+    driver.wait_for_line(r"transport: persistent barrier stage of 2 tasks", timeout=600)
+    driver.wait_for_line(r"\bepoch (\d+)/\d+ round", timeout=600, accept=lambda m: int(m.group(1)) >= KILL_IN_EPOCH)
     victim = cluster.workers[0]
     assert cluster.worker_status(victim)["executors"], "the victim runs no executor: killing it proves nothing"
-    assert driver.proc.poll() is None, "the run ended before the worker was killed; raise max_rounds"
+    assert driver.proc.poll() is None, "the run ended before the worker was killed; make LONG longer"
     cluster.kill_worker(victim)
     if replace:
         cluster.start_worker()
     cluster.wait_for_workers(len(cluster.workers), timeout=90)  # the master saw the loss (and the newcomer)
     return driver.wait(timeout=900), driver
+
+
+def assert_identical(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert sorted(got) == sorted(want) == sorted(PARAMS)
+    for name in PARAMS:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 
 def test_training_survives_a_killed_worker_that_is_replaced(cluster, cluster_submit, start_driver, dist_zip,
@@ -159,7 +167,8 @@ def test_training_survives_a_killed_worker_that_is_replaced(cluster, cluster_sub
     rc, driver = _train_and_kill_a_worker(cluster, cluster_submit, start_driver, dist_zip, mnist_data, run,
                                           replace=True)
     assert rc == 0, driver.tail()
-    assert_same_model(load_model(run), fault_free_model)
+    assert driver.wait_for_line(r"transport: .*redoing the round", timeout=1)
+    assert_identical(load_model(run), fault_free_model)
 
 
 def test_training_finishes_on_the_remaining_worker(cluster, cluster_submit, start_driver, dist_zip,
@@ -169,4 +178,5 @@ def test_training_finishes_on_the_remaining_worker(cluster, cluster_submit, star
                                           replace=False)
     assert rc == 0, driver.tail()
     assert len(cluster.alive_workers()) == 1  # nothing came back: the survivor did all the work
-    assert_same_model(load_model(run), fault_free_model)
+    assert driver.wait_for_line(r"transport: falling back to one Spark job a round", timeout=1)
+    assert_identical(load_model(run), fault_free_model)

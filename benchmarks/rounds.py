@@ -1,0 +1,122 @@
+"""The bare round of each transport, side by side in one Spark application.
+
+A bare round sends the 784-1000-10 parameters (795,010 float32, 3.2 MB) to each of W workers
+and gets 3.2 MB of sums back from each, with no compute: what a round costs beyond the
+math. The same driver code runs it as in training (the transports' run_round and their
+combine in worker order); only the worker's compute is replaced by returning zeros.
+
+    spark-submit --master 'local[2]' benchmarks/rounds.py --workers 2 --rounds 200 --out benchmarks/results
+
+Prints one JSON object and, with --out, writes OUT/rounds-W{W}.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dist_mnist.channel import serve_rounds  # noqa: E402
+from dist_mnist.config import TrainConfig  # noqa: E402
+from dist_mnist.nn.flat import layout_of  # noqa: E402
+from dist_mnist.nn.model import init_params  # noqa: E402
+from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec  # noqa: E402
+from dist_mnist.shards import Shard  # noqa: E402
+from dist_mnist.spark.barrier import BarrierTransport  # noqa: E402
+from dist_mnist.spark.session import get_context  # noqa: E402
+
+
+def bare_plan(workers: int) -> Plan:
+    """A sync-mode plan of the tutorial's network; the shards are never read."""
+    config = TrainConfig(mode="sync", workers=workers)
+    layout = layout_of(init_params(list(config.layer_sizes), config.seed))
+    empty = tuple(Shard(0, 0, ()) for _ in range(workers))
+    return Plan(config, empty, empty, layout)
+
+
+def bare_task(plan: Plan, address: str, secret: str, generation: int):
+    """The barrier task of BarrierTransport, answering every round with zeros of the sent size."""
+
+    def task(_):
+        from pyspark import BarrierTaskContext
+
+        w = BarrierTaskContext.get().partitionId()
+        serve_rounds(address, secret, {"generation": generation, "worker": w, "pid": os.getpid()},
+                     lambda flat, spec: RoundResult(np.zeros(len(flat), np.float32), 0.0, 0, {w: 0.0}))
+        yield w
+
+    return task
+
+
+def spark_job_round(sc, rdd, flat: np.ndarray) -> RoundResult:
+    """SparkJobTransport's round with the compute replaced: broadcast, map, collect, combine."""
+    bc = sc.broadcast(flat)
+    n = len(flat)
+    results = rdd.mapPartitionsWithIndex(
+        lambda w, _: [RoundResult(np.zeros(n, np.float32), 0.0, 0, {w: 0.0})]).collect()
+    bc.destroy()
+    combiner = Combiner()
+    for r in results:
+        combiner.add(r)
+    return combiner.result()
+
+
+def timed(fn, rounds: int) -> list[float]:
+    out = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        out.append(1000 * (time.perf_counter() - t0))
+    return out
+
+
+def summary(ms: list[float], warmup: int) -> dict:
+    kept = ms[warmup:]
+    return {"median_ms": round(statistics.median(kept), 3), "p90_ms": round(float(np.percentile(kept, 90)), 3),
+            "min_ms": round(min(kept), 3), "rounds": len(kept), "first_ms": round(ms[0], 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=200, help="barrier rounds (Spark-job rounds: a tenth, at least 20)")
+    p.add_argument("--out", help="directory for rounds-W{W}.json")
+    args = p.parse_args()
+    sc = get_context("dist-mnist-bench-rounds")
+    W = args.workers
+    plan = bare_plan(W)
+    flat = init_params(list(plan.config.layer_sizes), 0)
+    flat = np.concatenate([v.ravel() for v in flat.values()]).astype(np.float32)
+
+    rdd = sc.parallelize(range(W), W)
+    jobs = timed(lambda: spark_job_round(sc, rdd, flat), max(20, args.rounds // 10))
+    transport = BarrierTransport(sc, plan, timeout=120, log=lambda *_: None, make_task=bare_task)
+    try:
+        barrier = timed(lambda: transport.run_round(flat, RoundSpec(0, 0)), args.rounds)
+    finally:
+        transport.close()
+    result = {"workers": W, "master": sc.master, "payload_bytes_each_way": int(flat.nbytes),
+              "jobs": summary(jobs, 3), "barrier": summary(barrier, 10),
+              "date": time.strftime("%Y-%m-%d %H:%M"),
+              "command": f"spark-submit --master '{sc.master}' benchmarks/rounds.py " + " ".join(sys.argv[1:])}
+    result["ratio_barrier_to_jobs"] = round(result["barrier"]["median_ms"] / result["jobs"]["median_ms"], 4)
+    print(json.dumps(result), flush=True)
+    if args.out:
+        path = Path(args.out) / f"rounds-W{W}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        os.replace(tmp, path)
+    sc.stop()
+
+
+if __name__ == "__main__":
+    main()
