@@ -89,6 +89,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--rounds", type=int, default=200, help="barrier rounds (Spark-job rounds: a tenth, at least 20)")
+    p.add_argument("--floats", type=int, default=0, help="payload floats each way (default: the 795,010 parameters)")
     p.add_argument("--out", help="directory for rounds-W{W}.json")
     args = p.parse_args()
     sc = get_context("dist-mnist-bench-rounds")
@@ -96,9 +97,11 @@ def main() -> None:
     plan = bare_plan(W)
     flat = init_params(list(plan.config.layer_sizes), 0)
     flat = np.concatenate([v.ravel() for v in flat.values()]).astype(np.float32)
+    if args.floats:
+        flat = np.resize(flat, args.floats)
 
     rdd = sc.parallelize(range(W), W)
-    jobs = timed(lambda: spark_job_round(sc, rdd, flat), max(20, args.rounds // 10))
+    jobs = timed(lambda: spark_job_round(sc, rdd, flat), max(20, args.rounds // 10)) if args.rounds else [0.0] * 4
     transport = BarrierTransport(sc, plan, timeout=120, log=lambda *_: None, make_task=bare_task)
     try:
         barrier = timed(lambda: transport.run_round(flat, RoundSpec(0, 0)), args.rounds)

@@ -31,8 +31,23 @@ from dist_mnist.nn.flat import layout_of, pack
 from dist_mnist.nn.model import init_params, predict
 from dist_mnist.nn.steps import Batcher, local_steps
 from dist_mnist.nn.updaters import Nesterovs, make_updater, zeros_like
-from dist_mnist.spark.rounds import SMALL_HEAD, Plan, combine, make_round_fn
+from dist_mnist.rounds import Plan, RoundSpec, apply_round, round_input
+from dist_mnist.shards import Segment, Shard
+from dist_mnist.spark.jobs import SparkJobTransport
 from dist_mnist.spark.shards import get_shard
+
+SMALL_HEAD = 3  # the old round's small vector: loss, examples, shard bytes
+
+
+def combine(a, b):
+    """treeAggregate's combine of (float32 vector, small float64 vector) pairs, in float64."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    vec = a[0] if a[0].dtype == np.float64 else a[0].astype(np.float64)
+    vec += b[0]
+    return vec, a[1] + b[1]
 
 N_TRAIN, N_TEST, BATCH = 60_000, 10_000, 128
 LAYERS = [784, 1000, 10]
@@ -85,7 +100,7 @@ def start_context(W: int, kind: str):
 def load_shard(path: str):
     """The shard at `path` (resident per Python worker), or MNIST-like synthetic uint8 rows."""
     if os.path.exists(path):
-        return get_shard([path])
+        return get_shard([(path, 0, None)])
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (30_000, 784), dtype=np.uint8)
     images[:, :262] = 0  # about a third of MNIST's columns are 0 in a whole minibatch
@@ -214,27 +229,21 @@ def step_times(sc, W: int, shard: str, steps: int) -> dict:
 
 
 def full_rounds(sc, W: int, shard: str, k: int, rounds: int, warmup: int) -> dict:
-    """Median seconds of real trainer rounds (average mode, k local steps) on W partitions."""
-    from dist_mnist.spark.trainer import apply_round
-
-    config = TrainConfig(averaging_frequency=k)
+    """Median seconds of real trainer rounds (average mode, k local steps) on W workers, one Spark
+    job a round (SparkJobTransport), each worker on the same 30,000-row shard file."""
+    config = TrainConfig(averaging_frequency=k, workers=W, lr_scaling="none")
     params = init_params(LAYERS, config.seed)
     updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
     state, outer_v = updater.init_state(params), zeros_like(params)
     outer = Nesterovs(config.outer_learning_rate, config.outer_momentum)
-    plan = Plan(mode="average", train_files=((shard,),) * W, train_offsets=(0,) * W, n_train=30_000 * W,
-                test_files=((),) * W, param_layout=layout_of(params), seed=config.seed, batch_size=BATCH,
-                averaging_frequency=k, updater=config.updater, learning_rate=config.learning_rate,
-                momentum=config.momentum, l2=config.l2, n_classes=10)
-    rdd, times = sc.parallelize(range(W), W), []
+    shards = tuple(Shard(0, 30_000, (Segment(shard, 0, 30_000),)) for _ in range(W))
+    plan = Plan(config, shards, tuple(Shard(0, 0, ()) for _ in range(W)), layout_of(params))
+    transport, times = SparkJobTransport(sc, plan), []
     for r in range(warmup + rounds):
         t0 = time.perf_counter()
-        bc = sc.broadcast(np.concatenate([pack(params), pack(state)]))
         # round 0 of epoch r: the first k minibatches of that epoch's order
-        vec, small = rdd.mapPartitionsWithIndex(make_round_fn(plan, bc, r, 0, False)).treeAggregate(
-            None, combine, combine, trainer_depth(W))
-        bc.destroy()
-        apply_round(config, updater, outer, params, state, outer_v, vec, int(small[1]))
+        result = transport.run_round(round_input(plan, params, state), RoundSpec(r, 0))
+        apply_round(plan, updater, outer, params, state, outer_v, result)
         if r >= warmup:
             times.append(time.perf_counter() - t0)
     return {"W": W, "k": k, "round_s": statistics.median(times)}
@@ -242,20 +251,21 @@ def full_rounds(sc, W: int, shard: str, k: int, rounds: int, warmup: int) -> dic
 
 def driver_times(reps: int = 20) -> dict:
     """Median seconds of the driver's pack (params + state) and its update from the sums."""
-    from dist_mnist.spark.trainer import apply_round
+    from dist_mnist.rounds import RoundResult
 
-    config = TrainConfig()
+    config = TrainConfig(workers=2)
     params = init_params(LAYERS, config.seed)
     updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
     state, outer_v = updater.init_state(params), zeros_like(params)
     outer = Nesterovs(config.outer_learning_rate, config.outer_momentum)
+    plan = Plan(config, (), (), layout_of(params))
     vec = np.random.default_rng(0).standard_normal(2 * N_PARAMS) * 1e-4 * N_TRAIN  # n * deltas, float64
     t_pack, t_update = [], []
     for _ in range(reps):
         t0 = time.perf_counter()
         np.concatenate([pack(params), pack(state)])
         t1 = time.perf_counter()
-        apply_round(config, updater, outer, params, state, outer_v, vec, N_TRAIN)
+        apply_round(plan, updater, outer, params, state, outer_v, RoundResult(vec, 0.0, N_TRAIN))
         t_pack.append(t1 - t0)
         t_update.append(time.perf_counter() - t1)
     return {"pack_s": statistics.median(t_pack), "update_s": statistics.median(t_update)}

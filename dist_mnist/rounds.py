@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class Plan:
     def n_train(self) -> int:
         return sum(s.n for s in self.train)
 
-    @property
+    @cached_property
     def n_params(self) -> int:
         return sum(int(np.prod(shape)) for _, shape in self.layout)
 
@@ -68,23 +68,23 @@ class RoundSpec:
 class RoundResult:
     """What a worker returns, and what the driver's combine of all workers gives.
 
-    sums: sync, the gradient sums; average, n * (local - sent) for params then state.
-    float32 from a worker (empty in an evaluation-only round), float64 once combined.
+    sums: sync, the gradient sums; average, n * (local - sent) for params then state;
+    float32 (empty in an evaluation-only round).
     """
 
     sums: np.ndarray
     loss: float  # loss sum
     n: int  # examples
     seconds: dict[int, float] = field(default_factory=dict)  # worker -> compute seconds
-    resident_bytes: int = 0  # the worker's shard memory, summed over workers
+    resident_bytes: int = 0  # the workers' shard memory (PSS), measured in evaluation rounds
     confusion: np.ndarray | None = None  # int64 (C, C) [actual][predicted], when evaluating
 
 
 class Combiner:
-    """Adds worker results strictly in worker order: sums into one float64 buffer, in place.
+    """Adds worker results strictly in worker order: sums into one float32 buffer, in place.
 
-    The order is part of the result (float64 addition is not associative): every transport
-    combines through this, so all give the same bits.
+    The order is part of the result (floating-point addition is not associative): every
+    transport combines through this, so all give the same bits whatever arrives first.
     """
 
     def __init__(self) -> None:
@@ -97,7 +97,7 @@ class Combiner:
         """Add the next worker's result."""
         if len(r.sums):
             if self.sums is None:
-                self.sums = r.sums.astype(np.float64)
+                self.sums = np.array(r.sums, dtype=np.float32)  # a writable copy: the driver updates from it
             else:
                 np.add(self.sums, r.sums, out=self.sums)
         self.loss += r.loss
@@ -108,8 +108,8 @@ class Combiner:
             self.confusion = r.confusion.copy() if self.confusion is None else self.confusion + r.confusion
 
     def result(self) -> RoundResult:
-        """The combined result: float64 sums (empty if no worker sent any)."""
-        sums = np.zeros(0, np.float64) if self.sums is None else self.sums
+        """The combined result: float32 sums (empty if no worker sent any)."""
+        sums = np.zeros(0, np.float32) if self.sums is None else self.sums
         return RoundResult(sums, self.loss, self.n, self.seconds, self.resident_bytes, self.confusion)
 
 
@@ -179,11 +179,10 @@ def compute_round(plan: Plan, w: int, rows: Rows, test_rows, flat: np.ndarray, s
 
 def apply_round(plan: Plan, updater, outer: Nesterovs | None, params: Params, state: Params,
                 outer_v: Params, result: RoundResult) -> None:
-    """The driver's one update per round, in place, from the combined float64 sums."""
+    """The driver's one update per round, in place, from the combined sums (used as scratch)."""
     n = max(result.n, 1)
     if plan.config.mode == "sync":
-        grads = {k: g.astype(np.float32) for k, g in unpack(result.sums, plan.layout).items()}
-        updater.step(params, grads, state, result.n)
+        updater.step(params, unpack(result.sums, plan.layout), state, result.n)
         return
     # average: sums hold n_w * (local - sent) for params, then state
     mean_delta = unpack((result.sums[:plan.n_params] / n).astype(np.float32), plan.layout)

@@ -5,7 +5,7 @@
 - `dist_mnist.spark.jobs.SparkJobTransport`: one Spark job a round (broadcast, map, collect);
   always works, the fallback and the benchmark baseline.
 - `dist_mnist.spark.barrier.BarrierTransport`: one long barrier stage holds a task per worker
-  for the whole run, and rounds travel over an Arrow Flight channel: milliseconds a round.
+  for the whole run, and rounds travel over a ZeroMQ channel: milliseconds a round.
 """
 
 from __future__ import annotations

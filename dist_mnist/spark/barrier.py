@@ -1,6 +1,6 @@
 """The persistent transport: one barrier stage holds a task per worker for the whole run.
 
-Each task loads its shard once, opens one Arrow Flight stream to the driver (dist_mnist.channel)
+Each task loads its shard once, connects one ZeroMQ socket to the driver (dist_mnist.channel)
 and serves rounds until the driver says stop: a round costs the channel's milliseconds, not
 a Spark job. A lost, failed or hung worker raises WorkerLost from run_round; the caller
 relaunches the stage (a new generation) or falls back to one Spark job a round, and redoes
@@ -17,6 +17,8 @@ import threading
 import time
 
 import numpy as np
+
+import zmq
 
 from dist_mnist.channel import RoundServer, decode_result, serve_rounds
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
@@ -44,7 +46,8 @@ def free_slots(sc) -> int:
 
 
 def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
-    """The barrier task: worker w loads its shard, then serves rounds over the channel."""
+    """The barrier task: worker w connects, then serves rounds; its shard is loaded in the first
+    round, so a data error reaches the driver as that round's error, not as a failed stage."""
 
     def task(_):
         from pyspark import BarrierTaskContext
@@ -53,11 +56,12 @@ def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
         w = ctx.partitionId()
         hello = {"generation": generation, "worker": w, "host": ctx.getTaskInfos()[w].address,
                  "pid": os.getpid(), "attempt": ctx.attemptNumber()}
-        rows = get_shard(plan.train[w].segments)
 
         def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
+            rows = get_shard(plan.train[w].segments)  # resident after the first round
             r = compute_round(plan, w, rows, lambda: get_shard(plan.test[w].segments), flat, spec)
-            return RoundResult(r.sums, r.loss, r.n, r.seconds, resident_bytes(), r.confusion)
+            return RoundResult(r.sums, r.loss, r.n, r.seconds,
+                               resident_bytes() if spec.evaluate else 0, r.confusion)
 
         serve_rounds(address, secret, hello, compute)
         yield w
@@ -66,7 +70,7 @@ def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
 
 
 class BarrierTransport:
-    """One barrier stage of W long-running tasks; rounds over Arrow Flight.
+    """One barrier stage of W long-running tasks; rounds over ZeroMQ.
 
     Raises WorkerLost when the stage cannot start within `timeout` seconds, and from
     run_round when a worker's stream breaks, its task fails or a round exceeds `timeout`.
@@ -80,10 +84,10 @@ class BarrierTransport:
         host = sc.getConf().get("spark.driver.host", "127.0.0.1")
         self.secret = secrets.token_urlsafe(32)
         self.server = RoundServer(host, port, self.secret, plan.workers)
-        self.address = f"grpc+tcp://{host}:{self.server.port}"
+        self.address = f"tcp://{host}:{self.server.port}"
         self.generation = 0
         self.job: threading.Thread | None = None
-        self.job_error: list[BaseException] = []
+        self.job_events: queue.Queue = queue.Queue()  # the stage's job failed: (generation, error)
         self.timings: dict[str, float] = {}
         self.hosts: dict[int, str] = {}  # worker -> "host:port, pid N", for messages
         self.pids: dict[int, int] = {}
@@ -95,7 +99,6 @@ class BarrierTransport:
         self._cancel()
         self.generation += 1
         self.server.start_generation(self.generation)
-        self.job_error = []
         group = f"dist-mnist-rounds-{self.server.port}-{self.generation}"
         rdd = self.sc.parallelize(range(self.plan.workers), self.plan.workers).barrier()
         fn = self.make_task(self.plan, self.address, self.secret, self.generation)
@@ -105,8 +108,9 @@ class BarrierTransport:
             try:
                 rdd.mapPartitions(fn).collect()
             except BaseException as e:  # noqa: BLE001 - reported by the waiting driver
-                self.job_error.append(e)
-                self.server.events.put(("job", self.generation, -1, e))
+                self.job_events.put((generation, e))
+
+        generation = self.generation
 
         from pyspark import InheritableThread
 
@@ -116,8 +120,6 @@ class BarrierTransport:
         deadline, waiting = time.monotonic() + (timeout or self.timeout), set(range(self.plan.workers))
         while waiting:
             kind, gen, w, info = self._next_event(deadline, f"workers {sorted(waiting)} did not connect")
-            if gen != self.generation:
-                continue
             if kind == "hello":
                 waiting.discard(w)
                 self.hosts[w], self.pids[w] = f"{info.get('host', '?')}, pid {info.get('pid', '?')}", info.get("pid")
@@ -126,25 +128,25 @@ class BarrierTransport:
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         t0 = time.perf_counter()
+        when = f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}"
         for w in range(self.plan.workers):
-            self.server.send(w, flat, spec)
+            try:
+                self.server.send(w, flat, spec)
+            except zmq.ZMQError as e:
+                raise WorkerLost(f"worker {w} (on {self.hosts.get(w, '?')}) is not connected {when} ({e})") from None
         t1 = time.perf_counter()
         results: dict[int, RoundResult] = {}
         deadline = time.monotonic() + self.timeout
         total, nxt = Combiner(), 0
         while nxt < self.plan.workers:
-            missing = sorted(set(range(self.plan.workers)) - set(results) - set(range(nxt)))
+            missing = sorted(set(range(nxt, self.plan.workers)) - set(results))
             kind, gen, w, info = self._next_event(deadline, f"worker(s) {missing} timed out after {self.timeout:g} s "
-                                                            f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}")
-            if gen != self.generation:
-                continue
+                                                            f"{when}")
+            if kind == "error":  # our own error on the worker (bad data): a user error, not a fault
+                raise USER_ERRORS.get(info["type"], RuntimeError)(info["error"])
             if kind != "result":
-                raise WorkerLost(self._describe(kind, w, info, f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}"))
-            sums, meta = info
-            m = json.loads(meta)
-            if "error" in m:  # our own error on the worker (bad data): a user error, not a fault
-                raise USER_ERRORS.get(m["type"], RuntimeError)(m["error"])
-            results[w] = decode_result(sums, meta)
+                raise WorkerLost(self._describe(kind, w, info, when))
+            results[w] = decode_result(*info)
             while nxt in results:  # combine strictly in worker order, as results arrive
                 total.add(results.pop(nxt))
                 nxt += 1
@@ -152,24 +154,39 @@ class BarrierTransport:
         return total.result()
 
     def _next_event(self, deadline: float, timeout_message: str):
-        left = deadline - time.monotonic()
-        try:
-            return self.server.events.get(timeout=max(left, 0.001))
-        except queue.Empty:
-            raise WorkerLost(timeout_message) from None
+        """The next event of this generation: a worker's message, or its job's failure."""
+        while True:
+            try:
+                generation, error = self.job_events.get_nowait()
+                if generation == self.generation:
+                    return "job", generation, -1, error
+                continue
+            except queue.Empty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerLost(timeout_message)
+            event = self.server.poll(min(left, 0.05))
+            if event is not None:
+                return event
 
     def _describe(self, kind: str, w: int, info, when: str) -> str:
         if kind == "job":
             first = str(info).strip().splitlines()[0] if str(info).strip() else type(info).__name__
             return f"the barrier stage failed {when}: {first[:300]}"
-        return f"worker {w} (on {self.hosts.get(w, '?')}) was lost {when}: {info}"
+        # a hello mid-run: Spark relaunched the task of worker w, so its previous one is gone
+        return f"worker {w} (on {self.hosts.get(w, '?')}) was lost {when}: Spark restarted its task"
 
     def _cancel(self) -> None:
         """End the current generation: tell its workers to stop, cancel its job, wait for it."""
         if self.job is None:
             return
-        self.server.start_generation(-1)  # refuse late (retried) tasks; tell the live ones to stop
-        self.job.join(timeout=10)
+        self.server.stop_workers()
+        self.server.start_generation(-1)  # late (retried) tasks are told to stop as they say hello
+        deadline = time.monotonic() + 10
+        while self.job.is_alive() and time.monotonic() < deadline:
+            self.server.poll(0.05)  # answer late hellos
+        self.job.join(timeout=0.1)
         if self.job.is_alive():
             self.sc.cancelJobGroup(self.group)
             self.job.join(timeout=60)

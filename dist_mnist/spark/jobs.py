@@ -21,7 +21,8 @@ def make_partition_fn(plan: Plan, bc, spec: RoundSpec):
     def run(w: int, _):
         rows = get_shard(plan.train[w].segments)
         result = compute_round(plan, w, rows, lambda: get_shard(plan.test[w].segments), bc.value, spec)
-        yield RoundResult(result.sums, result.loss, result.n, result.seconds, resident_bytes(), result.confusion)
+        yield RoundResult(result.sums, result.loss, result.n, result.seconds,
+                          resident_bytes() if spec.evaluate else 0, result.confusion)
 
     return run
 

@@ -244,4 +244,5 @@ def record_timings(timings: dict, result: RoundResult, wall: float, update: floa
         timings[key] = timings.get(key, 0.0) + float(value)
     timings["rounds"] += 1
     timings.setdefault("overhead_ms", []).append(round(1000 * overhead, 3))
-    timings["shard_bytes"] = int(result.resident_bytes)
+    if result.resident_bytes:  # measured in evaluation rounds only (reading /proc costs milliseconds)
+        timings["shard_bytes"] = int(result.resident_bytes)

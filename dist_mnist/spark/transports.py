@@ -48,7 +48,7 @@ class FailoverTransport:
         self.sc, self.plan, self.log = sc, plan, log
         self.relaunches = 0
         self.current: Transport = BarrierTransport(sc, plan, plan.config.round_timeout, plan.config.transport_port, log)
-        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over Arrow Flight "
+        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ "
             f"at {self.current.address}")
 
     @property

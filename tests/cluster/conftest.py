@@ -22,7 +22,7 @@ from .standalone import REPO, Cluster, clean_env, driver_env, submit_argv
 
 # What executors need to run the trainer; linked from this interpreter's site-packages
 # so both sides run the very same NumPy build: equal models need equal arithmetic.
-WORKER_PACKAGES = ("numpy", "pyarrow")
+WORKER_PACKAGES = ("numpy", "pyarrow", "pyzmq")
 
 
 def _link_distribution(name: str, site_packages: Path) -> None:
@@ -45,7 +45,7 @@ def worker_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           check=True, capture_output=True, text=True, env=clean_env()).stdout.strip()
     for name in WORKER_PACKAGES:
         _link_distribution(name, Path(site))
-    probe = ("import importlib.util, numpy, pyarrow; "
+    probe = ("import importlib.util, numpy, pyarrow, zmq; "
              "assert importlib.util.find_spec('dist_mnist') is None, 'dist_mnist leaked into the worker Python'")
     subprocess.run([str(python), "-c", probe], check=True, env=clean_env(), cwd=venv, timeout=120)
     return python

@@ -40,7 +40,7 @@ def test_every_transport_gives_the_same_model_bit_for_bit(spark, datasets, tmp_p
     for transport in ("jobs", "barrier", "inprocess"):
         models[transport], lines = _train(spark, config, datasets[2], tmp_path / transport, transport=transport)
         if transport == "barrier":
-            assert any("persistent barrier stage of 2 tasks" in line for line in lines), lines
+            assert any("persistent barrier stage of 2 tasks, rounds over ZeroMQ" in line for line in lines), lines
     assert_identical(models["barrier"], models["jobs"])
     assert_identical(models["inprocess"], models["jobs"])
 
@@ -92,7 +92,7 @@ def test_a_lost_or_hung_worker_costs_one_round_and_not_the_model(spark, datasets
     assert len(lost) == 1, lines
     if sig == signal.SIGSTOP:
         assert "worker(s) [1] timed out after 5 s in epoch 1 round 5" in lost[0]
-    else:
-        assert "worker 1 " in lost[0] and "was lost in epoch 1 round 5" in lost[0]
+    else:  # Spark fails the stage or restarts the task: either is seen within the round
+        assert "in epoch 1 round 5" in lost[0] and ("worker 1 " in lost[0] or "barrier stage failed" in lost[0])
     assert any("barrier stage relaunched (generation 2)" in line for line in lines), lines
     assert_identical(model, expected)

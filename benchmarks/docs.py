@@ -1,0 +1,164 @@
+"""Write the benchmark figures into README.md and docs/scaling.md, from benchmarks/results/*.json.
+
+Each generated block sits between `<!-- BEGIN generated: NAME -->` and `<!-- END generated: NAME -->`
+and is replaced whole; nothing in it is typed by hand. Also draws results/workers.png.
+
+    python benchmarks/docs.py            # after the benchmark scripts have written their JSON
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def workers_block(w: dict, scale: dict | None) -> str:
+    by_w = {p["W"]: p for p in (scale or {}).get("predictions", [])}
+    lines = [f"Measured {w['date']} with `python benchmarks/{w['command']}` (in-process transport, one process "
+             "per W; the same round functions as on Spark, bit-identical by test), default config, seed 123:", "",
+             "| W | local learning rate | rounds / epoch | after 5 | after 10 | after 15 epochs | epochs to 97.1% "
+             "| predicted time to 97.1% on 10 Gbit/s (persistent / Spark-job rounds) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in w["runs"]:
+        if "error" in r:
+            lines.append(f"| {r['workers']} | failed: {r['error']} | | | | | | |")
+            continue
+        acc = r["test_accuracy"]
+        pred = by_w.get(r["workers"], {})
+        t = (f"{pred['time_to_971_barrier_s']:.1f} s / {pred['time_to_971_jobs_s']:.1f} s"
+             if pred.get("time_to_971_barrier_s") else "-")
+        lines.append(f"| {r['workers']} | {r['local_learning_rate']:g} | {r['rounds_per_epoch']} | {pct(acc[4])} | "
+                     f"{pct(acc[9])} | {pct(acc[14])}{' (' + pct(acc[-1]) + f' after {len(acc)})' if len(acc) > 15 else ''}"
+                     f" | {r['epochs_to_target'] or 'not reached'} | {t} |")
+    return "\n".join(lines)
+
+
+def speed_block(s: dict) -> str:
+    r = s["results"]
+    lines = [f"Measured {s['date']} with `{s['command']}` ({s['machine']}), one process after another, "
+             "each timed whole (JVM and imports included):", "",
+             "| run | what it computes | wall s | test accuracy | / PyTorch | transport | per round: compute, overhead, update (ms) |",
+             "|---|---|---:|---:|---:|---|---|"]
+    what = {"pytorch": "the tutorial: sync Nesterov SGD, batch 128, 2 threads",
+            "default": "average mode, 2 workers (local steps + outer Nesterov)",
+            "sync": "sync mode: the tutorial's exact math on 2 workers",
+            "sync-inprocess": "sync mode, same round functions without Spark, one core"}
+    for name, x in r.items():
+        if x.get("status") != "ok":
+            lines.append(f"| {name} | {what.get(name, '')} | failed | | | | |")
+            continue
+        per_round = (f"{x['round_ms']['executor']:.1f}, {x['round_ms']['overhead']:.1f}, {x['round_ms']['update']:.1f}"
+                     if "round_ms" in x else "-")
+        lines.append(f"| {name} | {what.get(name, '')} | {x['process_seconds']:.1f} | {pct(x['accuracy'])} | "
+                     f"{x.get('ratio_to_pytorch', 1.0):.2f}x | {x.get('transport') or '-'} | {per_round} |")
+    lines += ["", "Where the whole process went (seconds):", "",
+              "| run | " + " | ".join(["start-up (JVM, imports, Spark)", "prepare", "transport_start",
+                                        "first_round", "rounds", "final_evaluation", "write"]) + " |",
+              "|---|" + "---:|" * 7]
+    for name, x in r.items():
+        if "phases_seconds" in x:
+            ph = x["phases_seconds"]
+            lines.append(f"| {name} | " + " | ".join(f"{ph.get(k, 0):.2f}" for k in (
+                "start-up (JVM, imports, Spark)", "prepare", "transport_start", "first_round", "rounds",
+                "final_evaluation", "write")) + " |")
+    return "\n".join(lines)
+
+
+def rounds_block(b: dict) -> str:
+    return "\n".join([
+        f"Measured {b['date']} with `{b['command']}`: {b['payload_bytes_each_way'] / 1e6:.2f} MB to each of "
+        f"{b['workers']} workers and back, no compute.", "",
+        "| transport | median | p90 | min | rounds |", "|---|---:|---:|---:|---:|",
+        *[f"| {name} | {b[key]['median_ms']:.1f} ms | {b[key]['p90_ms']:.1f} ms | {b[key]['min_ms']:.1f} ms | "
+          f"{b[key]['rounds']} |" for name, key in (("persistent barrier stage + Arrow Flight", "barrier"),
+                                                    ("one Spark job a round", "jobs"))],
+        "", f"Ratio barrier / Spark job: **{b['ratio_barrier_to_jobs']:.3f}x**."])
+
+
+def scaling_block(sb: dict) -> str:
+    f = sb["fit"]
+    lines = [f"Measured {sb['date']} with `{sb['command']}`. Fit on loopback: T = {1000 * f['a_s']:.2f} ms + "
+             f"{1e9 * f['b_s_per_worker_byte']:.2f} ns per byte per worker.", "",
+             "| W | S | measured | model |", "|---:|---:|---:|---:|"]
+    for p in sb["points"]:
+        lines.append(f"| {p['W']} | {p['S_bytes'] / 1e6:.2f} MB | {p['barrier_ms']:.1f} ms | {p['model_ms']:.1f} ms |")
+    lines += ["", "Predicted on a 10 Gbit/s cluster, default config (6.36 MB each way a worker, 235 local steps "
+              f"a round, t_step {1000 * sb['t_step_s']:.1f} ms):", "",
+              "| W | round overhead: persistent | round overhead: Spark job | epoch: persistent | epoch: Spark job |",
+              "|---:|---:|---:|---:|---:|"]
+    for p in sb["predictions"]:
+        lines.append(f"| {p['W']} | {1000 * p['barrier_round_s']:.0f} ms | {1000 * p['jobs_round_s']:.0f} ms | "
+                     f"{p['epoch_barrier_s']:.2f} s | {p['epoch_jobs_s']:.2f} s |")
+    return "\n".join(lines)
+
+
+def plot_workers(w: dict, scale: dict | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r in w["runs"]:
+        if "test_accuracy" in r:
+            acc = r["test_accuracy"]
+            ax1.plot(range(1, len(acc) + 1), [100 * a for a in acc], marker=".", label=f"W = {r['workers']}")
+    ax1.axhline(97.1, color="gray", ls="--", lw=1)
+    ax1.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(88, 98.5), title="Default config: accuracy by epoch")
+    ax1.legend(fontsize=8, ncol=2)
+    if scale:
+        pts = [p for p in scale["predictions"] if p.get("time_to_971_barrier_s")]
+        ax2.plot([p["W"] for p in pts], [p["time_to_971_barrier_s"] for p in pts], marker="o", label="persistent transport")
+        ax2.plot([p["W"] for p in pts], [p["time_to_971_jobs_s"] for p in pts], marker="s", label="one Spark job a round")
+        ax2.set(xscale="log", yscale="log", xlabel="workers W", ylabel="seconds of training",
+                title="Predicted time to 97.1% on 10 Gbit/s")
+        ax2.set_xticks([p["W"] for p in pts], [str(p["W"]) for p in pts])
+        ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "workers.png", dpi=110)
+
+
+def replace_block(path: Path, name: str, body: str) -> None:
+    text = path.read_text()
+    pattern = re.compile(rf"(<!-- BEGIN generated: {name} -->\n).*?(\n<!-- END generated: {name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path}: no generated block {name!r}")
+    path.write_text(pattern.sub(lambda m: m.group(1) + body + m.group(2), text))
+
+
+def main() -> None:
+    workers, scale, speed, rounds = (load("workers.json"), load("scaling-barrier.json"), load("speed.json"),
+                                     load("rounds-W2.json"))
+    targets = {"README.md": [], "docs/scaling.md": []}
+    if workers:
+        plot_workers(workers, scale)
+        targets["README.md"].append(("workers", workers_block(workers, scale)))
+        targets["docs/scaling.md"].append(("workers", workers_block(workers, scale)))
+    if speed:
+        targets["README.md"].append(("speed", speed_block(speed)))
+    if rounds:
+        targets["README.md"].append(("rounds", rounds_block(rounds)))
+        targets["docs/scaling.md"].append(("rounds", rounds_block(rounds)))
+    if scale:
+        targets["docs/scaling.md"].append(("scaling-barrier", scaling_block(scale)))
+    for rel, blocks in targets.items():
+        for name, body in blocks:
+            replace_block(REPO / rel, name, body)
+            print(f"{rel}: {name}")
+
+
+if __name__ == "__main__":
+    main()
