@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import tarfile
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -46,8 +45,11 @@ def engine_problem() -> str | None:
     for tool, package in (("docker", "docker.io"), ("docker-compose", "docker-compose")):
         if shutil.which(tool) is None:
             return f"{tool} not found (apt-get install {package})"
-    result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
-                            timeout=60, env=clean_env(), stdin=subprocess.DEVNULL)
+    try:
+        result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                                text=True, timeout=60, env=clean_env(), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "the Docker engine did not answer `docker info` within 60 s"
     if result.returncode != 0 or not result.stdout.strip():
         error = (result.stderr.strip().splitlines() or ["no answer"])[-1]
         return f"no Docker engine answers ({error}); start dockerd (as .ci/run does) or set DOCKER_HOST"
