@@ -70,6 +70,7 @@ def test_submit_trains_on_the_cluster_like_local(compose_cluster: ComposeCluster
     apps = compose_cluster.app_ids()
     driver = compose_cluster.submit("cluster", SYNC)
     finished(driver)
+    assert "ingested" in driver.output, "the first submit did not ingest MNIST into the data volume"
     assert compose_cluster.app_ids() - apps, f"the master never saw the application:\n{driver.tail(10)}"
     run_dir = compose_cluster.fetch_run("cluster", tmp_path)
     assert_run_written(run_dir)
