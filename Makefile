@@ -17,7 +17,7 @@ RUN    ?= runs/tutorial
 MASTER ?= local[*]
 PYTEST_ARGS ?=
 
-.PHONY: train test test-fast check-env dist bench clean
+.PHONY: train test test-fast test-compose image-offline check-env dist bench clean
 
 check-env:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null || \
@@ -45,6 +45,14 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit -q
+
+# The compose mini-cluster's tests alone (they build the image offline first; need a Docker engine).
+test-compose: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/compose $(PYTEST_ARGS)
+
+# The project image without any container registry: debootstrapped Debian + wheelhouse (root).
+image-offline:
+	docker/build-offline.sh
 
 dist: $(VENV)/.installed
 	$(BIN)/python -m dist_mnist.packaging dist/dist_mnist.zip

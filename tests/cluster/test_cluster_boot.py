@@ -157,8 +157,8 @@ def test_node_script_rejects_a_secret_that_a_properties_file_would_change():
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_scripts_are_shellcheck_clean():
-    result = subprocess.run(["shellcheck", str(NODE_SCRIPT), str(SUBMIT_SCRIPT)], capture_output=True, text=True,
-                            timeout=60)
+    scripts = (NODE_SCRIPT, SUBMIT_SCRIPT, REPO / "docker" / "build-offline.sh", REPO / ".ci" / "run")
+    result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 
 

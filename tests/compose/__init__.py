@@ -1,0 +1,1 @@
+"""Integration tests against the docker-compose mini-cluster (host networking)."""

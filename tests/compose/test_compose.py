@@ -1,0 +1,114 @@
+"""The docker-compose mini-cluster, run for real: it boots from the project image, the submit
+service ingests MNIST and trains on it like local[2], a killed worker container does not change
+the model, a submit without the secret is refused, and `down -v` leaves nothing behind.
+
+The tests share one cluster and run in file order; the last one takes it down.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ..cluster.processes import Driver
+from ..cluster.test_cluster_train import assert_run_written, assert_same_model, load_model
+from .compose import DAEMONS, FIGURES, ComposeCluster
+
+pytestmark = pytest.mark.compose
+
+# Long enough (about 0.5 s a round here) to kill a worker well inside the run.
+SYNC = ["--set", "epochs=1", "--set", "mode=sync", "--set", "max_rounds=80", "--set", "log_every_rounds=5"]
+KILL_AFTER_ROUND = 10
+ROUND = r"\bround (\d+)/\d+"
+TIMEOUT = 900
+
+
+def finished(driver: Driver) -> None:
+    """Wait for a submit that must succeed."""
+    assert driver.wait(timeout=TIMEOUT) == 0, driver.tail()
+
+
+def max_difference(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> float:
+    """The largest absolute difference between two models' parameters."""
+    return max(float(np.max(np.abs(got[k].astype(np.float64) - want[k]))) for k in want)
+
+
+@pytest.fixture(scope="module")
+def local_model(compose_session: ComposeCluster, tmp_path_factory) -> Callable[[], dict[str, np.ndarray]]:
+    """SYNC trained on local[2] inside the project image (the cluster's NumPy), computed on first use.
+
+    Lazy, so that the cluster run goes first and it is the submit service that ingests MNIST.
+    """
+    cache: dict[str, dict[str, np.ndarray]] = {}
+
+    def model() -> dict[str, np.ndarray]:
+        if not cache:
+            finished(compose_session.submit("local", SYNC, local=True))
+            cache["local"] = load_model(compose_session.fetch_run("local", tmp_path_factory.mktemp("local")))
+        return cache["local"]
+
+    return model
+
+
+def test_cluster_comes_up_from_the_project_image(compose_cluster: ComposeCluster, compose_image: str):
+    status = compose_cluster.status()
+    assert status["status"] == "ALIVE"
+    workers = [w for w in status["workers"] if w["state"] == "ALIVE"]
+    assert len(workers) == 2 and all(w["host"] == "127.0.0.1" and w["cores"] == 1 for w in workers), workers
+    for service in DAEMONS:
+        info = compose_cluster.inspect(service)
+        assert (info["Config"]["Image"], info["HostConfig"]["NetworkMode"]) == (compose_image, "host"), service
+    assert compose_cluster.leftovers()["networks"] == [], "the compose project created a network"
+
+
+def test_submit_trains_on_the_cluster_like_local(compose_cluster: ComposeCluster, local_model, tmp_path: Path):
+    apps = compose_cluster.app_ids()
+    driver = compose_cluster.submit("cluster", SYNC)
+    finished(driver)
+    assert "ingested" in driver.output, "the first submit did not ingest MNIST into the data volume"
+    assert compose_cluster.app_ids() - apps, f"the master never saw the application:\n{driver.tail(10)}"
+    run_dir = compose_cluster.fetch_run("cluster", tmp_path)
+    assert_run_written(run_dir)
+    model = load_model(run_dir)
+    FIGURES["cluster model vs local[2] (max |difference|)"] = f"{max_difference(model, local_model()):.3g}"
+    assert_same_model(model, local_model())
+
+
+def test_training_survives_a_killed_worker_container(compose_cluster: ComposeCluster, local_model,
+                                                     tmp_path: Path):
+    driver = compose_cluster.submit("killed", SYNC)
+    driver.wait_for_line(ROUND, timeout=600, accept=lambda m: int(m.group(1)) >= KILL_AFTER_ROUND)
+    victim = "spark-worker-1"
+    assert compose_cluster.worker_status(victim)["executors"], "the victim runs no executor: killing it proves nothing"
+    assert driver.proc.poll() is None, "the run ended before the worker was killed; raise max_rounds"
+    killed_after = re.findall(ROUND, driver.output)[-1]
+    compose_cluster.kill(victim)
+    finished(driver)
+    assert re.search(r"Lost executor \d+", driver.output), f"the driver never lost an executor:\n{driver.tail()}"
+    assert compose_cluster.health()[victim] is None, "the killed worker came back by itself"
+    model = load_model(compose_cluster.fetch_run("killed", tmp_path))
+    FIGURES["killed-worker run vs local[2] (max |difference|)"] = (
+        f"{max_difference(model, local_model()):.3g} (worker-1 killed after round {killed_after})")
+    assert_same_model(model, local_model())
+
+
+def test_submit_without_the_secret_is_refused(compose_cluster: ComposeCluster):
+    apps = compose_cluster.app_ids()
+    driver = compose_cluster.submit("refused", SYNC, secret="")
+    rc = driver.wait(timeout=300)
+    assert rc != 0, f"the job ran without the secret:\n{driver.tail()}"
+    assert "All masters are unresponsive" in driver.output, driver.tail()
+    assert compose_cluster.app_ids() == apps
+
+
+def test_down_removes_containers_networks_and_volumes(compose_session: ComposeCluster):
+    compose_session.down()
+    assert compose_session.leftovers() == {"containers": [], "networks": [], "volumes": []}
+    for volume in ("mnist-data", "mnist-runs"):
+        assert subprocess.run(["docker", "volume", "inspect", f"{compose_session.project}_{volume}"],
+                              capture_output=True, timeout=60).returncode != 0, volume
