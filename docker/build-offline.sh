@@ -66,7 +66,7 @@ if [[ -n "${REBUILD:-}" ]] || [[ ! -f "$wheels/.complete" ]]; then
   start=$(date +%s)
   rm -rf "$wheels"
   # setuptools and wheel: pip builds the project (and pyspark's sdist) in the image.
-  "$python" -m pip download --quiet --dest "$wheels" "pyspark==$spark_version" numpy pyarrow findspark \
+  "$python" -m pip download --quiet --dest "$wheels" "pyspark==$spark_version" numpy pyarrow pyzmq findspark \
     "setuptools>=77" wheel || die "pip download failed"
   touch "$wheels/.complete"
   elapsed "wheelhouse ($wheels)" "$start"

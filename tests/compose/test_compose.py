@@ -21,10 +21,12 @@ from .compose import DAEMONS, FIGURES, ComposeCluster
 
 pytestmark = pytest.mark.compose
 
-# Long enough (about 0.5 s a round here) to kill a worker well inside the run.
-SYNC = ["--set", "epochs=1", "--set", "mode=sync", "--set", "max_rounds=80", "--set", "log_every_rounds=5"]
-KILL_AFTER_ROUND = 10
-ROUND = r"\bround (\d+)/\d+"
+# 3 epochs x 59 rounds of 4 local steps on the persistent transport: long enough to kill a
+# worker in epoch 2; the rest may run one Spark job a round when its slot does not come back.
+LONG = ["--set", "epochs=3", "--set", "mode=average", "--set", "averaging_frequency=4",
+        "--set", "log_every_rounds=10"]
+KILL_IN_EPOCH = 2
+ROUND = r"\bepoch (\d+)/\d+ round (\d+)/\d+"
 TIMEOUT = 900
 
 
@@ -40,7 +42,7 @@ def max_difference(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> f
 
 @pytest.fixture(scope="module")
 def local_model(compose_session: ComposeCluster, tmp_path_factory) -> Callable[[], dict[str, np.ndarray]]:
-    """SYNC trained on local[2] inside the project image (the cluster's NumPy), computed on first use.
+    """LONG trained on local[2] inside the project image (the cluster's NumPy), computed on first use.
 
     Lazy, so that the cluster run goes first and it is the submit service that ingests MNIST.
     """
@@ -48,7 +50,7 @@ def local_model(compose_session: ComposeCluster, tmp_path_factory) -> Callable[[
 
     def model() -> dict[str, np.ndarray]:
         if not cache:
-            finished(compose_session.submit("local", SYNC, local=True))
+            finished(compose_session.submit("local", LONG, local=True))
             cache["local"] = load_model(compose_session.fetch_run("local", tmp_path_factory.mktemp("local")))
         return cache["local"]
 
@@ -68,7 +70,7 @@ def test_cluster_comes_up_from_the_project_image(compose_cluster: ComposeCluster
 
 def test_submit_trains_on_the_cluster_like_local(compose_cluster: ComposeCluster, local_model, tmp_path: Path):
     apps = compose_cluster.app_ids()
-    driver = compose_cluster.submit("cluster", SYNC)
+    driver = compose_cluster.submit("cluster", LONG)
     finished(driver)
     assert "ingested" in driver.output, "the first submit did not ingest MNIST into the data volume"
     assert compose_cluster.app_ids() - apps, f"the master never saw the application:\n{driver.tail(10)}"
@@ -81,25 +83,27 @@ def test_submit_trains_on_the_cluster_like_local(compose_cluster: ComposeCluster
 
 def test_training_survives_a_killed_worker_container(compose_cluster: ComposeCluster, local_model,
                                                      tmp_path: Path):
-    driver = compose_cluster.submit("killed", SYNC)
-    driver.wait_for_line(ROUND, timeout=600, accept=lambda m: int(m.group(1)) >= KILL_AFTER_ROUND)
+    driver = compose_cluster.submit("killed", LONG)
+    driver.wait_for_line(r"transport: persistent barrier stage of 2 tasks", timeout=600)
+    driver.wait_for_line(ROUND, timeout=600, accept=lambda m: int(m.group(1)) >= KILL_IN_EPOCH)
     victim = "spark-worker-1"
     assert compose_cluster.worker_status(victim)["executors"], "the victim runs no executor: killing it proves nothing"
-    assert driver.proc.poll() is None, "the run ended before the worker was killed; raise max_rounds"
-    killed_after = re.findall(ROUND, driver.output)[-1]
+    assert driver.proc.poll() is None, "the run ended before the worker was killed; make LONG longer"
+    killed_after = "epoch {} round {}".format(*re.findall(ROUND, driver.output)[-1])
     compose_cluster.kill(victim)
     finished(driver)
     assert re.search(r"Lost executor \d+", driver.output), f"the driver never lost an executor:\n{driver.tail()}"
+    assert "transport: " in driver.output and "redoing the round" in driver.output, driver.tail()
     assert compose_cluster.health()[victim] is None, "the killed worker came back by itself"
     model = load_model(compose_cluster.fetch_run("killed", tmp_path))
     FIGURES["killed-worker run vs local[2] (max |difference|)"] = (
-        f"{max_difference(model, local_model()):.3g} (worker-1 killed after round {killed_after})")
+        f"{max_difference(model, local_model()):.3g} (worker-1 killed after {killed_after})")
     assert_same_model(model, local_model())
 
 
 def test_submit_without_the_secret_is_refused(compose_cluster: ComposeCluster):
     apps = compose_cluster.app_ids()
-    driver = compose_cluster.submit("refused", SYNC, secret="")
+    driver = compose_cluster.submit("refused", LONG, secret="")
     rc = driver.wait(timeout=300)
     assert rc != 0, f"the job ran without the secret:\n{driver.tail()}"
     assert "All masters are unresponsive" in driver.output, driver.tail()
