@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_mnist.artifacts import atomic_write_json  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 N_FLOATS = 795_010
@@ -150,8 +152,7 @@ def main() -> None:
     print(json.dumps(result), flush=True)
     if args.out:
         path = Path(args.out) / "channels.json"
-        path.with_suffix(".tmp").write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(path.with_suffix(".tmp"), path)
+        atomic_write_json(path, result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_mnist.artifacts import atomic_write_json  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -115,9 +117,7 @@ def main() -> None:
     print(json.dumps(result), flush=True)
     if args.out:
         path = Path(args.out) / f"rounds-W{W}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(tmp, path)
+        atomic_write_json(path, result)
     sc.stop()
 
 

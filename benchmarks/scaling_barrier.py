@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_mnist.artifacts import atomic_write_json  # noqa: E402
+
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import scaling  # noqa: E402  the Spark-job round's model and constants
@@ -94,8 +96,7 @@ def main() -> None:
            "fit": {"a_s": a, "b_s_per_worker_byte": b}, "points": points, "wire_bytes_per_s": WIRE,
            "t_step_s": t_step, "t_row_s": t_row, "t_driver_s": c["t_driver_s"], "predictions": predictions}
     path = out / "scaling-barrier.json"
-    path.with_suffix(".tmp").write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(path.with_suffix(".tmp"), path)
+    atomic_write_json(path, doc)
     for f in scratch.glob("*"):
         f.unlink()
     scratch.rmdir()

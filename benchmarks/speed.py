@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dist_mnist.artifacts import atomic_write_json
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 SPARK_SUBMIT = str(Path(PY).parent / "spark-submit")
@@ -99,9 +101,7 @@ def main() -> None:
     doc = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores", "results": results,
            "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:])}
     path = Path(args.out) / "speed.json"
-    tmp_path = path.with_suffix(".tmp")
-    tmp_path.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp_path, path)
+    atomic_write_json(path, doc)
     print(f"wrote {path}")
 
 

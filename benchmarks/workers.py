@@ -20,6 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dist_mnist.artifacts import atomic_write_json
+
 TARGET = 0.971
 DEFAULT_WORKERS = (1, 2, 3, 4, 8, 16, 32, 64)
 EPOCHS = {32: 30, 64: 30}  # beyond 16 workers: train longer and report the epochs to the target
@@ -65,9 +67,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"target": TARGET, "date": time.strftime("%Y-%m-%d"), "data": args.data,
            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "runs": results}
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, out)
+    atomic_write_json(out, doc)
     print(f"wrote {out}")
 
 

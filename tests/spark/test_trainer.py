@@ -79,3 +79,14 @@ def test_average_mode_on_one_partition_is_a_plain_local_loop(spark, datasets, ar
     # the driver adds back n * (local - broadcast) / n in float32: equal up to rounding
     for key in params:
         np.testing.assert_allclose(got[key], params[key], rtol=0, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("W", [1, 2, 4])
+def test_sync_mode_on_the_tutorial_network_equals_the_reference(spark, datasets, arrays, tmp_path, quiet, W):
+    """The real 784-1000-10 network, 30 rounds (crossing an epoch): W workers = one process."""
+    config = TrainConfig(mode="sync", workers=W, max_rounds=30)
+    train(spark.sparkContext, config, str(datasets[2]), str(tmp_path / "RUN"), log=quiet)
+    params, _ = _model(tmp_path / "RUN")
+    expected, _ = train_reference(config, *arrays["train"], max_steps=30)
+    for k in expected:
+        np.testing.assert_allclose(params[k], expected[k], rtol=0, atol=1e-5, err_msg=k)
