@@ -2,9 +2,10 @@
 
 A driver process sends 3.2 MB (the tutorial's 795,010 float32 parameters) to each of W
 client processes and receives 3.2 MB back from each, as a round does, with no compute:
-  flight  dist_mnist.channel: RoundServer + serve_rounds (one do_exchange stream per client,
-          Arrow buffers, the run secret checked on every call);
-  zmq     pyzmq ROUTER/DEALER, zero-copy frames, a 2-frame message each way (no authentication).
+  flight  benchmarks/flight_channel.py, the Arrow Flight channel dist-mnist used first: one
+          do_exchange stream per client, Arrow buffers, the run secret checked on every call;
+  zmq     dist_mnist.channel, what dist-mnist uses: ROUTER/DEALER, zero-copy frames, PLAIN
+          authentication per connection, 2 I/O threads.
 Clients start with `spawn` (gRPC does not survive fork). Prints one JSON object; with --out
 writes OUT/channels.json. Needs pyzmq (pip install pyzmq).
 
@@ -28,31 +29,53 @@ import numpy as np
 from dist_mnist.artifacts import atomic_write_json  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 N_FLOATS = 795_010
 
 
-def flight_client(address: str, secret: str, w: int) -> None:
-    from dist_mnist.channel import serve_rounds
+def _zeros_client(serve_rounds, address: str, secret: str, w: int) -> None:
     from dist_mnist.rounds import RoundResult
 
     zeros = np.zeros(N_FLOATS, np.float32)
     serve_rounds(address, secret, {"generation": 1, "worker": w}, lambda flat, spec: RoundResult(zeros, 0.0, 0, {w: 0.0}))
 
 
-def flight_rounds(W: int, rounds: int) -> list[float]:
-    from dist_mnist.channel import RoundServer
+def flight_client(address: str, secret: str, w: int) -> None:
+    from flight_channel import serve_rounds
+
+    _zeros_client(serve_rounds, address, secret, w)
+
+
+def zmq_client(address: str, secret: str, w: int) -> None:
+    from dist_mnist.channel import serve_rounds
+
+    _zeros_client(serve_rounds, address, secret, w)
+
+
+def run_rounds(kind: str, W: int, rounds: int) -> list[float]:
+    """Rounds of W clients over one channel: send, receive, combine in worker order."""
     from dist_mnist.rounds import Combiner, RoundSpec
-    from dist_mnist.channel import decode_result
 
     secret = secrets.token_urlsafe(32)
-    server = RoundServer("127.0.0.1", 0, secret, W)
+    if kind == "flight":
+        from flight_channel import RoundServer, decode_result
+
+        server = RoundServer("127.0.0.1", 0, secret, W)
+        address, client = f"grpc+tcp://127.0.0.1:{server.port}", flight_client
+        next_event = lambda: server.events.get(timeout=60)  # noqa: E731
+    else:
+        from dist_mnist.channel import RoundServer, decode_result
+
+        server = RoundServer("127.0.0.1", 0, secret, W)
+        address, client = f"tcp://127.0.0.1:{server.port}", zmq_client
+        next_event = lambda: server.poll(60)  # noqa: E731
     server.start_generation(1)
-    procs = [mp.Process(target=flight_client, args=(f"grpc+tcp://127.0.0.1:{server.port}", secret, w)) for w in range(W)]
+    procs = [mp.Process(target=client, args=(address, secret, w)) for w in range(W)]
     for p in procs:
         p.start()
     for _ in range(W):
-        server.events.get(timeout=60)
+        assert next_event()[0] == "hello"
     flat, times = np.ones(N_FLOATS, np.float32), []
     for r in range(rounds):
         t0 = time.perf_counter()
@@ -60,7 +83,7 @@ def flight_rounds(W: int, rounds: int) -> list[float]:
             server.send(w, flat, RoundSpec(0, r))
         got = {}
         for _ in range(W):
-            _, _, w, (sums, meta) = server.events.get(timeout=60)
+            _, _, w, (sums, meta) = next_event()
             got[w] = decode_result(sums, meta)
         combiner = Combiner()
         for w in range(W):
@@ -70,61 +93,6 @@ def flight_rounds(W: int, rounds: int) -> list[float]:
     for p in procs:
         p.join()
     server.shutdown()
-    return times
-
-
-def zmq_client(port: int, w: int) -> None:
-    import zmq
-
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, str(w).encode())
-    sock.connect(f"tcp://127.0.0.1:{port}")
-    sock.send_multipart([b"hello", b""])
-    zeros = np.zeros(N_FLOATS, np.float32)
-    while True:
-        meta, payload = sock.recv_multipart(copy=False)
-        if meta.bytes == b"stop":
-            break
-        np.frombuffer(payload.buffer, np.float32)  # the received vector, without a copy
-        sock.send_multipart([b'{"loss": 0.0, "n": 0}', zeros], copy=False)
-    sock.close()
-    ctx.term()
-
-
-def zmq_rounds(W: int, rounds: int) -> list[float]:
-    import zmq
-
-    from dist_mnist.rounds import Combiner, RoundResult
-
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.ROUTER)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    procs = [mp.Process(target=zmq_client, args=(port, w)) for w in range(W)]
-    for p in procs:
-        p.start()
-    for _ in range(W):
-        sock.recv_multipart()
-    flat, times = np.ones(N_FLOATS, np.float32), []
-    for r in range(rounds):
-        t0 = time.perf_counter()
-        for w in range(W):
-            sock.send_multipart([str(w).encode(), json.dumps({"round": r}).encode(), flat], copy=False)
-        got = {}
-        for _ in range(W):
-            ident, meta, payload = sock.recv_multipart(copy=False)
-            json.loads(meta.bytes)
-            got[int(ident.bytes)] = RoundResult(np.frombuffer(payload.buffer, np.float32), 0.0, 0)
-        combiner = Combiner()
-        for w in range(W):
-            combiner.add(got[w])
-        times.append(1000 * (time.perf_counter() - t0))
-    for w in range(W):
-        sock.send_multipart([str(w).encode(), b"stop", b""])
-    for p in procs:
-        p.join()
-    sock.close()
-    ctx.term()
     return times
 
 
@@ -146,8 +114,8 @@ def main() -> None:
     # alternate, so that both see the same machine
     flight, zmq_ = [], []
     for _ in range(2):
-        flight += flight_rounds(args.workers, args.rounds // 2)
-        zmq_ += zmq_rounds(args.workers, args.rounds // 2)
+        flight += run_rounds("flight", args.workers, args.rounds // 2)
+        zmq_ += run_rounds("zmq", args.workers, args.rounds // 2)
     result["flight"], result["zmq"] = summary(flight), summary(zmq_)
     print(json.dumps(result), flush=True)
     if args.out:

@@ -95,6 +95,10 @@ def scaling_block(sb: dict) -> str:
              "| W | S | measured | model |", "|---:|---:|---:|---:|"]
     for p in sb["points"]:
         lines.append(f"| {p['W']} | {p['S_bytes'] / 1e6:.2f} MB | {p['barrier_ms']:.1f} ms | {p['model_ms']:.1f} ms |")
+    if sb.get("check_w2"):
+        ch = sb["check_w2"]
+        lines += ["", f"Check at W = 2: the model's epoch on loopback is {ch['model_epoch_s']:.2f} s, the measured one "
+                      f"{ch['measured_epoch_s']:.2f} s ({ch['source']})."]
     lines += ["", "Predicted on a 10 Gbit/s cluster, default config (6.36 MB each way a worker, 235 local steps "
               f"a round, t_step {1000 * sb['t_step_s']:.1f} ms):", "",
               "| W | round overhead: persistent | round overhead: Spark job | epoch: persistent | epoch: Spark job |",
@@ -133,10 +137,10 @@ def plot_workers(w: dict, scale: dict | None) -> None:
 
 def replace_block(path: Path, name: str, body: str) -> None:
     text = path.read_text()
-    pattern = re.compile(rf"(<!-- BEGIN generated: {name} -->\n).*?(\n<!-- END generated: {name} -->)", re.S)
+    pattern = re.compile(rf"(<!-- BEGIN generated: {name} -->\n).*?(<!-- END generated: {name} -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"{path}: no generated block {name!r}")
-    path.write_text(pattern.sub(lambda m: m.group(1) + body + m.group(2), text))
+    path.write_text(pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text))
 
 
 def main() -> None:

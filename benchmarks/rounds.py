@@ -90,7 +90,8 @@ def summary(ms: list[float], warmup: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=200, help="barrier rounds (Spark-job rounds: a tenth, at least 20)")
+    p.add_argument("--rounds", type=int, default=200, help="barrier rounds")
+    p.add_argument("--jobs-rounds", type=int, default=-1, help="Spark-job rounds (default a tenth, at least 20; 0: none)")
     p.add_argument("--floats", type=int, default=0, help="payload floats each way (default: the 795,010 parameters)")
     p.add_argument("--out", help="directory for rounds-W{W}.json")
     args = p.parse_args()
@@ -103,17 +104,19 @@ def main() -> None:
         flat = np.resize(flat, args.floats)
 
     rdd = sc.parallelize(range(W), W)
-    jobs = timed(lambda: spark_job_round(sc, rdd, flat), max(20, args.rounds // 10)) if args.rounds else [0.0] * 4
+    n_jobs = max(20, args.rounds // 10) if args.jobs_rounds < 0 else args.jobs_rounds
+    jobs = timed(lambda: spark_job_round(sc, rdd, flat), n_jobs) if n_jobs else []
     transport = BarrierTransport(sc, plan, timeout=120, log=lambda *_: None, make_task=bare_task)
     try:
         barrier = timed(lambda: transport.run_round(flat, RoundSpec(0, 0)), args.rounds)
     finally:
         transport.close()
     result = {"workers": W, "master": sc.master, "payload_bytes_each_way": int(flat.nbytes),
-              "jobs": summary(jobs, 3), "barrier": summary(barrier, 10),
+              "jobs": summary(jobs, 3) if jobs else None, "barrier": summary(barrier, 10),
               "date": time.strftime("%Y-%m-%d %H:%M"),
               "command": f"spark-submit --master '{sc.master}' benchmarks/rounds.py " + " ".join(sys.argv[1:])}
-    result["ratio_barrier_to_jobs"] = round(result["barrier"]["median_ms"] / result["jobs"]["median_ms"], 4)
+    if jobs:
+        result["ratio_barrier_to_jobs"] = round(result["barrier"]["median_ms"] / result["jobs"]["median_ms"], 4)
     print(json.dumps(result), flush=True)
     if args.out:
         path = Path(args.out) / f"rounds-W{W}.json"

@@ -35,15 +35,15 @@ WIRE = 1.25e9  # 10 Gbit/s
 PREDICT_WS = (1, 2, 4, 8, 16, 32, 64)
 
 
-def measure(W: int, floats: int, rounds: int, scratch: Path) -> dict:
+def measure(W: int, floats: int, rounds: int, jobs_rounds: int, scratch: Path) -> dict:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", f"local[{W}]",
            "--conf", "spark.ui.enabled=false", str(BENCH / "rounds.py"), "--workers", str(W),
-           "--floats", str(floats), "--rounds", str(rounds), "--out", str(scratch)]
+           "--floats", str(floats), "--rounds", str(rounds), "--jobs-rounds", str(jobs_rounds), "--out", str(scratch)]
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=900)
     r = json.loads((scratch / f"rounds-W{W}.json").read_text())
     return {"W": W, "S_bytes": 4 * floats, "barrier_ms": r["barrier"]["median_ms"],
-            "jobs_ms": r["jobs"]["median_ms"] if rounds else None}
+            "jobs_ms": r["jobs"]["median_ms"] if r["jobs"] else None}
 
 
 def default_epoch(W: int, T_round: float, c: dict, t_step: float, t_row: float) -> dict:
@@ -58,15 +58,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(BENCH / "results"))
     p.add_argument("--rounds", type=int, default=60)
+    p.add_argument("--reuse", action="store_true", help="refit and predict from the saved measurements")
     args = p.parse_args()
     out = Path(args.out)
-    scratch = out / ".scaling-barrier"
-    scratch.mkdir(parents=True, exist_ok=True)
-    points = []
-    for W in (1, 2, 4):
-        for floats in PAYLOADS:
-            points.append(measure(W, floats, args.rounds if floats == N_PARAMS else 0, scratch))
-            print(json.dumps(points[-1]), flush=True)
+    if args.reuse:
+        points = json.loads((out / "scaling-barrier.json").read_text())["points"]
+    else:
+        scratch = out / ".scaling-barrier"
+        scratch.mkdir(parents=True, exist_ok=True)
+        points = []
+        for W in (1, 2, 4):
+            for floats in PAYLOADS:
+                points.append(measure(W, floats, args.rounds, 15 if floats == N_PARAMS else 0, scratch))
+                print(json.dumps(points[-1]), flush=True)
+        for f in scratch.glob("*"):
+            f.unlink()
+        scratch.rmdir()
     X = np.array([[1.0, p["W"] * p["S_bytes"]] for p in points])
     y = np.array([p["barrier_ms"] / 1000 for p in points])
     (a, b), *_ = np.linalg.lstsq(X, y, rcond=None)
@@ -75,6 +82,14 @@ def main() -> None:
 
     saved = json.loads((BENCH / "results" / "scaling.json").read_text())
     c, t_step, t_row = saved["constants"], saved["t_step_s"], saved["t_pred_row_s"]
+    check = None
+    speed = BENCH / "results" / "speed.json"
+    if speed.exists():  # today's step time, from the default run of benchmarks/speed.py (235 steps a round)
+        default = json.loads(speed.read_text())["results"].get("default", {})
+        if default.get("status") == "ok":
+            t_step = default["round_ms"]["executor"] / 1000 / 235
+            check = {"measured_epoch_s": default["phases_seconds"]["rounds"] / default["rounds"],
+                     "source": "benchmarks/results/speed.json (default, local[2], rounds phase / epochs)"}
     workers = json.loads((BENCH / "results" / "workers.json").read_text())
     epochs_to = {r["workers"]: r.get("epochs_to_target") for r in workers["runs"]}
     S = 8.0 * N_PARAMS  # the default mode ships params + Nesterov state
@@ -92,14 +107,16 @@ def main() -> None:
             row["time_to_971_jobs_s"] = round(row["epochs_to_971"] * e_jobs["epoch_s"], 2)
         predictions.append(row)
         print(json.dumps(row), flush=True)
+    if check:  # the loopback model (no wire term) at W = 2 against the measured epoch
+        loop = a + b * 2 * S
+        check["model_epoch_s"] = round(default_epoch(2, loop, c, t_step, t_row)["epoch_s"], 3)
+        check["measured_epoch_s"] = round(check["measured_epoch_s"], 3)
     doc = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "python benchmarks/scaling_barrier.py",
+           "check_w2": check,
            "fit": {"a_s": a, "b_s_per_worker_byte": b}, "points": points, "wire_bytes_per_s": WIRE,
            "t_step_s": t_step, "t_row_s": t_row, "t_driver_s": c["t_driver_s"], "predictions": predictions}
     path = out / "scaling-barrier.json"
     atomic_write_json(path, doc)
-    for f in scratch.glob("*"):
-        f.unlink()
-    scratch.rmdir()
     print(f"wrote {path}")
 
 
