@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from dist_mnist.rounds import RoundResult, RoundSpec
+from dist_mnist.channel import decode_result, encode_result  # noqa: F401 - the same metadata format
+from dist_mnist.rounds import RoundSpec
 
 SCHEMA = pa.schema([("v", pa.float32())])
 STOP = {"stop": True}
@@ -38,21 +39,6 @@ def to_batch(vec: np.ndarray) -> pa.RecordBatch:
 def from_batch(batch: pa.RecordBatch) -> np.ndarray:
     """The float32 vector of a record batch: a read-only view of the received buffer."""
     return batch.column(0).to_numpy(zero_copy_only=True)
-
-
-def encode_result(r: RoundResult) -> bytes:
-    """A result's small fields as JSON (the sums travel as the batch)."""
-    return json.dumps({"loss": r.loss, "n": r.n, "seconds": {str(k): v for k, v in r.seconds.items()},
-                       "resident_bytes": r.resident_bytes,
-                       "confusion": None if r.confusion is None else r.confusion.tolist()}).encode()
-
-
-def decode_result(sums: np.ndarray, meta: bytes) -> RoundResult:
-    """The RoundResult of a received batch and its metadata."""
-    m = json.loads(meta)
-    confusion = None if m["confusion"] is None else np.asarray(m["confusion"], np.int64)
-    return RoundResult(sums, m["loss"], m["n"], {int(k): v for k, v in m["seconds"].items()},
-                       m["resident_bytes"], confusion)
 
 
 class _Auth(flight.ServerMiddlewareFactory):
