@@ -101,6 +101,8 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     from dist_mnist.spark.transports import open_transport
 
     log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
+    if sc is None and config.transport != "inprocess":
+        raise ValueError(f"transport {config.transport!r} needs a SparkContext; without one use transport 'inprocess'")
     t_start = time.perf_counter()
     run_dir, data_path = Path(run_dir), str(data_dir).rstrip("/")
     staging, checkpoint = prepare_run_dir(run_dir, config, resume, overwrite)
