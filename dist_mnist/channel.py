@@ -24,6 +24,7 @@ import zmq
 import zmq.auth.thread
 
 from dist_mnist.rounds import RoundResult, RoundSpec
+from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError
 
 USER = b"dist-mnist"
 EMPTY = np.zeros(0, np.float32)
@@ -131,7 +132,8 @@ class RoundServer:
 
 def serve_rounds(address: str, secret: str, hello: dict, compute) -> None:
     """The worker's end: connect, say hello, then answer rounds with compute(flat, spec) ->
-    RoundResult until the driver says stop. An exception in compute is sent back, then raised."""
+    RoundResult until the driver says stop. An exception in compute is sent back, then raised,
+    unless it is a user error (bad data), which fails the round, not the task."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.identity = f"{hello['generation']}:{hello['worker']}".encode()
@@ -148,7 +150,10 @@ def serve_rounds(address: str, secret: str, hello: dict, compute) -> None:
             try:
                 result = compute(_vector(payload), RoundSpec(**json.loads(meta.bytes)))
             except Exception as e:
-                sock.send_multipart([b"error", json.dumps({"error": f"{e}", "type": type(e).__name__}).encode(), b""])
+                error = WorkerError.of(e)  # a ValueError's subclass (ArrowInvalid) is sent as a ValueError
+                sock.send_multipart([b"error", json.dumps({"error": error.message, "type": error.kind}).encode(), b""])
+                if isinstance(e, USER_ERROR_TYPES):
+                    continue  # bad data: the driver raises it and says stop; the task ends cleanly, unretried
                 raise
             sock.send_multipart([b"result", encode_result(result), np.ascontiguousarray(result.sums, np.float32)],
                                 copy=False)

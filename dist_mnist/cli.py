@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:  # noqa: BLE001 - sorted into user errors and bugs below
         if isinstance(e, SystemExit):
             raise
+        from dist_mnist.spark.progress import close_bars
+
+        close_bars()  # a progress bar left on the terminal would run into the error's line
         msg = user_message(e)
         if msg is None:
             raise

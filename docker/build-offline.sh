@@ -58,17 +58,19 @@ if [[ -n "${REBUILD:-}" ]] || ! docker image inspect "$debian_image" >/dev/null 
   elapsed "debootstrap + import ($debian_image)" "$start"
 fi
 
-if [[ -n "${REBUILD:-}" ]] || [[ ! -f "$wheels/.complete" ]]; then
+# setuptools and wheel: pip builds the project (and pyspark's sdist) in the image. The list is
+# kept in .complete, so a wheelhouse made before a dependency was added is made again.
+requirements="pyspark==$spark_version numpy pyarrow pyzmq findspark tqdm setuptools>=77 wheel"
+if [[ -n "${REBUILD:-}" ]] || [[ "$(cat "$wheels/.complete" 2>/dev/null)" != "$requirements" ]]; then
   host_python="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" ||
     die "cannot run $python; set PYTHON to a Python $image_python"
   [[ "$host_python" == "$image_python" ]] ||
     die "$python is Python $host_python; the image's is $image_python: set PYTHON to a Python $image_python"
   start=$(date +%s)
   rm -rf "$wheels"
-  # setuptools and wheel: pip builds the project (and pyspark's sdist) in the image.
-  "$python" -m pip download --quiet --dest "$wheels" "pyspark==$spark_version" numpy pyarrow pyzmq findspark \
-    "setuptools>=77" wheel || die "pip download failed"
-  touch "$wheels/.complete"
+  # shellcheck disable=SC2086 # one word a requirement
+  "$python" -m pip download --quiet --dest "$wheels" $requirements || die "pip download failed"
+  echo "$requirements" >"$wheels/.complete"
   elapsed "wheelhouse ($wheels)" "$start"
 fi
 

@@ -24,8 +24,7 @@ from dist_mnist.channel import RoundServer, decode_result, serve_rounds
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
 from dist_mnist.spark.shards import get_shard, resident_bytes
 from dist_mnist.transport import WorkerLost
-
-USER_ERRORS = {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}
+from dist_mnist.worker_errors import WorkerError
 
 
 def barrier_unavailable(sc, workers: int) -> str | None:
@@ -143,7 +142,7 @@ class BarrierTransport:
             kind, gen, w, info = self._next_event(deadline, f"worker(s) {missing} timed out after {self.timeout:g} s "
                                                             f"{when}")
             if kind == "error":  # our own error on the worker (bad data): a user error, not a fault
-                raise USER_ERRORS.get(info["type"], RuntimeError)(info["error"])
+                raise WorkerError(info["type"], info["error"]).exception()
             if kind != "result":
                 raise WorkerLost(self._describe(kind, w, info, when))
             results[w] = decode_result(*info)

@@ -8,6 +8,7 @@ from dist_mnist.metrics import confusion_counts
 from dist_mnist.nn.model import N_CLASSES, Params, predict
 from dist_mnist.shards import plan_shards
 from dist_mnist.spark.shards import get_shard
+from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
 
 
 def evaluate_split(sc, params: Params, split, workers: int = 0) -> np.ndarray:
@@ -15,7 +16,8 @@ def evaluate_split(sc, params: Params, split, workers: int = 0) -> np.ndarray:
 
     The split is sharded as training shards it: W contiguous row ranges (W = workers, or
     Spark's defaultParallelism), each read on an executor; only the counts (n_classes^2
-    integers a task) reach the driver.
+    integers a task) reach the driver. Bad data comes back as a WorkerError and is raised
+    here, as the ValueError or FileNotFoundError it was on the executor.
     """
     shards = plan_shards(split.files, split.rows, min(workers or sc.defaultParallelism, split.n_rows))
     bc = sc.broadcast(params)
@@ -23,11 +25,16 @@ def evaluate_split(sc, params: Params, split, workers: int = 0) -> np.ndarray:
 
     def count(shard):
         for s in shard:
-            images, labels = get_shard(s.segments, n_classes)
+            try:
+                images, labels = get_shard(s.segments, n_classes)
+            except USER_ERROR_TYPES as e:
+                yield WorkerError.of(e)
+                return
             yield confusion_counts(labels, predict(bc.value, images), n_classes)
 
     counts = sc.parallelize(shards, len(shards)).mapPartitions(count).collect()
     bc.destroy()
+    raise_worker_error(counts)
     return np.sum(counts, axis=0)
 
 

@@ -13,14 +13,23 @@ import numpy as np
 
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec, combine_all, compute_round
 from dist_mnist.spark.shards import get_shard, resident_bytes
+from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
 
 
 def make_partition_fn(plan: Plan, bc, spec: RoundSpec):
-    """The function partition w runs: worker w's round, on its shard cached in the executor."""
+    """The function partition w runs: worker w's round, on its shard cached in the executor.
+
+    It yields one RoundResult, or a WorkerError for bad data: the task succeeds, so Spark
+    neither logs a stack trace nor retries what cannot succeed.
+    """
 
     def run(w: int, _):
-        rows = get_shard(plan.train[w].segments)
-        result = compute_round(plan, w, rows, lambda: get_shard(plan.test[w].segments), bc.value, spec)
+        try:
+            rows = get_shard(plan.train[w].segments)
+            result = compute_round(plan, w, rows, lambda: get_shard(plan.test[w].segments), bc.value, spec)
+        except USER_ERROR_TYPES as e:
+            yield WorkerError.of(e)
+            return
         yield RoundResult(result.sums, result.loss, result.n, result.seconds,
                           resident_bytes() if spec.evaluate else 0, result.confusion)
 
@@ -46,6 +55,7 @@ class SparkJobTransport:
         results = self.rdd.mapPartitionsWithIndex(make_partition_fn(self.plan, bc, spec)).collect()
         t2 = time.perf_counter()
         bc.destroy()
+        raise_worker_error(results)
         self.timings = {"send": t1 - t0, "job": t2 - t1}
         return combine_all(results)
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import signal
+import sys
 import threading
 import time
+import weakref
+from functools import partial
+
+from tqdm import tqdm
+
+
+_EPOCH_ACCURACY = re.compile(r"^epoch (\d+) test accuracy (\S+)$")  # the trainer's line after a side evaluation
+_BARS: weakref.WeakSet = weakref.WeakSet()  # the Progress objects showing a bar now
 
 
 def _clock(seconds: float) -> str:
@@ -12,18 +22,44 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class Progress:
-    """Plain lines (no carriage returns), so a terminal and a CI log read the same."""
+def _prints_to_terminal(log) -> bool:
+    """Whether `log` is the default print (maybe with flush=True) and stdout is a terminal."""
+    if isinstance(log, partial) and not log.args and set(log.keywords) <= {"flush"}:
+        log = log.func
+    isatty = getattr(sys.stdout, "isatty", None)
+    return log is print and isatty is not None and isatty()
 
-    def __init__(self, total_rounds: int, every: int, log=print):
+
+def close_bars() -> None:
+    """Erase any bar still shown, before an error line is printed (the CLI calls this)."""
+    for progress in list(_BARS):
+        progress.close()
+
+
+class Progress:
+    """What a run shows while it trains.
+
+    Not a terminal (CI, log files, spark-submit under a scheduler), or a custom `log`: plain
+    timestamped lines, no carriage returns or escapes. A terminal, with the default print: a
+    tqdm bar per epoch (rounds, loss, samples/s, ETA) and one summary line per epoch.
+    """
+
+    def __init__(self, total_rounds: int, every: int, log=print, bar: bool | None = None):
         self.total, self.every, self.log = total_rounds, max(1, every), log
         self.start = time.perf_counter()
         self.done_at_start = None
+        self.use_bar = _prints_to_terminal(log) if bar is None else bar
+        self.bar = None  # the current epoch's tqdm bar
+        self.epoch_start = self.start
+        self.summary: tuple[int, str, str] | None = None  # a finished epoch's line, until its accuracy is known
 
     def round(self, global_round: int, epoch: int, epochs: int, r: int, rounds: int, loss: float, samples_per_s: float) -> None:
         """Report after a round, every `every` rounds and at the last round of an epoch."""
         if self.done_at_start is None:
             self.done_at_start = global_round - 1
+        if self.use_bar:
+            self._bar_round(global_round, epoch, epochs, r, rounds, loss, samples_per_s)
+            return
         if global_round % self.every and r != rounds:
             return
         elapsed = time.perf_counter() - self.start
@@ -33,8 +69,54 @@ class Progress:
                   f"{samples_per_s:,.0f} samples/s ETA {_clock(eta)}")
 
     def line(self, text: str) -> None:
-        """One line, prefixed with the elapsed time."""
-        self.log(f"[{time.perf_counter() - self.start:6.1f}s] {text}")
+        """One line, prefixed with the elapsed time; it does not break a bar."""
+        found = _EPOCH_ACCURACY.match(text) if self.summary else None
+        if found and int(found[1]) == self.summary[0]:
+            self._flush_summary(f", test accuracy {found[2]}")
+            return
+        self._flush_summary()
+        self._write(f"[{time.perf_counter() - self.start:6.1f}s] {text}")
+
+    def close(self) -> None:
+        """Erase the bar, if one is shown, and print a summary still waiting."""
+        self._close_bar()
+        self._flush_summary()
+
+    def _bar_round(self, global_round: int, epoch: int, epochs: int, r: int, rounds: int, loss: float,
+                   samples_per_s: float) -> None:
+        self._flush_summary()  # the previous epoch's accuracy did not come with this round
+        if self.bar is None:
+            self.bar = tqdm(total=rounds, initial=r - 1, desc=f"epoch {epoch}/{epochs}", unit="round",
+                            file=sys.stdout, leave=False, dynamic_ncols=True)
+            _BARS.add(self)
+        self.bar.set_postfix_str(f"loss {loss:.4f}, {samples_per_s:,.0f} samples/s", refresh=False)
+        self.bar.update(r - self.bar.n)
+        if r != rounds:
+            return
+        now = time.perf_counter()
+        self.summary = (epoch, f"epoch {epoch}/{epochs}: loss {loss:.4f}", f"{now - self.epoch_start:.1f} s")
+        self.epoch_start = now
+        self._close_bar()
+        if global_round >= self.total:  # the last round: its accuracy is the trainer's final line
+            self._flush_summary()
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            _BARS.discard(self)
+
+    def _flush_summary(self, accuracy: str = "") -> None:
+        """Print the waiting epoch summary: epoch, loss, test accuracy when known, wall seconds."""
+        if self.summary is not None:
+            (_, head, seconds), self.summary = self.summary, None
+            self._write(f"[{time.perf_counter() - self.start:6.1f}s] {head}{accuracy}, {seconds}")
+
+    def _write(self, text: str) -> None:
+        if self.bar is not None:
+            tqdm.write(text, file=sys.stdout)  # clears the bar, writes the line, draws the bar again
+        else:
+            self.log(text)
 
 
 class GracefulStop:

@@ -138,3 +138,42 @@ def test_divergence_names_the_round_and_keeps_the_checkpoint(spark, datasets, tm
 def test_divergence_through_the_cli(datasets, run_cli):
     code, line = run_cli(datasets[2], "--set", "learning_rate=1e10", "--set", "max_rounds=0")
     assert code == 1 and "loss became" in line and "round" in line  # a failed run, not a bad input
+
+
+IMAGE_783 = _table(3, image=pa.array([bytes(784), bytes(783), bytes(784)]))
+
+
+def test_data_error_on_an_executor_fails_no_task(spark, bad_data, run_cli):
+    # the Spark-job transport: the task returns the error as a value, so no attempt fails and
+    # none is retried; the driver raises it, and the CLI prints its one line
+    _replace(bad_data / "train", IMAGE_783)
+    sc = spark.sparkContext
+    group = f"test-data-error-{id(bad_data)}"
+    sc.setJobGroup(group, "a data error in the Spark-job transport")
+    try:
+        code, line = run_cli(bad_data, "--set", "transport=jobs", "--set", "workers=2")
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+    assert code == 2 and "image at row 1 has 783 bytes" in line and "part-00001.parquet" in line
+    tracker = sc.statusTracker()
+    stages = [s for j in tracker.getJobIdsForGroup(group) for s in tracker.getJobInfo(j).stageIds]
+    assert stages, "no job ran in the test's job group"
+    for info in map(tracker.getStageInfo, stages):
+        assert info.numFailedTasks == 0 and info.numCompletedTasks == info.numTasks, info
+
+
+def test_data_error_through_the_barrier_transport(bad_data, run_cli):
+    _replace(bad_data / "train", IMAGE_783)
+    code, line = run_cli(bad_data, "--set", "transport=barrier", "--set", "workers=2")
+    assert code == 2 and "image at row 1 has 783 bytes" in line and "part-00001.parquet" in line
+
+
+def test_data_error_in_a_distributed_evaluation(spark, bad_data):
+    from dist_mnist.nn.model import init_params
+    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.spark.evaluate import evaluate_split
+
+    _replace(bad_data / "test", IMAGE_783)
+    with pytest.raises(ValueError, match=r"part-00001\.parquet.*783 bytes|783 bytes.*part-00001\.parquet"):
+        evaluate_split(spark.sparkContext, init_params([784, 16, 10], 1), describe_split(str(bad_data / "test")), 2)

@@ -24,12 +24,13 @@ def server():
     srv.shutdown()
 
 
-def _worker(server, secret, errors, generation=1):
-    def compute(flat, spec):
-        assert not flat.flags.writeable  # a view of the received frame
-        confusion = np.eye(10, dtype=np.int64) * spec.round_in_epoch if spec.evaluate else None
-        return RoundResult(flat * 2, float(flat.sum()), 3, {0: 0.5}, 7, confusion)
+def _doubling(flat, spec):
+    assert not flat.flags.writeable  # a view of the received frame
+    confusion = np.eye(10, dtype=np.int64) * spec.round_in_epoch if spec.evaluate else None
+    return RoundResult(flat * 2, float(flat.sum()), 3, {0: 0.5}, 7, confusion)
 
+
+def _worker(server, secret, errors, generation=1, compute=_doubling):
     def run():
         try:
             serve_rounds(f"tcp://127.0.0.1:{server.port}", secret, {"generation": generation, "worker": 0}, compute)
@@ -83,3 +84,30 @@ def test_a_worker_of_an_earlier_generation_is_told_to_stop(server):
     assert server.poll(2.0) is None  # its hello is answered with stop, not reported
     thread.join(timeout=30)
     assert not thread.is_alive() and errors.empty()
+
+
+class BadData(ValueError):
+    """Stands for pyarrow's ArrowInvalid: a ValueError by another name."""
+
+
+def test_a_data_error_fails_the_round_not_the_worker(server):
+    def compute(flat, spec):
+        if spec.round_in_epoch == 0:
+            raise BadData("part-00001.parquet: image at row 1 has 783 bytes")
+        if spec.round_in_epoch == 2:
+            raise ZeroDivisionError("a bug")
+        return _doubling(flat, spec)
+
+    errors: queue.Queue = queue.Queue()
+    thread = _worker(server, SECRET, errors, compute=compute)
+    assert server.poll(30)[:3] == ("hello", 1, 0)
+    flat = np.ones(4, np.float32)
+    server.send(0, flat, RoundSpec(0, 0))
+    assert server.poll(30) == ("error", 1, 0, {"error": "part-00001.parquet: image at row 1 has 783 bytes",
+                                                "type": "ValueError"})
+    server.send(0, flat, RoundSpec(0, 1))  # still serving: the driver decides
+    assert server.poll(30)[0] == "result"
+    server.send(0, flat, RoundSpec(0, 2))
+    assert server.poll(30) == ("error", 1, 0, {"error": "a bug", "type": "ZeroDivisionError"})
+    thread.join(timeout=30)  # a fault ends the task, so Spark sees it fail
+    assert not thread.is_alive() and isinstance(errors.get_nowait(), ZeroDivisionError)
