@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -63,14 +64,17 @@ def test_rounds_travel_both_ways_until_stop(server):
 
 @pytest.mark.parametrize("secret", ["", "not-the-secret"], ids=["none", "wrong"])
 def test_a_connection_without_the_run_secret_is_refused(server, secret):
-    monitor = server.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                             | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    failed = {zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL}
+    monitor = server.sock.get_monitor_socket()
     try:
         errors: queue.Queue = queue.Queue()
         _worker(server, secret, errors)  # it says hello, and waits for rounds that never come
-        assert monitor.poll(10_000), "no handshake event"
-        event = recv_monitor_message(monitor)["event"]
-        assert event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL), event
+        seen, deadline = [], time.monotonic() + 20
+        while not failed & set(seen) and time.monotonic() < deadline:
+            if monitor.poll(200):
+                seen.append(recv_monitor_message(monitor)["event"])
+        assert failed & set(seen), f"no failed handshake among the events {seen}"
+        assert zmq.EVENT_HANDSHAKE_SUCCEEDED not in seen
         assert server.poll(1.0) is None  # nothing of that connection reached the driver
     finally:
         server.sock.disable_monitor()
