@@ -39,6 +39,7 @@ $(DATA)/metadata.json: | $(VENV)/.installed $(MNIST_DIR)/train-images-idx3-ubyte
 
 train: $(VENV)/.installed $(DATA)/metadata.json
 	$(BIN)/spark-submit --master '$(MASTER)' jobs/train.py --data $(DATA) --out $(RUN) --overwrite
+	$(BIN)/dist-mnist report $(RUN) --data $(DATA)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""The `dist-mnist` command: download, ingest, train, evaluate, report.
+"""The `dist-mnist` command: download, ingest, train, evaluate, predict, report.
 
 Exit status: 0 success, 2 a usage or input error, 1 a failure (a broken environment, a
 failed download, a diverged run; a bug also exits 1, with its traceback), 130 Ctrl-C.
@@ -27,6 +27,8 @@ EXAMPLES = {
               "dist-mnist train --data data/mnist --out runs/tutorial --resume",
               "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial"],
     "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
+    "predict": ["dist-mnist predict --model runs/tutorial --data data/mnist/test --out predictions/test",
+                "spark-submit jobs/predict.py --model runs/tutorial --data data/mnist/test --out predictions/test"],
     "report": ["dist-mnist report runs/tutorial", "dist-mnist report runs/tutorial --data data/mnist"],
 }
 
@@ -72,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
     e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
     e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+    s = _command(sub, "predict", "score a Parquet dataset with a trained model: its columns plus prediction, probability")
+    s.add_argument("--model", required=True, help="run directory with model.npz and model.json")
+    s.add_argument("--data", required=True, help="Parquet dataset with a binary 'image' column (784 bytes a row)")
+    s.add_argument("--out", required=True, help="output Parquet directory (refused if it exists)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is written")
+    s.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    s.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
     r.add_argument("run", metavar="RUN", help="run directory written by train")
@@ -149,6 +159,17 @@ def _run(args: argparse.Namespace) -> int:
         load_model(args.model)  # a bad model fails before Spark starts
         sc = _context("dist-mnist-evaluate", args.master)
         print(evaluate_model(sc, args.model, args.data, args.json))
+    elif args.command == "predict":
+        from dist_mnist.artifacts import load_model
+        from dist_mnist.spark.predict import predict_to_parquet
+        from dist_mnist.spark.session import get_session
+
+        load_model(args.model)  # a bad model fails before Spark starts
+        if Path(args.out).exists() and not args.overwrite:
+            raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
+        _context("dist-mnist-predict", args.master)
+        rows = predict_to_parquet(get_session("dist-mnist-predict"), args.model, args.data, args.out, args.overwrite)
+        print(f"wrote {rows} predictions to {args.out}")
     elif args.command == "report":
         from dist_mnist.report import write_report
 

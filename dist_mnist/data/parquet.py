@@ -46,16 +46,25 @@ def from_table(table: pa.Table, where: str, n_classes: int = 10, first_row: int 
         raise ValueError(
             f"{where}: label {labels[bad[0]]} at row {first_row + bad[0]} is outside the model's classes 0-{n_classes - 1}"
         )
-    image_col = image_col.combine_chunks() if len(labels) else pa.array([], pa.binary())
+    return images_of(image_col, where, first_row), labels.astype(np.uint8)
+
+
+def images_of(image_col, where: str, first_row: int = 0) -> np.ndarray:
+    """uint8 images (n, 784) of a binary column of 784-byte rows, without a copy where possible;
+    errors name `where` and the row."""
+    n = len(image_col)
+    if isinstance(image_col, pa.ChunkedArray):
+        image_col = image_col.combine_chunks() if n else pa.array([], pa.binary())
+    if not n:
+        return np.empty((0, N_PIXELS), np.uint8)
     offsets = np.frombuffer(image_col.buffers()[1], dtype=np.int32 if pa.types.is_binary(image_col.type) else np.int64)
-    offsets = offsets[image_col.offset : image_col.offset + len(labels) + 1]
+    offsets = offsets[image_col.offset : image_col.offset + n + 1]
     lengths = np.diff(offsets)
     bad = np.flatnonzero(lengths != N_PIXELS)
     if len(bad):
         raise ValueError(f"{where}: image at row {first_row + bad[0]} has {lengths[bad[0]]} bytes, expected {N_PIXELS}")
-    data = np.frombuffer(image_col.buffers()[2], dtype=np.uint8) if len(labels) else np.empty(0, np.uint8)
-    images = data[offsets[0] : offsets[0] + len(labels) * N_PIXELS].reshape(len(labels), N_PIXELS)
-    return images, labels.astype(np.uint8)
+    data = np.frombuffer(image_col.buffers()[2], dtype=np.uint8)
+    return data[offsets[0] : offsets[0] + n * N_PIXELS].reshape(n, N_PIXELS)
 
 
 def read_files(paths: list[str], n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,90 @@
+"""Scoring at scale: a trained model's predictions for a Parquet dataset, written as Parquet.
+
+The forward pass runs on the executors, vectorised per Arrow batch (`mapInArrow`); the
+parameters ship once per task in a broadcast. The output keeps every input column and adds
+`prediction` (double) and `probability` (array<float>, one entry per class). It is written to
+a temporary sibling directory and renamed into place through Hadoop's filesystem layer, so
+hdfs:// and s3a:// work like local paths, a failed job leaves nothing, and an existing output
+is never replaced unless asked.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+
+from dist_mnist.artifacts import load_model
+from dist_mnist.data.parquet import images_of
+from dist_mnist.nn.model import logits_of, to_inputs
+
+
+def probabilities(params, images: np.ndarray) -> np.ndarray:
+    """Softmax of the logits, float32 (n, n_classes), max subtracted first."""
+    z = logits_of(params, to_inputs(images))
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def make_batch_fn(bc, where: str):
+    """mapInArrow's function: each batch with `prediction` and `probability` appended."""
+
+    def run(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            probs = probabilities(bc.value, images_of(batch.column("image"), where))  # (n, C)
+            n, C = probs.shape
+            probability = pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), C).cast(pa.list_(pa.float32()))
+            prediction = pa.array(probs.argmax(axis=1).astype(np.float64))
+            yield pa.RecordBatch.from_arrays([*batch.columns, prediction, probability],
+                                             names=[*batch.schema.names, "prediction", "probability"])
+
+    return run
+
+
+def _fs(spark, path: str):
+    jvm = spark.sparkContext._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
+
+
+def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
+    """Score the Parquet dataset `data` with RUN's model into Parquet at `out`; the rows written."""
+    from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType, StructField, StructType
+
+    params, _ = load_model(run_dir)
+    fs, target = _fs(spark, out)
+    if fs.exists(target) and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    try:
+        df = spark.read.parquet(data)
+    except Exception as e:  # noqa: BLE001 - Spark's AnalysisException names the path
+        raise ValueError(f"{data}: cannot be read as Parquet ({str(e).splitlines()[0]})") from None
+    if "image" not in df.columns or not isinstance(df.schema["image"].dataType, BinaryType):
+        found = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        raise ValueError(f"{data}: needs a binary column 'image' of 784-byte rows; found {found}")
+    clash = [c for c in ("prediction", "probability") if c in df.columns]
+    if clash:
+        raise ValueError(f"{data}: already has column(s) {clash}; rename them before scoring")
+    schema = StructType([*df.schema.fields, StructField("prediction", DoubleType(), False),
+                         StructField("probability", ArrayType(FloatType(), False), False)])
+    bc = spark.sparkContext.broadcast(params)
+    tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        df.mapInArrow(make_batch_fn(bc, data), schema).write.parquet(tmp)
+        rows = spark.read.parquet(tmp).count()
+        if fs.exists(target):
+            fs.delete(target, True)  # --overwrite: the new output is complete before the old one goes
+        if not fs.rename(_fs(spark, tmp)[1], target):
+            raise RuntimeError(f"{out}: could not rename the finished output from {tmp}")
+    except BaseException:
+        tmp_fs, tmp_path = _fs(spark, tmp)
+        if tmp_fs.exists(tmp_path):
+            tmp_fs.delete(tmp_path, True)
+        raise
+    finally:
+        bc.destroy()
+    return rows

@@ -1,0 +1,72 @@
+"""The predict job: the input's columns plus prediction and probability, equal to the NumPy forward pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from dist_mnist import cli
+from dist_mnist.artifacts import save_model
+from dist_mnist.nn.model import init_params, predict
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    run = tmp_path / "RUN"
+    run.mkdir()
+    params = init_params([784, 16, 10], 5)
+    save_model(run, params, {"layer_sizes": [784, 16, 10]})
+    return run, params
+
+
+def _predict(monkeypatch, capsys, *args):
+    monkeypatch.setenv("SPARK_CONF_DIR", str(REPO / "conf"))
+    code = cli.main(["predict", "--master", "local[2]", *map(str, args)])
+    return code, capsys.readouterr()
+
+
+def test_predictions_keep_the_columns_and_equal_the_forward_pass(spark, datasets, arrays, model_dir, tmp_path,
+                                                                 monkeypatch, capsys):
+    run, params = model_dir
+    out = tmp_path / "PRED"
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", datasets[2] / "test", "--out", out)
+    assert code == 0, captured.err
+    table = pq.read_table(out)
+    assert table.column_names == ["label", "image", "prediction", "probability"]
+    images = np.frombuffer(b"".join(table.column("image").to_pylist()), np.uint8).reshape(-1, 784)
+    np.testing.assert_array_equal(table.column("prediction").to_numpy(), predict(params, images).astype(np.float64))
+    probs = np.array(table.column("probability").to_pylist())
+    assert probs.shape == (len(arrays["test"][1]), 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert not list(tmp_path.glob("PRED.tmp-*"))
+
+
+def test_an_existing_output_is_refused_and_left_alone(spark, datasets, model_dir, tmp_path, monkeypatch, capsys):
+    run, _ = model_dir
+    out = tmp_path / "PRED"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", datasets[2] / "test", "--out", out)
+    assert code == 2 and captured.err.strip().endswith("PRED: already exists (pass --overwrite to replace it)")
+    assert (out / "keep.txt").read_text() == "mine"
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", datasets[2] / "test", "--out", out,
+                              "--overwrite")
+    assert code == 0, captured.err
+    assert not (out / "keep.txt").exists() and pq.read_table(out).num_rows == 256
+
+
+def test_data_without_an_image_column_is_one_line(spark, model_dir, tmp_path, monkeypatch, capsys):
+    run, _ = model_dir
+    data = tmp_path / "DATA"
+    data.mkdir()
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"label": [1, 2]}), data / "part-0.parquet")
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED")
+    assert code == 2 and "needs a binary column 'image'" in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "PRED").exists()
