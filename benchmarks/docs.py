@@ -74,6 +74,17 @@ def speed_block(s: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(f"{ph.get(k, 0):.2f}" for k in (
                 "start-up (JVM, imports, Spark)", "prepare", "transport_start", "first_round", "rounds",
                 "final_evaluation", "write")) + " |")
+    runs = sorted(RESULTS.glob("speed-run*.json"))
+    if runs:
+        lines += ["", f"Every run of the script kept (`benchmarks/results/speed-run*.json`; the table above is the latest):", "",
+                  "| run | PyTorch s | default s | default / PyTorch | sync s | sync / PyTorch | sync in process s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for path in runs:
+            r = json.loads(path.read_text())
+            x = r["results"]
+            lines.append(f"| {r['date']} | {x['pytorch']['process_seconds']:.1f} | {x['default']['process_seconds']:.1f} | "
+                         f"{x['default']['ratio_to_pytorch']:.2f}x | {x['sync']['process_seconds']:.1f} | "
+                         f"{x['sync']['ratio_to_pytorch']:.2f}x | {x['sync-inprocess']['process_seconds']:.1f} |")
     return "\n".join(lines)
 
 

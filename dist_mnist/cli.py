@@ -151,7 +151,10 @@ def _run(args: argparse.Namespace) -> int:
         # the in-process transport needs no Spark: W workers one after another in this process
         sc = None if config.transport == "inprocess" else _context("dist-mnist-train", args.master)
         train(sc, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
-        print(Path(args.out, "evaluation.txt").read_text())
+        report = Path(args.out, "evaluation.txt")
+        summary = [line for line in report.read_text().splitlines() if not line.startswith("Examples labeled as")]
+        print("\n".join(summary).strip("\n"))
+        print(f"\nDL4J's full stats(), with its 'Examples labeled as ...' lines: {report}")
     elif args.command == "evaluate":
         from dist_mnist.artifacts import load_model
         from dist_mnist.spark.evaluate import evaluate_model
