@@ -19,12 +19,12 @@ from dist_mnist import schedule
 from dist_mnist.config import TrainConfig, local_learning_rate
 from dist_mnist.metrics import confusion_counts
 from dist_mnist.nn.flat import Layout, pack, unpack
-from dist_mnist.nn.model import N_CLASSES, Params, predict
+from dist_mnist.nn.model import Params, predict
 from dist_mnist.nn.steps import Batcher, grad_sums, local_steps
 from dist_mnist.nn.updaters import Nesterovs, make_updater
 from dist_mnist.shards import Shard
 
-Rows = tuple[np.ndarray, np.ndarray]  # uint8 images (n, 784), uint8 labels (n,)
+Rows = tuple[np.ndarray, np.ndarray]  # features (n, n_in) uint8 pixels or float32, labels (n,)
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,18 @@ class Plan:
     @property
     def n_train(self) -> int:
         return sum(s.n for s in self.train)
+
+    @property
+    def n_in(self) -> int:
+        return self.config.layer_sizes[0]
+
+    @property
+    def n_classes(self) -> int:
+        return self.config.layer_sizes[-1]
+
+    def rows_of(self, shard: Shard) -> tuple[list, int, int]:
+        """What a reader needs for a shard: its segments, the input width and the classes."""
+        return list(shard.segments), self.n_classes, self.n_in
 
     @cached_property
     def n_params(self) -> int:
@@ -150,8 +162,8 @@ def compute_round(plan: Plan, w: int, rows: Rows, test_rows, flat: np.ndarray, s
     confusion = None
     if spec.evaluate:
         images, labels = test_rows()
-        confusion = confusion_counts(labels, predict(params, images), N_CLASSES) if len(labels) else \
-            np.zeros((N_CLASSES, N_CLASSES), np.int64)
+        confusion = confusion_counts(labels, predict(params, images), plan.n_classes) if len(labels) else \
+            np.zeros((plan.n_classes, plan.n_classes), np.int64)
     images, labels = rows
     batcher = Batcher(images, labels, c.batch_size)
     if not spec.train:

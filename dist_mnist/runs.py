@@ -82,9 +82,11 @@ def finish_run_dir(staging: Path, run_dir: Path) -> None:
     replace_directory(staging, run_dir)
 
 
-def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dict, counts: np.ndarray,
-                  history: list[dict], timings: dict, data_path: str, spark_version: str) -> None:
-    """model.npz, model.json, metrics.json, evaluation.txt and .json, each written atomically."""
+def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dict | None, counts: np.ndarray | None,
+                  history: list[dict], timings: dict, data_path: str, spark_version: str,
+                  feature: str = "image") -> None:
+    """model.npz, model.json, metrics.json, evaluation.txt and .json, each written atomically
+    (the evaluation files only where there was a test set: final and counts not None)."""
     rounds = max(timings["rounds"], 1)
     breakdown = {k: {"total_seconds": timings.get(k, 0.0), "mean_ms": 1000 * timings.get(k, 0.0) / rounds}
                  for k in ("executor", "straggler", "overhead", "update")}
@@ -103,11 +105,13 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
     breakdown["data_uint8_bytes"] = timings.get("data_bytes", 0)
     # the driver's peak RSS: it grows with the parameters, never with the data
     breakdown["driver_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    final_public = {k: final[k] for k in ("examples", "accuracy", "precision", "recall", "f1")}
+    final_public = {k: final[k] for k in ("examples", "accuracy", "precision", "recall", "f1")} if final else None
     hidden = len(config.layer_sizes) - 2
     meta = {
         "layer_sizes": list(config.layer_sizes), "activations": ["relu"] * hidden + ["softmax"],
-        "input_scaling": "image_bytes / 255", "config": config.to_dict(),
+        # an `image` column's bytes are divided by 255 before the first layer; `features` are used as given
+        "feature_kind": "image" if feature == "image" else "float",
+        "input_scaling": "image_bytes / 255" if feature == "image" else "none", "config": config.to_dict(),
         "local_learning_rate": local_learning_rate(config),
         "data": {"path": data_path, "metadata": read_metadata(data_path)},
         "metrics": final_public,
@@ -115,5 +119,6 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
     }
     save_model(staging, params, meta)
     atomic_write_json(staging / "metrics.json", {"epochs": history, "rounds": breakdown, "final": final_public})
-    atomic_write_bytes(staging / "evaluation.txt", (stats_text(counts) + "\n").encode())
-    atomic_write_json(staging / "evaluation.json", {**final, "confusion": counts.tolist()})
+    if counts is not None:
+        atomic_write_bytes(staging / "evaluation.txt", (stats_text(counts) + "\n").encode())
+        atomic_write_json(staging / "evaluation.json", {**final, "confusion": counts.tolist()})

@@ -35,9 +35,9 @@ class Transport(Protocol):
         """Release the workers (idempotent)."""
 
 
-def load_rows(shard) -> tuple[np.ndarray, np.ndarray]:
+def load_rows(plan, shard) -> tuple[np.ndarray, np.ndarray]:
     """A shard's rows, read from its Parquet segments."""
-    return read_segments(list(shard.segments))
+    return read_segments(*plan.rows_of(shard))
 
 
 def _one_blas_thread():
@@ -56,12 +56,12 @@ class InProcessTransport:
 
     def __init__(self, plan: Plan):
         self.plan = plan
-        self.rows = [load_rows(s) for s in plan.train]
+        self.rows = [load_rows(plan, s) for s in plan.train]
         self.test: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _test_rows(self, w: int):
         if w not in self.test:
-            self.test[w] = load_rows(self.plan.test[w])
+            self.test[w] = load_rows(self.plan, self.plan.test[w])
         return self.test[w]
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:

@@ -12,6 +12,7 @@ from dist_mnist import schedule
 from dist_mnist.artifacts import atomic_directory, atomic_write_json, read_json
 from dist_mnist.data import mnist
 from dist_mnist.data.parquet import to_table
+from dist_mnist.nn.model import N_CLASSES, N_PIXELS
 
 SCHEMA_VERSION = 1
 METADATA = "metadata.json"
@@ -27,6 +28,7 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, partitions: int = 
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     meta = {"schema_version": SCHEMA_VERSION, "seed": seed, "partitions": partitions,
             "columns": {"label": "int32 0-9", "image": "binary, 784 bytes, row-major uint8 28x28"},
+            "n_in": N_PIXELS, "n_classes": N_CLASSES,
             "splits": {}, "sha256_uncompressed": {}}
     splits = {}
     for split in mnist.SPLITS:  # read and verify everything before writing anything

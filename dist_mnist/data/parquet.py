@@ -1,6 +1,10 @@
-"""The Parquet layout of an ingested split, written and read with pyarrow.
+"""The Parquet layout of a training split, written and read with pyarrow.
 
-Columns: `label` int32 (0-9) and `image` binary (exactly 784 bytes, row-major uint8).
+Columns: `label` (integer class ids 0..C-1) and the features, one of
+- `image`: binary, exactly n_in bytes a row, uint8 pixels scaled by 1/255 before the first
+  layer (what `dist-mnist ingest` writes: 784 bytes, row-major 28x28), or
+- `features`: array<float>, exactly n_in floats a row, used as given (what
+  `dist_mnist.ml.MLPClassifier.fit` stages from a vector or array column).
 Rows are stored in the shuffled global order: file i holds the rows right after file i-1,
 so a row's global index is its file's offset plus its position in the file.
 """
@@ -26,54 +30,119 @@ def to_table(images: np.ndarray, labels: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays([pa.array(labels.astype(np.int32)), image], schema=SCHEMA)
 
 
-def from_table(table: pa.Table, where: str, n_classes: int = 10, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (n, 784) and uint8 labels (n,) from a table; errors name `where` and the
-    row, counted from `first_row` (the table's first row in its file)."""
-    missing = [c for c in ("label", "image") if c not in table.column_names]
+FEATURE_COLUMNS = ("image", "features")
+
+
+def feature_column(names, where: str) -> str:
+    """Which features column a split's schema has; errors name `where`."""
+    names = list(names)
+    found = [c for c in FEATURE_COLUMNS if c in names]
+    missing = [c for c in ("label",) if c not in names] + ([] if found else ["image"])
     if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; found {table.column_names}")
-    label_col, image_col = table.column("label"), table.column("image")
+        alternative = " (or 'features', an array of floats)" if not found else ""
+        raise ValueError(f"{where}: missing column(s) {missing}{alternative}; found {names}")
+    if len(found) > 1:
+        raise ValueError(f"{where}: has both 'image' and 'features' columns; keep one")
+    return found[0]
+
+
+def label_dtype(n_classes: int) -> type:
+    """The smallest dtype that holds the class ids."""
+    return np.uint8 if n_classes <= 256 else np.int32
+
+
+def from_table(table: pa.Table, where: str, n_classes: int = 10, first_row: int = 0,
+               n_in: int = N_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, n_in) and labels (n,) from a table; errors name `where` and the row,
+    counted from `first_row` (the table's first row in its file).
+
+    An `image` column gives uint8 pixels, a `features` column float32 values.
+    """
+    name = feature_column(table.column_names, where)
+    label_col, feature_col = table.column("label"), table.column(name)
     if not pa.types.is_integer(label_col.type):
         raise ValueError(f"{where}: column 'label' has type {label_col.type}, expected an integer type")
-    if not (pa.types.is_binary(image_col.type) or pa.types.is_large_binary(image_col.type)):
-        raise ValueError(f"{where}: column 'image' has type {image_col.type}, expected binary")
-    for name, col in (("label", label_col), ("image", image_col)):
+    for col_name, col in (("label", label_col), (name, feature_col)):
         if col.null_count:
-            raise ValueError(f"{where}: column '{name}' has {col.null_count} null values")
+            raise ValueError(f"{where}: column '{col_name}' has {col.null_count} null values")
     labels = label_col.to_numpy()
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if len(bad):
         raise ValueError(
             f"{where}: label {labels[bad[0]]} at row {first_row + bad[0]} is outside the model's classes 0-{n_classes - 1}"
         )
-    return images_of(image_col, where, first_row), labels.astype(np.uint8)
+    x = images_of(feature_col, where, first_row, n_in) if name == "image" else features_of(feature_col, where, first_row, n_in)
+    return x, labels.astype(label_dtype(n_classes))
 
 
-def images_of(image_col, where: str, first_row: int = 0) -> np.ndarray:
-    """uint8 images (n, 784) of a binary column of 784-byte rows, without a copy where possible;
-    errors name `where` and the row."""
+def _combined(col, empty_type):
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if len(col) else pa.array([], empty_type)
+    return col
+
+
+def _check_lengths(offsets: np.ndarray, width: int, where: str, first_row: int, what: str, unit: str) -> None:
+    lengths = np.diff(offsets)
+    bad = np.flatnonzero(lengths != width)
+    if len(bad):
+        raise ValueError(f"{where}: {what} at row {first_row + bad[0]} has {lengths[bad[0]]} {unit}, expected {width}")
+
+
+def images_of(image_col, where: str, first_row: int = 0, n_in: int = N_PIXELS) -> np.ndarray:
+    """uint8 images (n, n_in) of a binary column of n_in-byte rows, without a copy where
+    possible; errors name `where` and the row."""
     n = len(image_col)
-    if isinstance(image_col, pa.ChunkedArray):
-        image_col = image_col.combine_chunks() if n else pa.array([], pa.binary())
+    image_col = _combined(image_col, pa.binary())
+    if not pa.types.is_binary(image_col.type) and not pa.types.is_large_binary(image_col.type):
+        raise ValueError(f"{where}: column 'image' has type {image_col.type}, expected binary")
     if not n:
-        return np.empty((0, N_PIXELS), np.uint8)
+        return np.empty((0, n_in), np.uint8)
     offsets = np.frombuffer(image_col.buffers()[1], dtype=np.int32 if pa.types.is_binary(image_col.type) else np.int64)
     offsets = offsets[image_col.offset : image_col.offset + n + 1]
-    lengths = np.diff(offsets)
-    bad = np.flatnonzero(lengths != N_PIXELS)
-    if len(bad):
-        raise ValueError(f"{where}: image at row {first_row + bad[0]} has {lengths[bad[0]]} bytes, expected {N_PIXELS}")
+    _check_lengths(offsets, n_in, where, first_row, "image", "bytes")
     data = np.frombuffer(image_col.buffers()[2], dtype=np.uint8)
-    return data[offsets[0] : offsets[0] + n * N_PIXELS].reshape(n, N_PIXELS)
+    return data[offsets[0] : offsets[0] + n * n_in].reshape(n, n_in)
 
 
-def read_files(paths: list[str], n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of whole Parquet files (local paths or URIs), concatenated in order."""
-    return read_segments([(path, 0, None) for path in paths], n_classes)
+def features_of(feature_col, where: str, first_row: int = 0, n_in: int | None = None,
+                name: str = "features") -> np.ndarray:
+    """float32 rows (n, n_in) of a list<float|double> column of n_in values a row (n_in None:
+    the first row's length), without a copy for float32; errors name `where`, the column and
+    the row."""
+    n = len(feature_col)
+    feature_col = _combined(feature_col, pa.list_(pa.float32()))
+    t = feature_col.type
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) or \
+            not pa.types.is_floating(t.value_type):
+        raise ValueError(f"{where}: column '{name}' has type {t}, expected an array of float or double")
+    if not n:
+        return np.empty((0, n_in or 0), np.float32)
+    if feature_col.null_count:
+        row = int(np.flatnonzero(feature_col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise ValueError(f"{where}: column '{name}' is null at row {first_row + row}")
+    if pa.types.is_fixed_size_list(t):
+        offsets = np.arange(n + 1, dtype=np.int64) * t.list_size
+        values = feature_col.flatten()
+    else:
+        offsets = np.asarray(feature_col.offsets)
+        values = feature_col.values.slice(offsets[0], offsets[-1] - offsets[0])
+        offsets = offsets - offsets[0]
+    width = int(offsets[1]) if n_in is None else n_in
+    _check_lengths(offsets, width, where, first_row, f"'{name}'", "values")
+    if values.null_count:
+        row = int(np.searchsorted(offsets, np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0], "right")) - 1
+        raise ValueError(f"{where}: column '{name}' has a null value at row {first_row + row}")
+    x = values.to_numpy(zero_copy_only=False)
+    return x.astype(np.float32, copy=False).reshape(n, width)
 
 
-def read_segments(segments, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of row ranges (file, start, stop) of Parquet files, concatenated.
+def read_files(paths: list[str], n_classes: int = 10, n_in: int = N_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of whole Parquet files (local paths or URIs), concatenated in order."""
+    return read_segments([(path, 0, None) for path in paths], n_classes, n_in)
+
+
+def read_segments(segments, n_classes: int = 10, n_in: int = N_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of row ranges (file, start, stop) of Parquet files, concatenated.
 
     Only the row groups that overlap a range are read; stop None means the end of the file.
     """
@@ -95,11 +164,11 @@ def read_segments(segments, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray
             raise ValueError(f"{path}: cannot be read as Parquet ({e})") from None
         if groups:
             table = table.slice(start - first, stop - start)
-        x, y = from_table(table, path, n_classes, first_row=start)
+        x, y = from_table(table, path, n_classes, first_row=start, n_in=n_in)
         images.append(x)
         labels.append(y)
     if not images:
-        return np.empty((0, N_PIXELS), np.uint8), np.empty(0, np.uint8)
+        return np.empty((0, n_in), np.uint8), np.empty(0, label_dtype(n_classes))
     return np.concatenate(images), np.concatenate(labels)
 
 

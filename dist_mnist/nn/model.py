@@ -34,9 +34,13 @@ def init_params(layer_sizes: list[int], seed: int) -> Params:
 
 
 def to_inputs(images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """uint8 pixels (n, 784) -> float32 in [0, 1], optionally into a preallocated buffer."""
+    """The network's float32 inputs, optionally into a preallocated buffer: uint8 pixels are
+    scaled to [0, 1]; float features are taken as they are."""
     out = np.empty(images.shape, dtype=np.float32) if out is None else out[: len(images)]
-    np.multiply(images, np.float32(1.0 / 255.0), out=out, casting="unsafe")
+    if images.dtype == np.uint8:
+        np.multiply(images, np.float32(1.0 / 255.0), out=out, casting="unsafe")
+    else:
+        out[...] = images
     return out
 
 

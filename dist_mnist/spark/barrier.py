@@ -56,9 +56,15 @@ def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
         hello = {"generation": generation, "worker": w, "host": ctx.getTaskInfos()[w].address,
                  "pid": os.getpid(), "attempt": ctx.attemptNumber()}
 
+        held = {}  # the task holds its shards after the first round: no lookup per round
+
+        def rows(split: str):
+            if split not in held:
+                held[split] = get_shard(*plan.rows_of(getattr(plan, split)[w]))
+            return held[split]
+
         def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
-            rows = get_shard(plan.train[w].segments)  # resident after the first round
-            r = compute_round(plan, w, rows, lambda: get_shard(plan.test[w].segments), flat, spec)
+            r = compute_round(plan, w, rows("train"), lambda: rows("test"), flat, spec)
             return RoundResult(r.sums, r.loss, r.n, r.seconds,
                                resident_bytes() if spec.evaluate else 0, r.confusion)
 

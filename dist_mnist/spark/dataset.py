@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from dist_mnist.data.parquet import local_path
+from dist_mnist.data.parquet import feature_column, local_path
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class SplitFiles:
     path: str
     files: tuple[str, ...]
     rows: tuple[int, ...]
+    feature: str = "image"  # the features column: "image" (uint8 bytes) or "features" (floats)
 
     @property
     def n_rows(self) -> int:
@@ -55,25 +56,38 @@ def _list_files(path: str) -> list[str]:
     return sorted(files)
 
 
-def describe_split(path: str) -> SplitFiles:
-    """List and check a Parquet split: columns, types and row counts from the footers."""
+def describe_split(path: str, allow_empty: bool = False) -> SplitFiles:
+    """List and check a Parquet split: columns, types and row counts from the footers.
+
+    allow_empty: a missing or empty split is described as having no rows (a run without a
+    test set) instead of being an error.
+    """
     path = str(path).rstrip("/")
-    files, rows = _list_files(path), []
+    try:
+        files = _list_files(path)
+    except FileNotFoundError:
+        if not allow_empty:
+            raise
+        files = []
+    rows, kinds = [], set()
     for f in files:
         try:
             meta = pq.ParquetFile(f if "://" in f else local_path(f))
             schema = meta.schema_arrow
         except (pa.ArrowInvalid, OSError) as e:
             raise ValueError(f"{f}: not a Parquet file ({e})") from None
-        missing = [c for c in ("label", "image") if c not in schema.names]
-        if missing:
-            raise ValueError(f"{f}: missing column(s) {missing}; found {schema.names}")
-        label, image = schema.field("label").type, schema.field("image").type
+        name = feature_column(schema.names, f)
+        kinds.add(name)
+        label, features = schema.field("label").type, schema.field(name).type
         if not pa.types.is_integer(label):
             raise ValueError(f"{f}: column 'label' has type {label}, expected an integer type")
-        if not (pa.types.is_binary(image) or pa.types.is_large_binary(image)):
-            raise ValueError(f"{f}: column 'image' has type {image}, expected binary")
+        if name == "image" and not (pa.types.is_binary(features) or pa.types.is_large_binary(features)):
+            raise ValueError(f"{f}: column 'image' has type {features}, expected binary")
+        if name == "features" and not (pa.types.is_list(features) and pa.types.is_floating(features.value_type)):
+            raise ValueError(f"{f}: column 'features' has type {features}, expected an array of float")
         rows.append(meta.metadata.num_rows)
-    if not files or sum(rows) == 0:
+    if sum(rows) == 0 and not allow_empty:
         raise ValueError(f"{path}: the dataset is empty")
-    return SplitFiles(path, tuple(files), tuple(rows))
+    if len(kinds) > 1:
+        raise ValueError(f"{path}: some files have an 'image' column and others a 'features' column")
+    return SplitFiles(path, tuple(files), tuple(rows), kinds.pop() if kinds else "image")

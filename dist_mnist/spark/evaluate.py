@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dist_mnist.metrics import confusion_counts
-from dist_mnist.nn.model import N_CLASSES, Params, predict
+from dist_mnist.nn.model import Params, layer_sizes_of, predict
 from dist_mnist.shards import plan_shards
 from dist_mnist.spark.shards import get_shard
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
@@ -21,12 +21,12 @@ def evaluate_split(sc, params: Params, split, workers: int = 0) -> np.ndarray:
     """
     shards = plan_shards(split.files, split.rows, min(workers or sc.defaultParallelism, split.n_rows))
     bc = sc.broadcast(params)
-    n_classes = N_CLASSES
+    n_in, *_, n_classes = layer_sizes_of(params)
 
     def count(shard):
         for s in shard:
             try:
-                images, labels = get_shard(s.segments, n_classes)
+                images, labels = get_shard(s.segments, n_classes, n_in)
             except USER_ERROR_TYPES as e:
                 yield WorkerError.of(e)
                 return

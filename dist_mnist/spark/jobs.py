@@ -25,8 +25,8 @@ def make_partition_fn(plan: Plan, bc, spec: RoundSpec):
 
     def run(w: int, _):
         try:
-            rows = get_shard(plan.train[w].segments)
-            result = compute_round(plan, w, rows, lambda: get_shard(plan.test[w].segments), bc.value, spec)
+            rows = get_shard(*plan.rows_of(plan.train[w]))
+            result = compute_round(plan, w, rows, lambda: get_shard(*plan.rows_of(plan.test[w])), bc.value, spec)
         except USER_ERROR_TYPES as e:
             yield WorkerError.of(e)
             return

@@ -17,6 +17,7 @@ import tempfile
 import numpy as np
 
 from dist_mnist.data.parquet import local_path, read_segments
+from dist_mnist.nn.model import N_PIXELS
 
 _SHARDS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -30,9 +31,9 @@ def _local_dir() -> str:
         return tempfile.gettempdir()
 
 
-def shard_key(segments, n_classes: int) -> str:
+def shard_key(segments, n_classes: int, n_in: int = N_PIXELS) -> str:
     """A name for the shard made of these row ranges (paths, ranges, sizes and mtimes if local)."""
-    h = hashlib.sha256(str(n_classes).encode())
+    h = hashlib.sha256(f"{n_classes}:{n_in}".encode())
     for f, start, stop in segments:
         h.update(f"{f}\0{start}\0{stop}\0".encode())
         local = local_path(f)
@@ -42,21 +43,21 @@ def shard_key(segments, n_classes: int) -> str:
     return h.hexdigest()[:24]
 
 
-def get_shard(segments, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (n, 784), labels uint8 (n,)) of these (file, start, stop) row ranges,
-    loaded at most once per executor."""
+def get_shard(segments, n_classes: int = 10, n_in: int = N_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, n_in): uint8 pixels or float32, labels (n,)) of these (file, start, stop)
+    row ranges, loaded at most once per executor."""
     segments = [tuple(s) for s in segments]
-    key = shard_key(segments, n_classes)
+    key = shard_key(segments, n_classes, n_in)
     if key not in _SHARDS:
-        _SHARDS[key] = _load(key, segments, n_classes)
+        _SHARDS[key] = _load(key, segments, n_classes, n_in)
     return _SHARDS[key]
 
 
-def _load(key: str, segments, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _load(key: str, segments, n_classes: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
     base = os.path.join(_local_dir(), f"dist-mnist-shard-{key}")
     images_path, labels_path = base + "-images.npy", base + "-labels.npy"
     if not (os.path.exists(images_path) and os.path.exists(labels_path)):
-        images, labels = read_segments(segments, n_classes)
+        images, labels = read_segments(segments, n_classes, n_in)
         for path, arr in ((labels_path, labels), (images_path, images)):
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy.tmp")
             with os.fdopen(fd, "wb") as f:

@@ -19,9 +19,10 @@ import numpy as np
 from dist_mnist import schedule
 from dist_mnist.artifacts import save_checkpoint
 from dist_mnist.config import TrainConfig, config_from_dict, local_learning_rate, with_saved_choices
+from dist_mnist.data.ingest import read_metadata
 from dist_mnist.metrics import scores
 from dist_mnist.nn.flat import layout_of
-from dist_mnist.nn.model import N_PIXELS, Params, init_params
+from dist_mnist.nn.model import Params, init_params
 from dist_mnist.nn.updaters import Nesterovs, make_updater, zeros_like
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec, apply_round, round_input
 from dist_mnist.runs import finish_run_dir, prepare_run_dir, write_outputs
@@ -75,6 +76,17 @@ def resolve(config: TrainConfig, default_workers: int) -> TrainConfig:
     return dataclasses.replace(config, workers=config.workers or max(1, default_workers))
 
 
+def check_layers(config: TrainConfig, metadata: dict, where: str) -> None:
+    """The network's inputs and classes against what DATA/metadata.json says the data holds
+    (where it says: a dataset without it is checked row by row on the workers)."""
+    n_in, n_classes = metadata.get("n_in"), metadata.get("n_classes")
+    sizes = list(config.layer_sizes)
+    if n_in is not None and sizes[0] != n_in:
+        raise ValueError(f"layer_sizes {sizes} starts with {sizes[0]} inputs but {where} has {n_in} features a row")
+    if n_classes is not None and sizes[-1] < n_classes:
+        raise ValueError(f"layer_sizes {sizes} ends with {sizes[-1]} classes but {where} has labels 0-{n_classes - 1}")
+
+
 def make_plan(config: TrainConfig, train_split: SplitFiles, test_split: SplitFiles) -> Plan:
     """Shards for config.workers workers over both splits, whatever their part files."""
     if config.workers > train_split.n_rows:
@@ -93,10 +105,11 @@ def rounds_per_epoch(plan: Plan) -> int:
 
 
 def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = False,
-          overwrite: bool = False, log=None) -> dict:
+          overwrite: bool = False, log=None, require_test: bool = True) -> dict | None:
     """Train on DATA/train, evaluate on DATA/test, write RUN/; return the final scores.
 
-    sc may be None with transport "inprocess" (no Spark at all).
+    sc may be None with transport "inprocess" (no Spark at all). With require_test False,
+    DATA/test may be missing or empty: the run then has no test scores (returns None).
     """
     from dist_mnist.spark.transports import open_transport
 
@@ -106,7 +119,10 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     t_start = time.perf_counter()
     run_dir, data_path = Path(run_dir), str(data_dir).rstrip("/")
     staging, checkpoint = prepare_run_dir(run_dir, config, resume, overwrite)
-    train_split, test_split = describe_split(data_path + "/train"), describe_split(data_path + "/test")
+    train_split = describe_split(data_path + "/train")
+    test_split = describe_split(data_path + "/test", allow_empty=not require_test)
+    has_test = test_split.n_rows > 0
+    check_layers(config, read_metadata(data_path), data_path)
     if config.batch_size > train_split.n_rows:
         raise ValueError(f"batch_size {config.batch_size} is larger than the {train_split.n_rows} training rows")
     if checkpoint:
@@ -118,7 +134,8 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
         log(f"resuming {staging} at epoch {ts.pos.epoch + 1} round {ts.pos.round_in_epoch + 1} "
             f"(round {ts.pos.global_round} overall)")
     pos = ts.pos
-    pos.timings["data_bytes"] = (train_split.n_rows + test_split.n_rows) * (N_PIXELS + 1)  # uint8 + label
+    row_bytes = config.layer_sizes[0] * (1 if train_split.feature == "image" else 4) + 1  # features + label
+    pos.timings["data_bytes"] = (train_split.n_rows + test_split.n_rows) * row_bytes
     updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
     outer = Nesterovs(config.outer_learning_rate, config.outer_momentum) if ts.outer_v else None
     # the epoch whose end-of-epoch params the next round evaluates on the side
@@ -177,7 +194,7 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
                         "epoch": pos.epoch + 1, "train_loss": pos.epoch_loss / max(pos.epoch_seen, 1),
                         "wall_seconds": elapsed, "samples_per_second": pos.epoch_seen / elapsed,
                         "elapsed_seconds": time.perf_counter() - t_start})
-                    pending_eval = len(pos.history) - 1
+                    pending_eval = len(pos.history) - 1 if has_test else None
                     pos.epoch, pos.round_in_epoch, pos.epoch_loss, pos.epoch_seen = pos.epoch + 1, 0, 0.0, 0
                     epoch_clock = time.perf_counter()
                 if pos.round_in_epoch == 0 or (config.checkpoint_every_rounds
@@ -202,22 +219,26 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     phases["rounds"] = time.perf_counter() - t_phase
     t_phase = time.perf_counter()
     # the final evaluation: one evaluation-only round on the workers' test shards
+    counts = final = None
     try:
-        final_round = transport.run_round(round_input(plan, ts.params, ts.state),
-                                          RoundSpec(pos.epoch, 0, train=False, evaluate=True))
+        if has_test:
+            counts = transport.run_round(round_input(plan, ts.params, ts.state),
+                                         RoundSpec(pos.epoch, 0, train=False, evaluate=True)).confusion
     finally:
         transport.close()
     phases["final_evaluation"] = time.perf_counter() - t_phase
     t_phase = time.perf_counter()
-    counts = final_round.confusion
-    final = scores(counts)
-    if pending_eval is not None:
-        pos.history[pending_eval]["test_accuracy"] = final["accuracy"]
-    log(f"final test accuracy {final['accuracy']:.4f} after {pos.global_round} rounds, "
-        f"{time.perf_counter() - t_start:.1f}s")
+    if has_test:
+        final = scores(counts)
+        if pending_eval is not None:
+            pos.history[pending_eval]["test_accuracy"] = final["accuracy"]
+        log(f"final test accuracy {final['accuracy']:.4f} after {pos.global_round} rounds, "
+            f"{time.perf_counter() - t_start:.1f}s")
+    else:
+        log(f"trained {pos.global_round} rounds in {time.perf_counter() - t_start:.1f}s (no test set)")
     pos.timings["phases"] = phases
     write_outputs(staging, config, ts.params, final, counts, pos.history, pos.timings, data_path,
-                  sc.version if sc is not None else None)
+                  sc.version if sc is not None else None, train_split.feature)
     finish_run_dir(staging, run_dir)
     phases["write"] = time.perf_counter() - t_phase  # after metrics.json: printed, not saved
     log(f"phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -116,3 +118,49 @@ def test_every_accepted_combination_trains(tmp_path, arrays, mode, updater, oute
     assert final["examples"] == 20
     params, _ = load_model(tmp_path / "RUN")
     assert all(np.isfinite(v).all() for v in params.values())
+
+
+def _write_features_split(path, images, labels, parts):
+    """A split in the `features` layout (array<float>): the pixels already divided by 255."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.mkdir(parents=True)
+    X = np.multiply(images, np.float32(1 / 255), dtype=np.float32)
+    for i, rows in enumerate(np.array_split(np.arange(len(labels)), parts)):
+        features = pa.ListArray.from_arrays(pa.array(np.arange(len(rows) + 1, dtype=np.int32) * X.shape[1]),
+                                            pa.array(X[rows].ravel()))
+        pq.write_table(pa.table({"label": pa.array(labels[rows].astype(np.int32)), "features": features}),
+                       path / f"part-{i:05d}.parquet")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_float_features_train_the_same_model_as_the_pixels_they_come_from(tmp_path, arrays, mode):
+    # `features` rows (floats, used as given) equal to image/255 must give the model the
+    # `image` layout (uint8 bytes scaled by 1/255 on the worker) gives, bit for bit
+    config = dataclasses.replace(CONFIG, workers=3, mode=mode, max_rounds=6)
+    train(None, config, _data(tmp_path / "PIX", arrays, 2), str(tmp_path / "RUN_PIX"), log=lambda *_: None)
+    (train_x, train_y), (test_x, test_y) = arrays
+    _write_features_split(tmp_path / "FLT" / "train", train_x, train_y, 3)
+    _write_features_split(tmp_path / "FLT" / "test", test_x, test_y, 1)
+    final = train(None, config, str(tmp_path / "FLT"), str(tmp_path / "RUN_FLT"), log=lambda *_: None)
+    pixels, floats = load_model(tmp_path / "RUN_PIX"), load_model(tmp_path / "RUN_FLT")
+    assert (pixels[1]["feature_kind"], floats[1]["feature_kind"]) == ("image", "float")
+    for key in pixels[0]:
+        np.testing.assert_array_equal(floats[0][key], pixels[0][key], err_msg=key)
+    assert final["examples"] == len(test_y)
+
+
+def test_a_run_without_a_test_split_trains_and_keeps_its_loss_history(tmp_path, arrays):
+    config = dataclasses.replace(CONFIG, workers=2, epochs=2)
+    data = tmp_path / "DATA"
+    write_dataset(data, arrays[0], arrays[1], 2)
+    shutil.rmtree(data / "test")
+    final = train(None, config, str(data), str(tmp_path / "RUN"), log=lambda *_: None, require_test=False)
+    assert final is None
+    metrics = json.loads((tmp_path / "RUN" / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert all(np.isfinite(e["train_loss"]) and "test_accuracy" not in e for e in metrics["epochs"])
+    assert metrics["final"] is None and not (tmp_path / "RUN" / "evaluation.txt").exists()
+    with pytest.raises(FileNotFoundError, match="no such dataset"):
+        train(None, config, str(data), str(tmp_path / "RUN2"), log=lambda *_: None)

@@ -83,3 +83,42 @@ def test_local_path():
     assert local_path("file:///a/b") == "/a/b"
     assert local_path("/a/b") == "/a/b"
     assert local_path("hdfs://nn/a") == "hdfs://nn/a"
+
+
+def _features_table(rows, value_type=pa.float32()):
+    return pa.table({"label": pa.array([1] * len(rows), pa.int32()), "features": pa.array(rows, pa.list_(value_type))})
+
+
+def test_features_column_gives_float32_rows_as_given():
+    rows = [[0.5, -2.0, 3.25], [1e-3, 0.0, 7.0]]
+    for value_type in (pa.float32(), pa.float64()):
+        x, y = from_table(_features_table(rows, value_type), "t", n_in=3)
+        assert x.dtype == np.float32 and x.shape == (2, 3)
+        np.testing.assert_array_equal(x, np.array(rows, np.float32))
+        np.testing.assert_array_equal(y, [1, 1])
+    # a slice of a bigger table (offsets not starting at 0) reads the right rows
+    x, _ = from_table(_features_table(rows + [[9.0, 9.0, 9.0]]).slice(1, 2), "t", n_in=3)
+    np.testing.assert_array_equal(x, np.array([rows[1], [9.0, 9.0, 9.0]], np.float32))
+
+
+@pytest.mark.parametrize("table, fragment", [
+    (_features_table([[1.0, 2.0, 3.0], [1.0, 2.0]]), "'features' at row 1 has 2 values, expected 3"),
+    (_features_table([[1.0, None, 3.0]]), "column 'features' has a null value at row 0"),
+    (_features_table([[1.0, 2.0, 3.0], None]), "column 'features' has 1 null values"),
+    (pa.table({"label": pa.array([1], pa.int32()), "features": pa.array([["a", "b", "c"]])}),
+     "column 'features' has type list<item: string>, expected an array of float or double"),
+    (pa.table({"label": pa.array([1], pa.int32()), "features": pa.array([[1.0] * 3]),
+               "image": pa.array([b"\0" * 3])}), "has both 'image' and 'features' columns"),
+])
+def test_malformed_features_are_refused(table, fragment):
+    with pytest.raises(ValueError) as info:
+        from_table(table, "STAGED/train/part-00000.parquet", n_in=3)
+    assert str(info.value).startswith("STAGED/train/part-00000.parquet: ")
+    assert fragment in str(info.value)
+
+
+def test_image_width_follows_the_network():
+    x, _ = from_table(_table([1, 2], [b"\x01\x02", b"\x03\x04"]), "t", n_in=2)
+    np.testing.assert_array_equal(x, [[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="image at row 0 has 784 bytes, expected 2"):
+        from_table(_table([1], [b"\0" * 784]), "t", n_in=2)
