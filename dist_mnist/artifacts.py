@@ -115,6 +115,14 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: not a valid .npz ({e})") from None
 
 
+def check_layer_sizes(meta: dict, where: str) -> list[int]:
+    """model.json's 'layer_sizes': a list of at least two positive ints; errors name `where`."""
+    sizes = meta.get("layer_sizes")
+    if not (isinstance(sizes, list) and len(sizes) >= 2 and all(isinstance(s, int) and s > 0 for s in sizes)):
+        raise ValueError(f"{where}: 'layer_sizes' must be a list of positive ints, got {sizes!r}")
+    return sizes
+
+
 def check_params(params: dict[str, np.ndarray], layer_sizes: list[int], where: str) -> Params:
     """Keys W0,b0,... with float32 shapes matching layer_sizes; errors name `where`."""
     expected = {}
@@ -148,9 +156,7 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Params, dict]:
     """Parameters and metadata of a saved model, checked against each other."""
     run_dir = Path(run_dir)
     meta = read_json(run_dir / MODEL_JSON)
-    sizes = meta.get("layer_sizes")
-    if not (isinstance(sizes, list) and len(sizes) >= 2 and all(isinstance(s, int) and s > 0 for s in sizes)):
-        raise ValueError(f"{run_dir / MODEL_JSON}: 'layer_sizes' must be a list of positive ints, got {sizes!r}")
+    sizes = check_layer_sizes(meta, str(run_dir / MODEL_JSON))
     params = check_params(read_npz(run_dir / MODEL_NPZ), sizes, str(run_dir / MODEL_NPZ))
     return params, meta
 

@@ -1,4 +1,4 @@
-"""The `dist-mnist` command: download, ingest, train, evaluate, predict, report.
+"""The `dist-mnist` command: download, ingest, train, evaluate, predict, report, export.
 
 Exit status: 0 success, 2 a usage or input error, 1 a failure (a broken environment, a
 failed download, a diverged run; a bug also exits 1, with its traceback), 130 Ctrl-C.
@@ -30,6 +30,8 @@ EXAMPLES = {
     "predict": ["dist-mnist predict --model runs/tutorial --data data/mnist/test --out predictions/test",
                 "spark-submit jobs/predict.py --model runs/tutorial --data data/mnist/test --out predictions/test"],
     "report": ["dist-mnist report runs/tutorial", "dist-mnist report runs/tutorial --data data/mnist"],
+    "export": ["dist-mnist export runs/tutorial --onnx runs/tutorial/model.onnx",
+               "dist-mnist export runs/tutorial --onnx exported/mnist-mlp.onnx --overwrite"],
 }
 
 
@@ -86,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
     r.add_argument("run", metavar="RUN", help="run directory written by train")
     r.add_argument("--data", help="dataset directory DATA for the misclassified digits (default: model.json's data.path)")
+
+    x = _command(sub, "export", "write a trained model as an ONNX graph (needs the onnx extra; no Spark)")
+    x.add_argument("run", metavar="RUN", help="run directory with model.npz and model.json")
+    x.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write (refused if it exists)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
     return p
 
 
@@ -177,6 +184,13 @@ def _run(args: argparse.Namespace) -> int:
         from dist_mnist.report import write_report
 
         write_report(args.run, args.data)
+    elif args.command == "export":
+        from dist_mnist.export import export_onnx
+
+        model = export_onnx(args.run, args.onnx, args.overwrite)
+        props = {p.key: p.value for p in model.metadata_props}
+        print(f"wrote {args.onnx}: MLP {props['layer_sizes']}, {props['feature_kind']} features, "
+              f"inputs 'features', outputs 'probability', 'prediction', 'rawPrediction'")
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from dist_mnist import cli
 
-COMMANDS = ["download", "ingest", "train", "evaluate", "predict", "report"]
+COMMANDS = ["download", "ingest", "train", "evaluate", "predict", "report", "export"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
