@@ -23,6 +23,12 @@ MODEL_NPZ, MODEL_JSON = "model.npz", "model.json"
 CHECKPOINT_NPZ = "checkpoint.npz"
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, fsync, then rename over `path`."""
     path = Path(path)
@@ -32,6 +38,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,9 +79,7 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
         raise FileExistsError(f"{final}: already exists (pass --overwrite to replace it)")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the data from other users
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the data from other users
     try:
         yield tmp
         replace_directory(tmp, final)

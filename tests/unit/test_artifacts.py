@@ -213,3 +213,17 @@ def test_load_checkpoint_refuses_a_foreign_npz(tmp_path):
     np.savez(tmp_path / artifacts.CHECKPOINT_NPZ, W0=np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="not a dist-mnist checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_atomic_writes_leave_files_readable_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    from dist_mnist.artifacts import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "f.bin", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.bin").stat().st_mode) == 0o644
