@@ -50,11 +50,16 @@ def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 
 
-def atomic_write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Plain arrays in an uncompressed .npz, written atomically."""
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """Plain arrays as the bytes of an uncompressed .npz."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def atomic_write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Plain arrays in an uncompressed .npz, written atomically."""
+    atomic_write_bytes(path, npz_bytes(arrays))
 
 
 def replace_directory(new: Path, final: Path) -> None:
@@ -93,12 +98,17 @@ def read_json(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    return parse_json_object(path.read_bytes(), str(path))
+
+
+def parse_json_object(data: bytes, where: str) -> dict:
+    """A JSON object from the bytes of a file; errors name `where`."""
     try:
-        obj = json.loads(path.read_text())
+        obj = json.loads(data.decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise ValueError(f"{where}: not valid JSON ({e})") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+        raise ValueError(f"{where}: expected a JSON object, found {type(obj).__name__}")
     return obj
 
 
@@ -107,17 +117,24 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a valid .npz (not a zip archive)")
+    return parse_npz(path.read_bytes(), str(path))
+
+
+def parse_npz(data: bytes, where: str) -> dict[str, np.ndarray]:
+    """All arrays of the bytes of an .npz, refusing pickled objects; errors name `where`."""
+    buf = io.BytesIO(data)
+    if not zipfile.is_zipfile(buf):
+        raise ValueError(f"{where}: not a valid .npz (not a zip archive)")
+    buf.seek(0)  # is_zipfile leaves the position at the end
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(buf, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except ValueError as e:
         if "allow_pickle" in str(e):
-            raise ValueError(f"{path}: contains a pickled object array, refused (not loaded)") from None
-        raise ValueError(f"{path}: not a valid .npz ({e})") from None
+            raise ValueError(f"{where}: contains a pickled object array, refused (not loaded)") from None
+        raise ValueError(f"{where}: not a valid .npz ({e})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: not a valid .npz ({e})") from None
+        raise ValueError(f"{where}: not a valid .npz ({e})") from None
 
 
 def check_layer_sizes(meta: dict, where: str) -> list[int]:

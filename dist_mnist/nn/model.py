@@ -74,6 +74,14 @@ def logits_of(params: Params, X: np.ndarray) -> np.ndarray:
     return h @ Ws[-1] + params[f"b{n_layers - 1}"]
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax into a fresh array, the row max subtracted first."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
 def predict(params: Params, images: np.ndarray) -> np.ndarray:
     """Predicted class for each row of uint8 images (n, 784)."""
     return np.argmax(logits_of(params, to_inputs(images)), axis=1)

@@ -10,22 +10,17 @@ is never replaced unless asked.
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 
 from dist_mnist.artifacts import load_model
 from dist_mnist.data.parquet import images_of
-from dist_mnist.nn.model import logits_of, to_inputs
+from dist_mnist.nn.model import logits_of, softmax, to_inputs
+from dist_mnist.spark import hadoopfs
 
 
 def probabilities(params, images: np.ndarray) -> np.ndarray:
     """Softmax of the logits, float32 (n, n_classes), max subtracted first."""
-    z = logits_of(params, to_inputs(images))
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
+    return softmax(logits_of(params, to_inputs(images)))
 
 
 def make_batch_fn(bc, where: str):
@@ -45,19 +40,12 @@ def make_batch_fn(bc, where: str):
     return run
 
 
-def _fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
-
-
 def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
     """Score the Parquet dataset `data` with RUN's model into Parquet at `out`; the rows written."""
     from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType, StructField, StructType
 
     params, _ = load_model(run_dir)
-    fs, target = _fs(spark, out)
-    if fs.exists(target) and not overwrite:
+    if hadoopfs.exists(spark, out) and not overwrite:  # before reading anything
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     try:
         df = spark.read.parquet(data)
@@ -72,19 +60,11 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     schema = StructType([*df.schema.fields, StructField("prediction", DoubleType(), False),
                          StructField("probability", ArrayType(FloatType(), False), False)])
     bc = spark.sparkContext.broadcast(params)
-    tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        df.mapInArrow(make_batch_fn(bc, data), schema).write.parquet(tmp)
-        rows = spark.read.parquet(tmp).count()
-        if fs.exists(target):
-            fs.delete(target, True)  # --overwrite: the new output is complete before the old one goes
-        if not fs.rename(_fs(spark, tmp)[1], target):
-            raise RuntimeError(f"{out}: could not rename the finished output from {tmp}")
-    except BaseException:
-        tmp_fs, tmp_path = _fs(spark, tmp)
-        if tmp_fs.exists(tmp_path):
-            tmp_fs.delete(tmp_path, True)
-        raise
+        # --overwrite: the new output is complete before the old one goes
+        with hadoopfs.replacing(spark, out, overwrite) as tmp:
+            df.mapInArrow(make_batch_fn(bc, data), schema).write.parquet(tmp)
+            rows = spark.read.parquet(tmp).count()
     finally:
         bc.destroy()
     return rows

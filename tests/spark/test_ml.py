@@ -1,0 +1,321 @@
+"""dist_mnist.ml: MLPClassifier / MLPClassificationModel in pyspark.ml Pipelines, every input
+type against the NumPy forward pass, save/load round trips, and the column errors.
+
+Most tests use a 20-feature, 3-class problem, so nothing is tied to 784 inputs or 10 classes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+
+from . import ml_standin
+
+REAL_STAGING = ml_standin.install()
+
+from dist_mnist.config import TrainConfig  # noqa: E402 - after the stand-in is installed
+from dist_mnist.ml import MLPClassificationModel, MLPClassifier  # noqa: E402
+from dist_mnist.nn.model import init_params, logits_of, softmax, to_inputs  # noqa: E402
+
+pytestmark = pytest.mark.spark
+needs_staging = pytest.mark.skipif(not REAL_STAGING, reason="dist_mnist.ml.staging (the lead's) is not on this branch")
+
+N_IN, N_CLASSES = 20, 3
+LAYERS = [N_IN, 16, N_CLASSES]
+
+
+def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, 20) float64 around three well-separated class centres, and labels (n,)."""
+    rng = np.random.default_rng([seed, 11])
+    centres = np.random.default_rng(5).normal(0, 2.0, (N_CLASSES, N_IN))
+    y = rng.integers(0, N_CLASSES, n)
+    return centres[y] + rng.normal(0, 1.0, (n, N_IN)), y
+
+
+@pytest.fixture(scope="module")
+def frames(spark):
+    """{"train", "test"}: DataFrames of columns f0..f19 (double), label (int) and a row id."""
+    out = {}
+    for split, (n, seed) in {"train": (600, 0), "test": (300, 1)}.items():
+        X, y = blobs(n, seed)
+        rows = [(i, int(label), *map(float, x)) for i, (x, label) in enumerate(zip(X, y))]
+        out[split] = spark.createDataFrame(rows, ["id", "label", *[f"f{j}" for j in range(N_IN)]])
+    return out
+
+
+def assembler():
+    from pyspark.ml.feature import VectorAssembler
+
+    return VectorAssembler(inputCols=[f"f{j}" for j in range(N_IN)], outputCol="features")
+
+
+@pytest.fixture(scope="module")
+def pipeline_model(frames):
+    """VectorAssembler -> MLPClassifier, fitted on the training frame."""
+    from pyspark.ml import Pipeline
+
+    clf = MLPClassifier(layers=LAYERS, maxIter=4, blockSize=32, stepSize=0.05, seed=7, workers=2)
+    return Pipeline(stages=[assembler(), clf]).fit(frames["train"])
+
+
+def random_model(seed: int = 3) -> MLPClassificationModel:
+    params = init_params(LAYERS, seed)
+    params["b0"] = np.random.default_rng(seed).normal(0, 0.1, 16).astype(np.float32)  # nonzero biases too
+    return MLPClassificationModel(params, {"layer_sizes": LAYERS, "feature_kind": "float"})
+
+
+def sorted_rows(df, *cols):
+    return [tuple(r) for r in df.orderBy("id").select(*cols).collect()]
+
+
+# --- Params ---
+
+def test_defaults_are_the_tutorials():
+    clf, d = MLPClassifier(), TrainConfig()
+    assert (clf.getMaxIter(), clf.getBlockSize(), clf.getStepSize(), clf.getSeed(), clf.getMomentum(),
+            clf.getL2(), clf.getMode(), clf.getWorkers()) == (15, 128, 0.006, 123, 0.9, 1e-4, "average", 0)
+    assert (d.epochs, d.batch_size, d.learning_rate, d.seed, d.momentum, d.l2, d.mode, d.workers) == \
+           (15, 128, 0.006, 123, 0.9, 1e-4, "average", 0)
+    assert (clf.getFeaturesCol(), clf.getLabelCol(), clf.getPredictionCol(), clf.getProbabilityCol(),
+            clf.getRawPredictionCol()) == ("features", "label", "prediction", "probability", "rawPrediction")
+    assert not clf.isSet(clf.layers) and not clf.isDefined(clf.layers)
+    assert not clf.isDefined(clf.validationIndicatorCol) and not clf.isDefined(clf.tempDir)
+    # the signature documents the same defaults as the Params hold
+    for name, p in inspect.signature(MLPClassifier.__init__).parameters.items():
+        if p.default is not inspect.Parameter.empty and p.default is not None:
+            assert clf.getOrDefault(name) == p.default, name
+
+
+def test_params_set_and_validated():
+    clf = MLPClassifier(layers=[4, 3, 2], maxIter=2, mode="sync").setStepSize(0.1).setBlockSize(16)
+    assert clf.getLayers() == [4, 3, 2] and clf.getMaxIter() == 2 and clf.getMode() == "sync"
+    from dist_mnist.ml.params import train_config
+
+    c = train_config(clf)
+    assert (c.layer_sizes, c.epochs, c.learning_rate, c.batch_size, c.mode) == ((4, 3, 2), 2, 0.1, 16, "sync")
+    with pytest.raises(ValueError, match="param blockSize: batch_size must be"):
+        MLPClassifier(blockSize=0)
+    with pytest.raises(ValueError, match="param mode: mode must be one of"):
+        MLPClassifier().setParams(mode="fast")
+    with pytest.raises(TypeError):
+        MLPClassifier(layers="big")
+
+
+# --- a Pipeline, fitted, transformed, evaluated ---
+
+def test_pipeline_fit_transform_evaluate(frames, pipeline_model):
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql.types import DoubleType
+
+    out = pipeline_model.transform(frames["test"])
+    schema = out.schema
+    assert out.columns == frames["test"].columns + ["features", "prediction", "probability", "rawPrediction"]
+    assert isinstance(schema["prediction"].dataType, DoubleType)
+    assert isinstance(schema["probability"].dataType, VectorUDT) and isinstance(schema["rawPrediction"].dataType, VectorUDT)
+    accuracy = MulticlassClassificationEvaluator(metricName="accuracy").evaluate(out)
+    assert accuracy > 0.9  # three separated blobs; chance is 1/3
+    row = out.first()
+    assert len(row["probability"]) == N_CLASSES and abs(sum(row["probability"]) - 1) < 1e-6
+    assert row["prediction"] == float(np.argmax(row["rawPrediction"].toArray()))
+    model = pipeline_model.stages[-1]
+    assert (model.numFeatures, model.numClasses, model.getLayers()) == (N_IN, N_CLASSES, LAYERS)
+    assert model.getMaxIter() == 4 and model.getStepSize() == 0.05  # the estimator's Params, copied
+    assert model.hasSummary and model.summary.totalIterations == 4
+    losses = model.summary.objectiveHistory
+    assert len(losses) == 4 and losses[-1] < losses[0]
+
+
+def test_fit_with_validation_and_default_layers(spark, frames):
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
+
+    cols = [F.col(f"f{j}") for j in range(N_IN)]
+    df = frames["train"].select("label", array_to_vector(F.array(*cols)).alias("x"), (F.col("id") % 5 == 0).alias("val"))
+    model = MLPClassifier(featuresCol="x", validationIndicatorCol="val", maxIter=2, blockSize=32, stepSize=0.05,
+                          workers=2).fit(df)
+    assert model.getLayers() == [N_IN, 1000, N_CLASSES]  # unset: [n_in, 1000, largest label + 1]
+    assert len(model.summary.validationAccuracy) == 2 and model.summary.validationAccuracy[-1] > 0.9
+
+
+def test_one_vector_predict_matches_transform(frames, pipeline_model):
+    model = pipeline_model.stages[-1]
+    row = pipeline_model.transform(frames["test"]).first()
+    assert model.predict(row["features"]) == row["prediction"]
+    np.testing.assert_allclose(model.predictProbability(row["features"]).toArray(), row["probability"].toArray(), rtol=1e-5, atol=1e-9)  # float32, other batch
+    np.testing.assert_allclose(model.predictRaw(row["features"].toArray()).toArray(), row["rawPrediction"].toArray(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="expected a vector of 20 features"):
+        model.predict(np.zeros(5))
+
+
+# --- every input type, against the NumPy forward pass ---
+
+def _inputs(kind: str, X: np.ndarray):
+    """(values for a DataFrame column, Spark type, the network's float32 inputs)."""
+    from pyspark.ml.linalg import Vectors, VectorUDT
+    from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType
+
+    if kind == "binary":
+        pixels = (np.abs(X) * 60).clip(0, 255).astype(np.uint8)
+        return [bytes(p) for p in pixels], BinaryType(), to_inputs(pixels)
+    if kind == "sparse":
+        Xs = np.where(np.abs(X) > 1.0, X, 0.0)  # about a third nonzero
+        return ([Vectors.sparse(N_IN, {j: float(v) for j, v in enumerate(x) if v}) for x in Xs], VectorUDT(),
+                Xs.astype(np.float32))
+    if kind == "dense":
+        return [Vectors.dense(x) for x in X], VectorUDT(), X.astype(np.float32)
+    element = FloatType() if kind == "array<float>" else DoubleType()
+    values = X.astype(np.float32) if kind == "array<float>" else X
+    return [list(map(float, x)) for x in values], ArrayType(element), X.astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "array<double>", "array<float>", "binary"])
+def test_each_input_type_scores_as_numpy(spark, kind):
+    from pyspark.sql.types import IntegerType, StructField, StructType
+
+    X, _ = blobs(257, seed=2)
+    values, spark_type, inputs = _inputs(kind, X)
+    df = spark.createDataFrame([(i, v) for i, v in enumerate(values)],
+                               StructType([StructField("id", IntegerType()), StructField("x", spark_type)]))
+    model = random_model().setFeaturesCol("x")
+    rows = sorted_rows(model.transform(df.repartition(3)), "id", "prediction", "probability", "rawPrediction")
+    logits = logits_of(model.parameters, inputs)
+    assert [r[0] for r in rows] == list(range(len(X)))
+    np.testing.assert_allclose(np.array([r[3].toArray() for r in rows]), logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.array([r[2].toArray() for r in rows]), softmax(logits), rtol=1e-5, atol=1e-7)
+    assert [r[1] for r in rows] == list(np.argmax(logits, axis=1).astype(float))
+
+
+def test_empty_output_columns_are_not_produced(spark, frames):
+    df = assembler().transform(frames["test"])
+    model = random_model().setProbabilityCol("").setRawPredictionCol("")
+    assert model.transform(df).columns == df.columns + ["prediction"]
+    assert model.setPredictionCol("").transform(df).columns == df.columns
+
+
+# --- transform's column errors ---
+
+def test_transform_errors_name_the_column(spark, frames):
+    df = assembler().transform(frames["test"])
+    model = random_model()
+    with pytest.raises(ValueError, match=r"featuresCol 'pixels': no such column; the DataFrame has \['id', 'label'"):
+        model.setFeaturesCol("pixels").transform(df)
+    with pytest.raises(ValueError, match="featuresCol 'label' has type bigint; expected a vector"):
+        model.setFeaturesCol("label").transform(df)
+    with pytest.raises(ValueError, match=r"output column\(s\) \['label'\] already exist"):
+        model.setFeaturesCol("features").setPredictionCol("label").transform(df)
+    narrow = assembler().setInputCols([f"f{j}" for j in range(5)]).transform(frames["test"])
+    with pytest.raises(ValueError, match="featuresCol 'features' holds vectors of 5 values .* expected 20"):
+        random_model().transform(narrow)  # known on the driver from the vectors' metadata
+
+
+def test_bad_vector_lengths_fail_on_the_executor_naming_the_column(spark):
+    rows = [(i, [0.5] * (N_IN if i != 7 else N_IN - 1)) for i in range(12)]
+    df = spark.createDataFrame(rows, "id int, feats array<double>")
+    with pytest.raises(Exception, match=r"'feats' at row \d+ has 19 values, expected 20"):
+        random_model().setFeaturesCol("feats").transform(df).collect()
+    images = spark.createDataFrame([(0, bytes(N_IN)), (1, bytes(N_IN + 3))], "id int, img binary")
+    with pytest.raises(Exception, match=r"featuresCol 'img': image at row \d+ has 23 bytes, expected 20"):
+        random_model().setFeaturesCol("img").transform(images).collect()
+
+
+# --- fit's column errors (raised by the staging) ---
+
+@needs_staging
+@pytest.mark.parametrize("case, message", [
+    ("missing", r"featuresCol 'nope': no such column"),
+    ("type", r"featuresCol 'name' has type string"),
+    ("mixed", r"featuresCol 'x' has a row of 19 values.*mixed length"),
+    ("null_label", r"labelCol 'label' has a null label"),
+    ("outside", r"labelCol 'label' has label 5.*outside the classes 0-2"),
+])
+def test_fit_column_errors(spark, case, message):
+    rows = [(i % N_CLASSES if case != "outside" or i != 4 else 5, [0.1 * i] * N_IN, "a") for i in range(20)]
+    if case == "mixed":
+        rows[6] = (0, [0.0] * (N_IN - 1), "a")
+    if case == "null_label":
+        rows[3] = (None, rows[3][1], "a")
+    df = spark.createDataFrame(rows, "label int, x array<double>, name string")
+    features = {"missing": "nope", "type": "name"}.get(case, "x")
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier(featuresCol=features, layers=LAYERS, maxIter=1).fit(df)
+
+
+# --- persistence ---
+
+def test_estimator_save_load(spark, tmp_path):
+    clf = MLPClassifier(layers=LAYERS, maxIter=3, stepSize=0.02, mode="sync", featuresCol="x",
+                        validationIndicatorCol="val")
+    path = str(tmp_path / "clf")
+    clf.save(path)
+    loaded = MLPClassifier.load(path)
+    assert loaded.uid == clf.uid
+    assert {p.name: v for p, v in loaded.extractParamMap().items()} == {p.name: v for p, v in clf.extractParamMap().items()}
+    assert loaded.isSet(loaded.layers) and not loaded.isSet(loaded.blockSize)  # set vs default kept apart
+    meta = json.loads((tmp_path / "clf" / "metadata").glob("part-*").__next__().read_text())
+    assert meta["class"] == "dist_mnist.ml.estimator.MLPClassifier" and meta["paramMap"]["layers"] == LAYERS
+    assert "maxIter" in meta["defaultParamMap"] and not (tmp_path / "clf" / "data").exists()
+    with pytest.raises(FileExistsError, match=r"clf: already exists \(use .write\(\).overwrite\(\)"):
+        clf.save(path)
+    clf.setMaxIter(9).write().overwrite().save(path)
+    assert MLPClassifier.load(path).getMaxIter() == 9
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clf"]  # no temporary directory left
+
+
+def test_model_save_load_identical(spark, frames, pipeline_model, tmp_path):
+    df = assembler().transform(frames["test"])
+    model = pipeline_model.stages[-1]
+    path = str(tmp_path / "model")
+    model.save(path)
+    assert sorted(p.name for p in (tmp_path / "model" / "data").glob("[!.]*")) == ["model.json", "model.npz", "summary.json"]
+    with np.load(tmp_path / "model" / "data" / "model.npz", allow_pickle=False) as z:
+        assert sorted(z.files) == ["W0", "W1", "b0", "b1"] and z["W0"].dtype == np.float32
+    loaded = MLPClassificationModel.load(path)
+    for k, v in model.parameters.items():
+        np.testing.assert_array_equal(loaded.parameters[k], v)
+    assert loaded.modelMeta == model.modelMeta and loaded.getLayers() == LAYERS
+    cols = ("id", "prediction", "probability", "rawPrediction")
+    assert sorted_rows(loaded.transform(df), *cols) == sorted_rows(model.transform(df), *cols)
+    assert loaded.summary == model.summary and loaded.summary.objectiveHistory == model.summary.objectiveHistory
+
+
+def test_model_without_summary_round_trips(spark, tmp_path):
+    model = random_model()
+    model.save(str(tmp_path / "m"))
+    loaded = MLPClassificationModel.load(str(tmp_path / "m"))
+    assert not loaded.hasSummary
+    with pytest.raises(RuntimeError, match="No training summary"):
+        loaded.summary
+    with pytest.raises(ValueError, match="holds a dist_mnist.ml.model.MLPClassificationModel, not a"):
+        MLPClassifier.load(str(tmp_path / "m"))
+    with pytest.raises(FileNotFoundError, match="no saved MLPClassificationModel here"):
+        MLPClassificationModel.load(str(tmp_path / "nothing"))
+
+
+def test_refuses_a_pickled_npz(spark, tmp_path):
+    random_model().save(str(tmp_path / "m"))
+    npz = tmp_path / "m" / "data" / "model.npz"
+    npz.unlink()
+    (npz.parent / ".model.npz.crc").unlink()  # Hadoop's local checksum of the real file
+    np.savez(npz, W0=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="model.npz: contains a pickled object array, refused"):
+        MLPClassificationModel.load(str(tmp_path / "m"))
+
+
+def test_pipeline_and_pipeline_model_save_load(spark, frames, pipeline_model, tmp_path):
+    from pyspark.ml import Pipeline, PipelineModel
+
+    pipeline = Pipeline(stages=[assembler(), MLPClassifier(layers=LAYERS, maxIter=2)])
+    pipeline.save(str(tmp_path / "pipeline"))
+    stages = Pipeline.load(str(tmp_path / "pipeline")).getStages()
+    assert isinstance(stages[1], MLPClassifier) and stages[1].getLayers() == LAYERS and stages[1].getMaxIter() == 2
+
+    pipeline_model.save(str(tmp_path / "fitted"))
+    loaded = PipelineModel.load(str(tmp_path / "fitted"))
+    assert isinstance(loaded.stages[1], MLPClassificationModel)
+    assert loaded.stages[1].summary == pipeline_model.stages[1].summary
+    cols = ("id", "prediction", "probability", "rawPrediction")
+    assert sorted_rows(loaded.transform(frames["test"]), *cols) == sorted_rows(pipeline_model.transform(frames["test"]), *cols)
