@@ -178,6 +178,12 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             return dataset
         udf = scoring.make_scoring_udf(self._broadcast_params(dataset.sparkSession.sparkContext), column, kind,
                                        self.numFeatures)
+        if '"type":"udt"' in dataset.schema.json():
+            # Spark 4.3 feeds an Arrow UDF whose child is columnar (a Parquet scan) through
+            # RowToColumnConverter, which fails on any vector column ("Unsupported data type
+            # UDT"; spark.sql.execution.arrow.pythonUDF.columnarInput.enabled). A Filter that
+            # keeps every row is a row-based operator the optimizer leaves in between.
+            dataset = dataset.where(F.col(column).isNull() | F.col(column).isNotNull())
         scored = F.col("__dist_mnist_scores")
         out = {"prediction": scored["prediction"], "probability": array_to_vector(scored["probability"]),
                "rawPrediction": array_to_vector(scored["rawPrediction"])}

@@ -189,6 +189,16 @@ def test_each_input_type_scores_as_numpy(spark, kind):
     assert [r[1] for r in rows] == list(np.argmax(logits, axis=1).astype(float))
 
 
+def test_vectors_read_from_parquet(spark, frames, tmp_path):
+    """A columnar scan with a vector column under the Arrow UDF (a Spark 4.3 pitfall)."""
+    assembler().transform(frames["test"]).write.parquet(str(tmp_path / "t"))
+    df = spark.read.parquet(str(tmp_path / "t"))
+    model = random_model()
+    rows = sorted_rows(model.transform(df), "id", "features", "prediction")
+    X = np.array([r[1].toArray() for r in rows], np.float32)
+    assert [r[2] for r in rows] == list(np.argmax(logits_of(model.parameters, X), axis=1).astype(float))
+
+
 def test_empty_output_columns_are_not_produced(spark, frames):
     df = assembler().transform(frames["test"])
     model = random_model().setProbabilityCol("").setRawPredictionCol("")
