@@ -75,10 +75,11 @@ class TrainingSummary:
 class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
     """A trained MLP: float32 parameters W0, b0, ..., model.json's metadata and the training summary."""
 
-    def __init__(self, params: Params | None = None, meta: dict | None = None,
+    def __init__(self, parameters: Params | None = None, meta: dict | None = None,
                  summary: TrainingSummary | None = None) -> None:
         super().__init__()
-        self._arrays = {k: np.asarray(v, np.float32) for k, v in (params or {}).items()}
+        # not `params` / `_params`: pyspark's Params uses those names for its Param list
+        self._arrays = {k: np.asarray(v, np.float32) for k, v in (parameters or {}).items()}
         self._meta = dict(meta or {})
         self._summary = summary
         self._broadcast = None
