@@ -107,7 +107,7 @@ def first_width(df, cols: Columns) -> int:
     return int(row["n"])
 
 
-def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int):
+def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int):
     """The rows in our layout, in a seeded random order; a bad row raises an error naming the column."""
     from pyspark.sql import functions as F
 
@@ -139,8 +139,10 @@ def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int)
                    .otherwise(v).alias("_test"))
     # the order: a seeded hash of each row's values, so it depends on neither the input's
     # order nor its partitioning nor the features' type (equal rows are interchangeable)
+    # (hash partitioning into `partitions`, then a sort within each: one shuffle, no sampling pass)
     key = F.xxhash64(F.lit(seed), *out).alias("_order")
-    return df.select(*out, key).orderBy(*(["_test"] if cols.validation else []), "_order").drop("_order")
+    order = [*(["_test"] if cols.validation else []), "_order"]
+    return (df.select(*out, key).repartition(partitions, "_order").sortWithinPartitions(*order).drop("_order"))
 
 
 def _hadoop_fs(spark, path: str):
@@ -161,9 +163,9 @@ def _spark_error(e: Exception) -> Exception:
     return e
 
 
-def stage(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, out: str) -> None:
+def stage(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int, out: str) -> None:
     """Write the staged rows under `out`: out/train (and out/test where validation rows are flagged)."""
-    writer = staged_frame(df, cols, n_in, n_classes, seed).write.mode("errorifexists")
+    writer = staged_frame(df, cols, n_in, n_classes, seed, partitions).write.mode("errorifexists")
     try:
         if cols.validation is None:
             writer.parquet(f"{out}/train")
@@ -213,7 +215,7 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
     layers: the full layer sizes [n_in, hidden..., n_out] (checked against the data), or None
     for [n_in, 1000, n_classes] with n_in from the features and n_classes = the largest label + 1.
     """
-    from dist_mnist.spark.trainer import train
+    from dist_mnist.spark.trainer import resolve, train
 
     spark = dataset.sparkSession
     log = log or (lambda *_: None)
@@ -230,7 +232,9 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
     run_parent = Path(tempfile.mkdtemp(prefix="dist-mnist-fit-"))
     fs, staged_path = _hadoop_fs(spark, staged)
     try:
-        stage(dataset, cols, n_in, int(layers[-1]) if layers else None, config.seed, staged)
+        # as many staged partitions as workers: the order depends on W (as the model does), not the cluster
+        config = resolve(config, spark.sparkContext.defaultParallelism)
+        stage(dataset, cols, n_in, int(layers[-1]) if layers else None, config.seed, config.workers, staged)
         if not fs.exists(_hadoop_fs(spark, f"{staged}/train")[1]):
             raise ValueError(f"the DataFrame has no training rows"
                              f"{f' (every row has {validation_col!r} true)' if validation_col else ''}")
