@@ -120,6 +120,72 @@ def scaling_block(sb: dict) -> str:
     return "\n".join(lines)
 
 
+def load_text(values: list[float] | None) -> str:
+    """A load average triple as its 1-minute figure, or a dash."""
+    return "-" if not values else f"{values[0]:.2f}"
+
+
+def mllib_block(m: dict, speed: dict | None) -> str:
+    mach = m["machine"]
+    lines = [f"Measured {m['date']} with `{m['command']}` ({mach['cores']} cores, {mach.get('cpu') or 'CPU unknown'}; "
+             f"Spark {m['versions']['spark']}, master {m['settings']['master']}, BLAS {m.get('blas', 'unknown')}), "
+             "one fit a process, one process after another:", "",
+             "| maxIter | L-BFGS iterations | wall s (whole process) | fit s | data preparation s | test accuracy "
+             "| load (1 min) before, after |",
+             "|---:|---:|---:|---:|---:|---:|---|"]
+    for r in m["rows"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['max_iter']} | failed: {r['error']} | {r['wall_seconds']:.1f} | | | | |")
+            continue
+        lines.append(f"| {r['max_iter']} | {r['iterations']} | {r['wall_seconds']:.1f} | {r['fit_seconds']:.1f} | "
+                     f"{r['prep_seconds']:.1f} | {pct(r['test_accuracy'])} | "
+                     f"{load_text(r['loadavg_before'])}, {load_text(r['loadavg_after'])} |")
+    lines += ["", f"- Schedule ended: {m.get('stopped') or 'still running'}."]
+    lines += [f"- {note}" for note in m.get("notes", [])]
+    default = ((speed or {}).get("results") or {}).get("default")
+    if default and default.get("status") == "ok":
+        lines.append(f"- For scale: dist-mnist's default run (the speed table above, {speed['date']}) is "
+                     f"{default['process_seconds']:.1f} s whole process to {pct(default['accuracy'])}.")
+    return "\n".join(lines)
+
+
+def mb(n: int | None) -> str:
+    return "-" if not n else f"{n / 1e6:.1f}"
+
+
+def memory_block(mem: dict) -> str:
+    data = mem["data_uint8_bytes"]
+    x = lambda n: f"{mb(n)} ({n / data:.2f}x)"  # noqa: E731
+    lines = [f"Measured {mem['date']} with `{mem['command']}` ({mem['machine']['cores']} cores): each run trains "
+             f"{mem['epochs']} epochs (memory peaks in the first rounds) while /proc/PID/smaps_rollup of every process "
+             f"under the spark-submit is read every {mem['sample_seconds']} s. MB are 10^6 bytes; the data is "
+             f"{mb(data)} MB (train + test, uint8 pixels and labels); (x) is against it. Peaks of the sum over a kind's "
+             "processes at one instant; PSS counts a shared page once over all processes, RSS in each.", "",
+             "| W | master | Python workers: PSS, sum | one worker: RSS, PSS | pyspark.daemon: PSS "
+             "| JVM (gateway and executor): RSS, PSS | driver Python: RSS, PSS | whole tree: PSS "
+             "| what the trainer reports: shard PSS; driver RSS |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in mem["runs"]:
+        if r["returncode"] != 0:
+            lines.append(f"| {r['workers']} | {r['master']} | failed: {r.get('error', '')} | | | | | | |")
+            continue
+        k = r["kinds"]
+        one = lambda kind: k.get(kind, {}).get("peak_one_process", {})  # noqa: E731
+        total = lambda kind: k.get(kind, {}).get("peak_sum", {})  # noqa: E731
+        workers = total("python_worker")
+        own = r.get("trainer_reports", {})
+        lines.append(
+            f"| {r['workers']} | {r['master']} | {x(workers.get('Pss', 0))} over {workers.get('processes', 0)} "
+            f"| {mb(one('python_worker').get('Rss'))}, {mb(one('python_worker').get('Pss'))} "
+            f"| {mb(total('python_daemon').get('Pss'))} "
+            f"| {mb(one('jvm').get('Rss'))}, {x(one('jvm').get('Pss', 0))} "
+            f"| {mb(one('driver_python').get('Rss'))}, {mb(one('driver_python').get('Pss'))} "
+            f"| {x(r['peak_total_pss']['Pss'])} "
+            f"| {mb(own.get('shard_memory_bytes'))}; {mb(own.get('driver_peak_rss_bytes'))} |")
+    lines += [""] + [f"- {note}" for note in mem.get("notes", [])]
+    return "\n".join(lines)
+
+
 def plot_workers(w: dict, scale: dict | None) -> None:
     import matplotlib
 
@@ -169,6 +235,11 @@ def main() -> None:
         targets["docs/scaling.md"].append(("rounds", rounds_block(rounds)))
     if scale:
         targets["docs/scaling.md"].append(("scaling-barrier", scaling_block(scale)))
+    mllib, memory = load("mllib.json"), load("memory.json")
+    if mllib:
+        targets["README.md"].append(("mllib", mllib_block(mllib, speed)))
+    if memory:
+        targets["README.md"].append(("memory", memory_block(memory)))
     for rel, blocks in targets.items():
         for name, body in blocks:
             replace_block(REPO / rel, name, body)
