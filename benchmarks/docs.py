@@ -156,33 +156,43 @@ def mb(n: int | None) -> str:
 def memory_block(mem: dict) -> str:
     data = mem["data_uint8_bytes"]
     x = lambda n: f"{mb(n)} ({n / data:.2f}x)"  # noqa: E731
-    lines = [f"Measured {mem['date']} with `{mem['command']}` ({mem['machine']['cores']} cores): each run trains "
-             f"{mem['epochs']} epochs (memory peaks in the first rounds) while /proc/PID/smaps_rollup of every process "
-             f"under the spark-submit is read every {mem['sample_seconds']} s. MB are 10^6 bytes; the data is "
+    lines = [f"Measured {mem['date']} with `{mem['command']}` ({mem['machine']['cores']} cores): while each run "
+             f"trains, /proc/PID/smaps_rollup of every process under its spark-submit is read every "
+             f"{mem['sample_seconds']} s; the kernel peak is /proc/PID/status VmHWM. MB are 10^6 bytes; the data is "
              f"{mb(data)} MB (train + test, uint8 pixels and labels); (x) is against it. Peaks of the sum over a kind's "
              "processes at one instant; PSS counts a shared page once over all processes, RSS in each.", "",
-             "| W | master | Python workers: PSS, sum | one worker: RSS, PSS | pyspark.daemon: PSS "
-             "| JVM (gateway and executor): RSS, PSS | driver Python: RSS, PSS | whole tree: PSS "
-             "| what the trainer reports: shard PSS; driver RSS |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| W | epochs | master | Python workers: PSS, sum | one worker: RSS (kernel peak), PSS | pyspark.daemon: PSS "
+             "| JVM (gateway and executor): RSS (kernel peak), PSS | driver Python: RSS (kernel peak), PSS "
+             "| whole tree: PSS | what the trainer reports: shard PSS; driver RSS |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in mem["runs"]:
         if r["returncode"] != 0:
-            lines.append(f"| {r['workers']} | {r['master']} | failed: {r.get('error', '')} | | | | | | |")
+            lines.append(f"| {r['workers']} | {r['epochs']} | {r['master']} | failed: {r.get('error', '')} | | | | | | |")
             continue
         k = r["kinds"]
-        one = lambda kind: k.get(kind, {}).get("peak_one_process", {})  # noqa: E731
         total = lambda kind: k.get(kind, {}).get("peak_sum", {})  # noqa: E731
+
+        def one(kind: str, pss=mb) -> str:
+            o = k.get(kind, {}).get("peak_one_process", {})
+            return f"{mb(o.get('Rss'))} ({mb(o.get('VmHWM'))}), {pss(o.get('Pss', 0))}"
+
         workers = total("python_worker")
         own = r.get("trainer_reports", {})
         lines.append(
-            f"| {r['workers']} | {r['master']} | {x(workers.get('Pss', 0))} over {workers.get('processes', 0)} "
-            f"| {mb(one('python_worker').get('Rss'))}, {mb(one('python_worker').get('Pss'))} "
-            f"| {mb(total('python_daemon').get('Pss'))} "
-            f"| {mb(one('jvm').get('Rss'))}, {x(one('jvm').get('Pss', 0))} "
-            f"| {mb(one('driver_python').get('Rss'))}, {mb(one('driver_python').get('Pss'))} "
-            f"| {x(r['peak_total_pss']['Pss'])} "
+            f"| {r['workers']} | {r['epochs']} | {r['master']} | {x(workers.get('Pss', 0))} over {workers.get('processes', 0)} "
+            f"| {one('python_worker')} | {mb(total('python_daemon').get('Pss'))} | {one('jvm', x)} "
+            f"| {one('driver_python')} | {x(r['peak_total_pss']['Pss'])} "
             f"| {mb(own.get('shard_memory_bytes'))}; {mb(own.get('driver_peak_rss_bytes'))} |")
     lines += [""] + [f"- {note}" for note in mem.get("notes", [])]
+    ok = [r for r in mem["runs"] if r["returncode"] == 0]
+    for long in ok:  # a longer run of the same W checks that the short runs caught the peaks
+        short = min((r for r in ok if r["workers"] == long["workers"] and r["epochs"] < long["epochs"]),
+                    key=lambda r: r["epochs"], default=None)
+        if short:
+            change = lambda f: 100 * (f(long) / f(short) - 1)  # noqa: E731
+            lines.append(f"- W = {long['workers']} for {long['epochs']} epochs against {short['epochs']}: whole tree PSS "
+                         f"{change(lambda r: r['peak_total_pss']['Pss']):+.1f}%, Python workers' PSS "
+                         f"{change(lambda r: r['kinds']['python_worker']['peak_sum']['Pss']):+.1f}%.")
     return "\n".join(lines)
 
 

@@ -16,8 +16,9 @@ spark-submit and keeps the peaks of RSS and PSS for each kind of process:
 PSS (proportional set size) divides each shared page among the processes that map it, so PSS
 summed over processes counts every page once: the shard file mapped by several workers, and
 the pages a worker shares with the daemon it was forked from. RSS counts shared pages in full.
-Everything is set against the data size: train + test images and labels as uint8. Memory is
-reached in the first rounds, so a short run (2 epochs by default) is enough. Writes
+Everything is set against the data size: train + test images and labels as uint8. Runs are
+short (2 epochs) because the peaks come with the first rounds and evaluations; the default
+list also runs W = 2 for the tutorial's 15 epochs (`2:15`) to check that claim. Writes
 OUT/memory.json.
 
     python benchmarks/memory.py --data DATA --out benchmarks/results      # ~3 min on 2 cores
@@ -46,18 +47,21 @@ BYTES_PER_ROW = 784 + 1  # uint8 pixels + uint8 label
 
 
 def read_rollup(pid: int) -> dict[str, int] | None:
-    """RSS and PSS fields of one process in bytes, or None if it is gone or not readable."""
+    """RSS and PSS fields of one process in bytes, plus VmHWM, or None if it is gone or not readable."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             lines = f.read().splitlines()
+        with open(f"/proc/{pid}/status") as f:
+            # VmHWM: the kernel's peak RSS of the process, which catches peaks between two samples
+            lines += [line for line in f.read().splitlines() if line.startswith("VmHWM:")]
     except OSError:
         return None
     out = {}
     for line in lines:
         key, _, rest = line.partition(":")
-        if key in FIELDS:
+        if key in FIELDS or key == "VmHWM":
             out[key] = int(rest.split()[0]) * 1024
-    return out or None
+    return out if "Rss" in out else None
 
 
 def process_table() -> dict[int, tuple[int, list[str]]]:
@@ -97,7 +101,7 @@ def classify(argv: list[str], parent_argv: list[str]) -> str:
     text = " ".join(argv)
     if "org.apache.spark.launcher.Main" in text:
         return "launcher"  # spark-class runs it once to build the real java command line
-    if argv and (os.path.basename(argv[0]) == "java" or "org.apache.spark.deploy.SparkSubmit" in text):
+    if argv and os.path.basename(argv[0]) == "java":
         return "jvm"
     if "pyspark.daemon" in text:  # the daemon forks the workers, which keep its command line
         return "python_worker" if "pyspark.daemon" in " ".join(parent_argv) else "python_daemon"
@@ -119,7 +123,7 @@ class Sampler(threading.Thread):
         self.sample_ms: list[float] = []
         # per kind: the peak of the sum over its processes at one instant, and the largest single process
         self.peak_sum = {k: {"Rss": 0, "Pss": 0, "processes": 0, "at_seconds": None} for k in KINDS}
-        self.peak_one = {k: {f: 0 for f in FIELDS} for k in KINDS}
+        self.peak_one = {k: {f: 0 for f in (*FIELDS, "VmHWM")} for k in KINDS}
         self.peak_total_pss = {"Pss": 0, "at_seconds": None}
         self.seen: dict[str, set[int]] = {k: set() for k in KINDS}
 
@@ -140,7 +144,7 @@ class Sampler(threading.Thread):
             if mem is None:
                 continue
             self.seen[kind].add(pid)
-            for f in FIELDS:
+            for f in self.peak_one[kind]:
                 self.peak_one[kind][f] = max(self.peak_one[kind][f], mem.get(f, 0))
             sums[kind]["Rss"] += mem.get("Rss", 0)
             sums[kind]["Pss"] += mem.get("Pss", 0)
@@ -176,13 +180,13 @@ def data_bytes(data: Path) -> int:
         raise SystemExit(f"memory.py: cannot read the row counts from {meta_path}: {e}") from e
 
 
-def run_once(args, workers: int, scratch: Path, env: dict) -> dict:
+def run_once(args, workers: int, epochs: int, scratch: Path, env: dict) -> dict:
     """One training run under the sampler; its peaks, exit status and the trainer's own figures."""
     master = f"local[{max(2, workers)}]"
-    run_dir = scratch / f"run-W{workers}"
+    run_dir = scratch / f"run-W{workers}-E{epochs}"
     cmd = [str(Path(PY).parent / "spark-submit"), "--master", master, "jobs/train.py", "--data", str(args.data),
-           "--out", str(run_dir), "--overwrite", "--set", f"workers={workers}", "--set", f"epochs={args.epochs}"]
-    log = scratch / f"train-W{workers}.log"
+           "--out", str(run_dir), "--overwrite", "--set", f"workers={workers}", "--set", f"epochs={epochs}"]
+    log = scratch / f"train-W{workers}-E{epochs}.log"
     before = loadavg()
     t0 = time.perf_counter()
     with open(log, "w") as f:
@@ -191,8 +195,9 @@ def run_once(args, workers: int, scratch: Path, env: dict) -> dict:
         sampler.start()
         rc = proc.wait()
         peaks = sampler.stop()
-    row = {"workers": workers, "master": master, "returncode": rc, "wall_seconds": round(time.perf_counter() - t0, 2),
-           "loadavg_before": before, "loadavg_after": loadavg(), **peaks,
+    row = {"workers": workers, "epochs": epochs, "master": master, "returncode": rc,
+           "wall_seconds": round(time.perf_counter() - t0, 2), "loadavg_before": before, "loadavg_after": loadavg(),
+           **peaks,
            "command": " ".join(["spark-submit", *cmd[1:]]).replace(str(run_dir), "RUN")}
     if rc != 0:
         row["error"] = " | ".join(log.read_text().strip().splitlines()[-3:])
@@ -211,14 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="dist-mnist's Parquet DATA (with metadata.json)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    p.add_argument("--workers", default="1,2,4", help="comma-separated W values")
-    p.add_argument("--epochs", type=int, default=2, help="a short run: memory peaks in the first rounds")
+    p.add_argument("--runs", default="1,2,4,2:15", help="comma-separated W or W:EPOCHS (default epochs: --epochs)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs of a run that names none")
     args = p.parse_args(argv)
+    try:
+        runs = [(int(w), int(e or args.epochs)) for w, _, e in (r.partition(":") for r in args.runs.split(","))]
+    except ValueError:
+        p.error(f"--runs must be W or W:EPOCHS, comma-separated, got {args.runs!r}")
     args.data = args.data.resolve()
-    doc = {**provenance("memory.py", argv), "data_uint8_bytes": data_bytes(args.data), "epochs": args.epochs,
+    doc = {**provenance("memory.py", argv), "data_uint8_bytes": data_bytes(args.data),
            "sample_seconds": SAMPLE_SECONDS, "runs": [],
            "notes": ["local mode: the spark-submit JVM is both the py4j gateway and the executor.",
-                     f"{args.epochs} epochs a run: memory is reached in the first rounds.",
                      "PSS sums count a shared page once; RSS sums count it in every process that maps it."]}
     env = {**os.environ, "PYSPARK_PYTHON": PY, "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf")),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -227,10 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     from dist_mnist.artifacts import atomic_write_json
 
     with tempfile.TemporaryDirectory(prefix="dist-mnist-memory-") as tmp:
-        for w in (int(x) for x in args.workers.split(",")):
-            row = run_once(args, w, Path(tmp), env)
+        for w, e in runs:
+            row = run_once(args, w, e, Path(tmp), env)
             doc["runs"].append(row)
-            print(json.dumps({k: row[k] for k in ("workers", "master", "returncode", "wall_seconds")}), flush=True)
+            print(json.dumps({k: row[k] for k in ("workers", "epochs", "master", "returncode", "wall_seconds")}),
+                  flush=True)
             doc["loadavg_after"] = loadavg()
             atomic_write_json(out, doc)
     print(f"wrote {out}")

@@ -31,6 +31,7 @@ DAEMON = ["/venv/bin/python", "-m", "pyspark.daemon", "pyspark.worker"]
     (["/venv/bin/python", "-m", "pyspark.worker"], JAVA, "python_worker"),
     (["/venv/bin/python3", "jobs/train.py", "--data", "d"], JAVA, "driver_python"),
     (["bash", "/venv/bin/spark-submit", "jobs/train.py"], [], "other"),
+    (["bash", "/venv/pyspark/bin/spark-class", "org.apache.spark.deploy.SparkSubmit", "jobs/train.py"], [], "other"),
 ])
 def test_classify(argv, parent, kind):
     assert memory.classify(argv, parent) == kind
@@ -78,4 +79,22 @@ def test_sampler_sees_the_memory_a_process_tree_touches():
     assert python["processes_seen"] == 2 and peaks["samples"] >= 3
     assert 180e6 <= python["peak_sum"]["Pss"] <= 180e6 + 60e6  # the touched bytes plus two interpreters
     assert 120e6 <= python["peak_one_process"]["Rss"] <= 120e6 + 30e6
+    assert python["peak_one_process"]["VmHWM"] >= python["peak_one_process"]["Rss"]
     assert peaks["peak_total_pss"]["Pss"] == python["peak_sum"]["Pss"]
+
+
+def test_a_peak_between_samples_shows_in_vmhwm():
+    # 150 MB touched and freed before the sampler starts: RSS never shows it, the kernel's high-water mark does
+    code = ("import time; b = bytearray(150_000_000); b[::4096] = b'\\x01' * len(b[::4096]); del b; "
+            "print('ready', flush=True); time.sleep(30)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        sampler = memory.Sampler(proc.pid, interval=0.05)
+        sampler.start()
+        time.sleep(0.3)
+        one = sampler.stop()["kinds"]["driver_python"]["peak_one_process"]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert one["Rss"] < 100e6 <= 150e6 <= one["VmHWM"]
