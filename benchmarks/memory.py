@@ -171,13 +171,13 @@ class Sampler(threading.Thread):
 
 
 def data_bytes(data: Path) -> int:
-    """uint8 size of train + test: 784 pixel bytes and one label byte a row, from DATA/metadata.json."""
-    meta_path = data / "metadata.json"
-    try:
-        splits = json.loads(meta_path.read_text())["splits"]
-        return sum(splits[s]["rows"] for s in ("train", "test")) * BYTES_PER_ROW
-    except (OSError, KeyError, ValueError) as e:
-        raise SystemExit(f"memory.py: cannot read the row counts from {meta_path}: {e}") from e
+    """uint8 size of train + test: 784 pixel bytes and one label byte a row, rows from the Parquet footers."""
+    import pyarrow.parquet as pq
+
+    files = sorted(data.glob("train/*.parquet")) + sorted(data.glob("test/*.parquet"))
+    if not files:
+        raise SystemExit(f"memory.py: no Parquet files under {data}/train or {data}/test")
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files) * BYTES_PER_ROW
 
 
 def run_once(args, workers: int, epochs: int, scratch: Path, env: dict) -> dict:
@@ -214,7 +214,7 @@ def run_once(args, workers: int, epochs: int, scratch: Path, env: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True, help="dist-mnist's Parquet DATA (with metadata.json)")
+    p.add_argument("--data", type=Path, required=True, help="dist-mnist's Parquet DATA (train/ and test/)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--runs", default="1,2,4,2:15", help="comma-separated W or W:EPOCHS (default epochs: --epochs)")
     p.add_argument("--epochs", type=int, default=2, help="epochs of a run that names none")
