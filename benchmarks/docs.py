@@ -142,6 +142,10 @@ def mllib_block(m: dict, speed: dict | None) -> str:
                      f"{load_text(r['loadavg_before'])}, {load_text(r['loadavg_after'])} |")
     lines += ["", f"- Schedule ended: {m.get('stopped') or 'still running'}."]
     lines += [f"- {note}" for note in m.get("notes", [])]
+    busiest = max((x[0] for r in m["rows"] for x in (r["loadavg_before"], r["loadavg_after"])), default=0.0)
+    if busiest > mach["cores"]:
+        lines.append(f"- The 1-minute load average reached {busiest:.2f} on {mach['cores']} cores during these fits: "
+                     "other work shared the machine, so their times are longer than on an idle one.")
     default = ((speed or {}).get("results") or {}).get("default")
     if default and default.get("status") == "ok":
         lines.append(f"- For scale: dist-mnist's default run (the speed table above, {speed['date']}) is "
