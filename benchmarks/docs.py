@@ -94,7 +94,7 @@ def rounds_block(b: dict) -> str:
         f"{b['workers']} workers and back, no compute.", "",
         "| transport | median | p90 | min | rounds |", "|---|---:|---:|---:|---:|",
         *[f"| {name} | {b[key]['median_ms']:.1f} ms | {b[key]['p90_ms']:.1f} ms | {b[key]['min_ms']:.1f} ms | "
-          f"{b[key]['rounds']} |" for name, key in (("persistent barrier stage + Arrow Flight", "barrier"),
+          f"{b[key]['rounds']} |" for name, key in (("persistent barrier stage + ZeroMQ", "barrier"),
                                                     ("one Spark job a round", "jobs"))],
         "", f"Ratio barrier / Spark job: **{b['ratio_barrier_to_jobs']:.3f}x**."])
 
