@@ -94,7 +94,7 @@ def rounds_block(b: dict) -> str:
         f"{b['workers']} workers and back, no compute.", "",
         "| transport | median | p90 | min | rounds |", "|---|---:|---:|---:|---:|",
         *[f"| {name} | {b[key]['median_ms']:.1f} ms | {b[key]['p90_ms']:.1f} ms | {b[key]['min_ms']:.1f} ms | "
-          f"{b[key]['rounds']} |" for name, key in (("persistent barrier stage + Arrow Flight", "barrier"),
+          f"{b[key]['rounds']} |" for name, key in (("persistent barrier stage + ZeroMQ", "barrier"),
                                                     ("one Spark job a round", "jobs"))],
         "", f"Ratio barrier / Spark job: **{b['ratio_barrier_to_jobs']:.3f}x**."])
 
@@ -117,6 +117,86 @@ def scaling_block(sb: dict) -> str:
     for p in sb["predictions"]:
         lines.append(f"| {p['W']} | {1000 * p['barrier_round_s']:.0f} ms | {1000 * p['jobs_round_s']:.0f} ms | "
                      f"{p['epoch_barrier_s']:.2f} s | {p['epoch_jobs_s']:.2f} s |")
+    return "\n".join(lines)
+
+
+def load_text(values: list[float] | None) -> str:
+    """A load average triple as its 1-minute figure, or a dash."""
+    return "-" if not values else f"{values[0]:.2f}"
+
+
+def mllib_block(m: dict, speed: dict | None) -> str:
+    mach = m["machine"]
+    lines = [f"Measured {m['date']} with `{m['command']}` ({mach['cores']} cores, {mach.get('cpu') or 'CPU unknown'}; "
+             f"Spark {m['versions']['spark']}, master {m['settings']['master']}, BLAS {m.get('blas', 'unknown')}), "
+             "one fit a process, one process after another:", "",
+             "| maxIter | L-BFGS iterations | wall s (whole process) | fit s | data preparation s | test accuracy "
+             "| load (1 min) before, after |",
+             "|---:|---:|---:|---:|---:|---:|---|"]
+    for r in m["rows"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['max_iter']} | failed: {r['error']} | {r['wall_seconds']:.1f} | | | | |")
+            continue
+        lines.append(f"| {r['max_iter']} | {r['iterations']} | {r['wall_seconds']:.1f} | {r['fit_seconds']:.1f} | "
+                     f"{r['prep_seconds']:.1f} | {pct(r['test_accuracy'])} | "
+                     f"{load_text(r['loadavg_before'])}, {load_text(r['loadavg_after'])} |")
+    lines += ["", f"- Schedule ended: {m.get('stopped') or 'still running'}."]
+    lines += [f"- {note}" for note in m.get("notes", [])]
+    busiest = max((x[0] for r in m["rows"] for x in (r["loadavg_before"], r["loadavg_after"])), default=0.0)
+    if busiest > mach["cores"]:
+        lines.append(f"- The 1-minute load average reached {busiest:.2f} on {mach['cores']} cores during these fits: "
+                     "other work shared the machine, so their times are longer than on an idle one.")
+    default = ((speed or {}).get("results") or {}).get("default")
+    if default and default.get("status") == "ok":
+        lines.append(f"- For scale: dist-mnist's default run (the speed table above, {speed['date']}) is "
+                     f"{default['process_seconds']:.1f} s whole process to {pct(default['accuracy'])}.")
+    return "\n".join(lines)
+
+
+def mb(n: int | None) -> str:
+    return "-" if not n else f"{n / 1e6:.1f}"
+
+
+def memory_block(mem: dict) -> str:
+    data = mem["data_uint8_bytes"]
+    x = lambda n: f"{mb(n)} ({n / data:.2f}x)"  # noqa: E731
+    lines = [f"Measured {mem['date']} with `{mem['command']}` ({mem['machine']['cores']} cores): while each run "
+             f"trains, /proc/PID/smaps_rollup of every process under its spark-submit is read every "
+             f"{mem['sample_seconds']} s; the kernel peak is /proc/PID/status VmHWM. MB are 10^6 bytes; the data is "
+             f"{mb(data)} MB (train + test, uint8 pixels and labels); (x) is against it. Peaks of the sum over a kind's "
+             "processes at one instant; PSS counts a shared page once over all processes, RSS in each.", "",
+             "| W | epochs | master | Python workers: PSS, sum | one worker: RSS (kernel peak), PSS | pyspark.daemon: PSS "
+             "| JVM (gateway and executor): RSS (kernel peak), PSS | driver Python: RSS (kernel peak), PSS "
+             "| whole tree: PSS | what the trainer reports: shard PSS; driver RSS |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in mem["runs"]:
+        if r["returncode"] != 0:
+            lines.append(f"| {r['workers']} | {r['epochs']} | {r['master']} | failed: {r.get('error', '')} | | | | | | |")
+            continue
+        k = r["kinds"]
+        total = lambda kind: k.get(kind, {}).get("peak_sum", {})  # noqa: E731
+
+        def one(kind: str, pss=mb) -> str:
+            o = k.get(kind, {}).get("peak_one_process", {})
+            return f"{mb(o.get('Rss'))} ({mb(o.get('VmHWM'))}), {pss(o.get('Pss', 0))}"
+
+        workers = total("python_worker")
+        own = r.get("trainer_reports", {})
+        lines.append(
+            f"| {r['workers']} | {r['epochs']} | {r['master']} | {x(workers.get('Pss', 0))} over {workers.get('processes', 0)} "
+            f"| {one('python_worker')} | {mb(total('python_daemon').get('Pss'))} | {one('jvm', x)} "
+            f"| {one('driver_python')} | {x(r['peak_total_pss']['Pss'])} "
+            f"| {mb(own.get('shard_memory_bytes'))}; {mb(own.get('driver_peak_rss_bytes'))} |")
+    lines += [""] + [f"- {note}" for note in mem.get("notes", [])]
+    ok = [r for r in mem["runs"] if r["returncode"] == 0]
+    for long in ok:  # a longer run of the same W checks that the short runs caught the peaks
+        short = min((r for r in ok if r["workers"] == long["workers"] and r["epochs"] < long["epochs"]),
+                    key=lambda r: r["epochs"], default=None)
+        if short:
+            change = lambda f: 100 * (f(long) / f(short) - 1)  # noqa: E731
+            lines.append(f"- W = {long['workers']} for {long['epochs']} epochs against {short['epochs']}: whole tree PSS "
+                         f"{change(lambda r: r['peak_total_pss']['Pss']):+.1f}%, Python workers' PSS "
+                         f"{change(lambda r: r['kinds']['python_worker']['peak_sum']['Pss']):+.1f}%.")
     return "\n".join(lines)
 
 
@@ -169,6 +249,11 @@ def main() -> None:
         targets["docs/scaling.md"].append(("rounds", rounds_block(rounds)))
     if scale:
         targets["docs/scaling.md"].append(("scaling-barrier", scaling_block(scale)))
+    mllib, memory = load("mllib.json"), load("memory.json")
+    if mllib:
+        targets["README.md"].append(("mllib", mllib_block(mllib, speed)))
+    if memory:
+        targets["README.md"].append(("memory", memory_block(memory)))
     for rel, blocks in targets.items():
         for name, body in blocks:
             replace_block(REPO / rel, name, body)

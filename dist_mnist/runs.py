@@ -99,11 +99,14 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
     breakdown["overhead_ms"] = {"median": float(np.median(overhead)) if overhead else 0.0,
                                 "first_round": overhead[0] if overhead else 0.0,
                                 "median_after_first": float(np.median(overhead[1:])) if overhead[1:] else 0.0}
-    # PSS of the shard mappings summed over the Python workers of the last round, and the
-    # uint8 size of the data they hold (train + test), for the memory target
+    # PSS of the shard file mappings summed over the Python workers of the last round, and the
+    # uint8 size of the data they hold (train + test). Only the mapped files: it can never exceed
+    # them. What the workers hold in all (Arrow buffers, float copies, NumPy) is measured from
+    # outside by benchmarks/memory.py.
     breakdown["shard_memory_bytes"] = timings.get("shard_bytes", 0)
     breakdown["data_uint8_bytes"] = timings.get("data_bytes", 0)
-    # the driver's peak RSS: it grows with the parameters, never with the data
+    # the driver's Python process only (RUSAGE_SELF): the JVM it talks to is a separate process,
+    # measured by benchmarks/memory.py
     breakdown["driver_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     final_public = {k: final[k] for k in ("examples", "accuracy", "precision", "recall", "f1")} if final else None
     hidden = len(config.layer_sizes) - 2

@@ -159,7 +159,7 @@ def read_segments(segments, n_classes: int = 10, n_in: int = N_PIXELS) -> tuple[
                     groups.append(g)
                     first = at if first is None else first
                 at += n
-            table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+            table = pf.read_row_groups(groups, use_threads=False) if groups else pf.schema_arrow.empty_table()
         except (pa.ArrowInvalid, OSError) as e:
             raise ValueError(f"{path}: cannot be read as Parquet ({e})") from None
         if groups:
@@ -169,6 +169,8 @@ def read_segments(segments, n_classes: int = 10, n_in: int = N_PIXELS) -> tuple[
         labels.append(y)
     if not images:
         return np.empty((0, n_in), np.uint8), np.empty(0, label_dtype(n_classes))
+    if len(images) == 1:  # views on the Arrow buffers: no copy
+        return images[0], labels[0]
     return np.concatenate(images), np.concatenate(labels)
 
 

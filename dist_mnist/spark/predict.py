@@ -1,5 +1,8 @@
 """Scoring at scale: a trained model's predictions for a Parquet dataset, written as Parquet.
 
+The dataset has our layout's features: a binary `image` column (n_in bytes a row, divided by
+255) or an array<float|double> `features` column (n_in values a row, as given).
+
 The forward pass runs on the executors, vectorised per Arrow batch (`mapInArrow`); the
 parameters ship once per task in a broadcast. The output keeps every input column and adds
 `prediction` (double) and `probability` (array<float>, one entry per class). It is written to
@@ -13,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from dist_mnist.artifacts import load_model
-from dist_mnist.data.parquet import images_of
-from dist_mnist.nn.model import logits_of, softmax, to_inputs
+from dist_mnist.data.parquet import features_of, images_of
+from dist_mnist.nn.model import layer_sizes_of, logits_of, softmax, to_inputs
 from dist_mnist.spark import hadoopfs
 
 
@@ -23,14 +26,15 @@ def probabilities(params, images: np.ndarray) -> np.ndarray:
     return softmax(logits_of(params, to_inputs(images)))
 
 
-def make_batch_fn(bc, where: str):
+def make_batch_fn(bc, where: str, column: str, n_in: int):
     """mapInArrow's function: each batch with `prediction` and `probability` appended."""
+    rows_of = images_of if column == "image" else features_of
 
     def run(batches):
         import pyarrow as pa
 
         for batch in batches:
-            probs = probabilities(bc.value, images_of(batch.column("image"), where))  # (n, C)
+            probs = probabilities(bc.value, rows_of(batch.column(column), where, n_in=n_in))  # (n, C)
             n, C = probs.shape
             probability = pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), C).cast(pa.list_(pa.float32()))
             prediction = pa.array(probs.argmax(axis=1).astype(np.float64))
@@ -51,9 +55,16 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
         df = spark.read.parquet(data)
     except Exception as e:  # noqa: BLE001 - Spark's AnalysisException names the path
         raise ValueError(f"{data}: cannot be read as Parquet ({str(e).splitlines()[0]})") from None
-    if "image" not in df.columns or not isinstance(df.schema["image"].dataType, BinaryType):
-        found = {f.name: f.dataType.simpleString() for f in df.schema.fields}
-        raise ValueError(f"{data}: needs a binary column 'image' of 784-byte rows; found {found}")
+    n_in = layer_sizes_of(params)[0]
+    types = {f.name: f.dataType for f in df.schema.fields}
+    if isinstance(types.get("image"), BinaryType):
+        column = "image"
+    elif isinstance(types.get("features"), ArrayType) and isinstance(types["features"].elementType, (FloatType, DoubleType)):
+        column = "features"
+    else:
+        found = {name: t.simpleString() for name, t in types.items()}
+        raise ValueError(f"{data}: needs a binary column 'image' ({n_in} bytes a row) or an array<float> column "
+                         f"'features' ({n_in} values a row); found {found}")
     clash = [c for c in ("prediction", "probability") if c in df.columns]
     if clash:
         raise ValueError(f"{data}: already has column(s) {clash}; rename them before scoring")
@@ -63,7 +74,7 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     try:
         # --overwrite: the new output is complete before the old one goes
         with hadoopfs.replacing(spark, out, overwrite) as tmp:
-            df.mapInArrow(make_batch_fn(bc, data), schema).write.parquet(tmp)
+            df.mapInArrow(make_batch_fn(bc, data, column, n_in), schema).write.parquet(tmp)
             rows = spark.read.parquet(tmp).count()
     finally:
         bc.destroy()

@@ -70,3 +70,28 @@ def test_data_without_an_image_column_is_one_line(spark, model_dir, tmp_path, mo
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED")
     assert code == 2 and "needs a binary column 'image'" in captured.err and "Traceback" not in captured.err
     assert not (tmp_path / "PRED").exists()
+
+
+def test_a_features_column_of_any_width_is_scored_as_given(spark, tmp_path, monkeypatch, capsys):
+    import pyarrow as pa
+
+    from dist_mnist.nn.model import logits_of
+
+    run = tmp_path / "RUN20"
+    run.mkdir()
+    params = init_params([20, 8, 3], 2)
+    save_model(run, params, {"layer_sizes": [20, 8, 3], "feature_kind": "float"})
+    X = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
+    data = tmp_path / "DATA20"
+    data.mkdir()
+    pq.write_table(pa.table({"id": pa.array(range(50)), "features": pa.array(list(X), pa.list_(pa.float32()))}),
+                   data / "part-00000.parquet")
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED20")
+    assert code == 0, captured.err
+    table = pq.read_table(tmp_path / "PRED20").sort_by("id")
+    np.testing.assert_array_equal(table.column("prediction").to_numpy(), logits_of(params, X).argmax(axis=1))
+    # a row of the wrong width is one line naming the column and the width the model takes
+    pq.write_table(pa.table({"id": pa.array([50]), "features": pa.array([[0.0] * 19], pa.list_(pa.float32()))}),
+                   data / "part-00001.parquet")
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED21")
+    assert code == 2 and "has 19 values, expected 20" in captured.err.strip().splitlines()[-1]

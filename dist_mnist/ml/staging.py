@@ -1,0 +1,267 @@
+"""Fit from any DataFrame: stage it as our Parquet layout with Spark's writer, train, clean up.
+
+The executors' resident shards read our layout (dist_mnist.data.parquet), so `fit` first
+writes the user's DataFrame in it, once, with Spark's own Parquet writer: `features`
+(array<float>) from a vector or array column, or `image` (n_in bytes) from a binary one,
+and `label` (int). Rows are put in a seeded pseudo-random order on the way (a hash of each
+row's values), so shards are fair samples whatever order or partitioning the input had, and
+the model does not depend on either. A bad row stops the write with an error naming the
+column (Spark's `raise_error`), before any training. The staged data and the run
+directory are temporary and removed afterwards, also on failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from dist_mnist.artifacts import load_model, read_json
+from dist_mnist.config import TrainConfig
+
+DEFAULT_HIDDEN = 1000  # the tutorial's hidden layer, when `layers` is not set
+_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
+
+
+@dataclass
+class FitResult:
+    """What a fit returns: the parameters, model.json's and metrics.json's contents, timings."""
+
+    params: dict
+    model_meta: dict
+    metrics: dict
+    staging_seconds: float
+    train_seconds: float
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The user's columns and how each is staged."""
+
+    features: str
+    label: str
+    validation: str | None
+    kind: str  # "image" (binary bytes) or "features" (vector or array of numbers)
+
+
+def check_columns(schema, features: str, label: str, validation: str | None) -> Columns:
+    """The columns' presence and types, from the schema alone; errors name the column."""
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql.types import ArrayType, BinaryType, BooleanType, DoubleType, FloatType
+
+    names = schema.names
+    for role, name in (("featuresCol", features), ("labelCol", label), ("validationIndicatorCol", validation)):
+        if name is not None and name not in names:
+            raise ValueError(f"{role} {name!r}: no such column; the DataFrame has {names}")
+    f_type = schema[features].dataType
+    if isinstance(f_type, BinaryType):
+        kind = "image"
+    elif isinstance(f_type, VectorUDT) or (isinstance(f_type, ArrayType)
+                                           and isinstance(f_type.elementType, (FloatType, DoubleType))):
+        kind = "features"
+    else:
+        raise ValueError(f"featuresCol {features!r} has type {f_type.simpleString()}; expected a vector (VectorUDT), "
+                         f"array<float>, array<double> or binary (n_in bytes a row)")
+    l_type = schema[label].dataType.simpleString()
+    if l_type not in _NUMERIC and not l_type.startswith("decimal"):
+        raise ValueError(f"labelCol {label!r} has type {l_type}; expected a numeric column of class ids 0..C-1")
+    if validation is not None and not isinstance(schema[validation].dataType, BooleanType):
+        raise ValueError(f"validationIndicatorCol {validation!r} has type "
+                         f"{schema[validation].dataType.simpleString()}; expected boolean")
+    return Columns(features, label, validation, kind)
+
+
+def _features_expr(cols: Columns, schema):
+    """The staged features column (array<float> or binary) as a Spark expression."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql import functions as F
+
+    c = F.col(cols.features)
+    if cols.kind == "image":
+        return c
+    if isinstance(schema[cols.features].dataType, VectorUDT):
+        return vector_to_array(c, "float32")
+    return c.cast("array<float>")
+
+
+def _width_expr(cols: Columns, staged):
+    from pyspark.sql import functions as F
+
+    return F.length(staged) if cols.kind == "image" else F.size(staged)
+
+
+def first_width(df, cols: Columns) -> int:
+    """n_in from the first row with features (one small job)."""
+    from pyspark.sql import functions as F
+
+    staged = _features_expr(cols, df.schema)
+    row = df.where(F.col(cols.features).isNotNull()).select(_width_expr(cols, staged).alias("n")).first()
+    if row is None:
+        raise ValueError(f"featuresCol {cols.features!r}: the DataFrame has no rows with features")
+    return int(row["n"])
+
+
+def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int):
+    """The rows in our layout, in a seeded random order; a bad row raises an error naming the column."""
+    from pyspark.sql import functions as F
+
+    unit = "bytes" if cols.kind == "image" else "values"
+    staged = _features_expr(cols, df.schema)
+    width = _width_expr(cols, staged)
+    label = F.col(cols.label)
+
+    def fail(message, *values):
+        return F.raise_error(F.concat(F.lit(message), *[F.coalesce(v.cast("string"), F.lit("null")) for v in values]))
+
+    features = (F.when(F.col(cols.features).isNull(), fail(f"featuresCol {cols.features!r} has a null row"))
+                .when(width != n_in, fail(f"featuresCol {cols.features!r} has a row of ", width,
+                                          F.lit(f" {unit}; expected {n_in} (the first row's length"
+                                                f"{' and layers[0]' if n_classes else ''}): vectors of mixed length")))
+                .otherwise(staged))
+    label_ok = label.isNotNull() & (label >= 0) & (label == F.floor(label))
+    if n_classes is not None:
+        label_ok = label_ok & (label < n_classes)
+    classes = f"0-{n_classes - 1}" if n_classes is not None else "0, 1, 2, ..."
+    label_out = (F.when(label.isNull(), fail(f"labelCol {cols.label!r} has a null label"))
+                 .when(~label_ok, fail(f"labelCol {cols.label!r} has label ", label,
+                                       F.lit(f", outside the classes {classes} (class ids must be whole numbers)")))
+                 .otherwise(label.cast("int")))
+    out = [label_out.alias("label"), features.alias(cols.kind)]
+    if cols.validation is not None:
+        v = F.col(cols.validation)
+        out.append(F.when(v.isNull(), fail(f"validationIndicatorCol {cols.validation!r} has a null value"))
+                   .otherwise(v).alias("_test"))
+    # the order: a seeded hash of each row's values, so it depends on neither the input's
+    # order nor its partitioning nor the features' type (equal rows are interchangeable)
+    # (hash partitioning into `partitions`, then a sort within each: one shuffle, no sampling pass)
+    key = F.xxhash64(F.lit(seed), *out).alias("_order")
+    order = [*(["_test"] if cols.validation else []), "_order"]
+    return (df.select(*out, key).repartition(partitions, "_order").sortWithinPartitions(*order).drop("_order"))
+
+
+def _hadoop_fs(spark, path: str):
+    jvm = spark.sparkContext._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
+
+
+def _spark_error(e: Exception) -> Exception:
+    """A failed staging job as the one-line ValueError raise_error carried, when it did."""
+    text = str(e)
+    for line in text.splitlines():
+        for role in ("featuresCol", "labelCol", "validationIndicatorCol"):
+            at = line.find(f"{role} '")
+            if at >= 0:
+                message = line[at:].split(" SQLSTATE")[0].rstrip(". ")
+                return ValueError(message.rstrip("\"'"))
+    return e
+
+
+def stage(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int, out: str) -> None:
+    """Write the staged rows under `out`: out/train (and out/test where validation rows are flagged)."""
+    writer = staged_frame(df, cols, n_in, n_classes, seed, partitions).write.mode("errorifexists")
+    try:
+        if cols.validation is None:
+            writer.parquet(f"{out}/train")
+            return
+        writer.partitionBy("_test").parquet(f"{out}/all")
+    except Exception as e:  # noqa: BLE001 - Py4J/Spark wrap the raise_error message
+        raise _spark_error(e) from None
+    fs, _ = _hadoop_fs(df.sparkSession, out)
+    jvm = df.sparkSession.sparkContext._jvm
+    for value, split in (("false", "train"), ("true", "test")):
+        src = jvm.org.apache.hadoop.fs.Path(f"{out}/all/_test={value}")
+        if fs.exists(src):
+            fs.rename(src, jvm.org.apache.hadoop.fs.Path(f"{out}/{split}"))
+
+
+def max_label(spark, split: str) -> int:
+    """The largest label of a staged split, from the Parquet footers' statistics where they
+    have them (no data read), else one aggregation job."""
+    import pyarrow.parquet as pq
+
+    from dist_mnist.data.parquet import local_path
+    from dist_mnist.spark.dataset import describe_split
+
+    split_files = describe_split(split)
+    best = -1
+    try:
+        for f in split_files.files:
+            meta = pq.ParquetFile(local_path(f)).metadata
+            col = meta.schema.names.index("label")
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(col).statistics
+                if meta.row_group(g).num_rows and not (stats and stats.has_min_max):
+                    raise LookupError
+                if stats and stats.has_min_max:
+                    best = max(best, int(stats.max))
+        return best
+    except LookupError:
+        from pyspark.sql import functions as F
+
+        return int(spark.read.parquet(split).agg(F.max("label")).first()[0])
+
+
+def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, features_col: str, label_col: str,
+                  validation_col: str | None = None, temp_dir: str | None = None, log=None) -> FitResult:
+    """Stage `dataset`, train on it with `config` (its layer_sizes replaced), clean up; the result.
+
+    layers: the full layer sizes [n_in, hidden..., n_out] (checked against the data), or None
+    for [n_in, 1000, n_classes] with n_in from the features and n_classes = the largest label + 1.
+    """
+    from dist_mnist.spark.trainer import resolve, train
+
+    spark = dataset.sparkSession
+    log = log or (lambda *_: None)
+    cols = check_columns(dataset.schema, features_col, label_col, validation_col)
+    if layers is not None and (len(layers) < 2 or any(int(s) < 1 for s in layers)):
+        raise ValueError(f"layers must be at least two positive sizes [n_in, ..., n_classes], got {layers}")
+    t0 = time.perf_counter()
+    n_in = int(layers[0]) if layers else first_width(dataset, cols)
+    if layers and n_in != first_width(dataset, cols):
+        raise ValueError(f"featuresCol {features_col!r} has rows of {first_width(dataset, cols)} "
+                         f"{'bytes' if cols.kind == 'image' else 'values'} but layers[0] is {n_in}")
+    base = (temp_dir or tempfile.gettempdir()).rstrip("/")
+    staged = f"{base}/dist-mnist-staging-{uuid.uuid4().hex[:12]}"
+    run_parent = Path(tempfile.mkdtemp(prefix="dist-mnist-fit-"))
+    fs, staged_path = _hadoop_fs(spark, staged)
+    try:
+        # as many staged partitions as workers: the order depends on W (as the model does), not the cluster
+        config = resolve(config, spark.sparkContext.defaultParallelism)
+        stage(dataset, cols, n_in, int(layers[-1]) if layers else None, config.seed, config.workers, staged)
+        if not fs.exists(_hadoop_fs(spark, f"{staged}/train")[1]):
+            raise ValueError(f"the DataFrame has no training rows"
+                             f"{f' (every row has {validation_col!r} true)' if validation_col else ''}")
+        n_classes = int(layers[-1]) if layers else max_label(spark, f"{staged}/train") + 1
+        if n_classes < 2:
+            raise ValueError(f"labelCol {label_col!r} holds a single class (0); a classifier needs at least 2")
+        sizes = [int(s) for s in layers] if layers else [n_in, DEFAULT_HIDDEN, n_classes]
+        _write_text(spark, f"{staged}/metadata.json", json.dumps({"n_in": n_in, "n_classes": n_classes}))
+        staging_seconds = time.perf_counter() - t0
+        log(f"staged the DataFrame as {staged} in {staging_seconds:.1f}s; layers {sizes}")
+        t1 = time.perf_counter()
+        run_dir = run_parent / "run"
+        train(spark.sparkContext, dataclasses.replace(config, layer_sizes=tuple(sizes)), staged, str(run_dir),
+              log=log, require_test=validation_col is not None)
+        params, meta = load_model(run_dir)
+        metrics = read_json(run_dir / "metrics.json")
+        return FitResult(params, meta, metrics, staging_seconds, time.perf_counter() - t1)
+    finally:
+        if fs.exists(staged_path):
+            fs.delete(staged_path, True)
+        shutil.rmtree(run_parent, ignore_errors=True)
+
+
+def _write_text(spark, path: str, text: str) -> None:
+    fs, jpath = _hadoop_fs(spark, path)
+    stream = fs.create(jpath, True)
+    try:
+        stream.write(bytearray(text.encode()))
+    finally:
+        stream.close()
