@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mllib_mlpc import arrow_to_features, jvm_blas, spark_session
+from provenance import loadavg, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=10, help="copies of the training set in the large table")
     args = p.parse_args(argv)
 
-    load_before = os.getloadavg()
+    record = provenance("transform.py", argv)
     spark = spark_session(args.master, args.driver_memory)
     try:
         params = init_params(LAYERS, 123)
@@ -118,15 +119,12 @@ def main(argv=None) -> int:
                                                   f"{args.work}/train_x{args.repeat}"),
         }
         results = {name: measure(df, transforms, args.runs) for name, df in tables.items()}
-        record = {
+        record |= {
             "what": "rows/s of Model.transform, whole output to the noop sink; scan_only = reading the input alone",
             "weights": "same: dist-mnist Xavier init (seed 123) in MLlib's layout via initialWeights + maxIter=0, "
                        "checked equal; MLlib's hidden layer is sigmoid, ours ReLU (same compute shape)",
-            "master": args.master, "spark": spark.version, "jvm_blas": jvm_blas(spark),
-            "cpu_count": os.cpu_count(), "runs": args.runs,
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "results": results, "wall_seconds": round(time.perf_counter() - T0, 1),
+            "master": args.master, "jvm_blas": jvm_blas(spark), "runs": args.runs,
+            "loadavg_after": loadavg(), "results": results, "wall_seconds": round(time.perf_counter() - T0, 1),
         }
     finally:
         spark.stop()

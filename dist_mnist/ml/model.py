@@ -194,7 +194,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
 
     # --- persistence (dist_mnist.ml.persistence) ---
     def _data_files(self) -> dict[str, bytes]:
-        files = {MODEL_NPZ: npz_bytes(self._arrays), MODEL_JSON: json.dumps(self._meta, indent=2).encode()}
+        files = {MODEL_NPZ: npz_bytes(self._arrays), MODEL_JSON: json.dumps(self._meta, indent=2, allow_nan=False).encode()}
         if self._summary is not None:
             files[SUMMARY_JSON] = json.dumps(self._summary.to_dict(), indent=2, allow_nan=False).encode()
         return files

@@ -12,16 +12,11 @@ import json
 import numpy as np
 import pytest
 
-from . import ml_standin
-
-REAL_STAGING = ml_standin.install()
-
-from dist_mnist.config import TrainConfig  # noqa: E402 - after the stand-in is installed
-from dist_mnist.ml import MLPClassificationModel, MLPClassifier  # noqa: E402
-from dist_mnist.nn.model import init_params, logits_of, softmax, to_inputs  # noqa: E402
+from dist_mnist.config import TrainConfig
+from dist_mnist.ml import MLPClassificationModel, MLPClassifier
+from dist_mnist.nn.model import init_params, logits_of, softmax, to_inputs
 
 pytestmark = pytest.mark.spark
-needs_staging = pytest.mark.skipif(not REAL_STAGING, reason="dist_mnist.ml.staging (the lead's) is not on this branch")
 
 N_IN, N_CLASSES = 20, 3
 LAYERS = [N_IN, 16, N_CLASSES]
@@ -232,9 +227,8 @@ def test_bad_vector_lengths_fail_on_the_executor_naming_the_column(spark):
         random_model().setFeaturesCol("img").transform(images).collect()
 
 
-# --- fit's column errors (raised by the staging) ---
+# --- fit's column errors (raised by dist_mnist.ml.staging) ---
 
-@needs_staging
 @pytest.mark.parametrize("case, message", [
     ("missing", r"featuresCol 'nope': no such column"),
     ("type", r"featuresCol 'name' has type string"),
