@@ -200,6 +200,37 @@ def memory_block(mem: dict) -> str:
     return "\n".join(lines)
 
 
+def ml_block(transform: dict | None, fit: dict | None) -> str:
+    """The Estimator/Model figures: transform throughput against MLlib's model, fit from vectors."""
+    lines = []
+    if transform:
+        lines += [f"Transform throughput (`{transform['command']}`, {transform['date']}, {transform['master']}, "
+                  f"load {load_text(transform.get('loadavg_before'))} before; weights: {transform['weights']}; "
+                  f"{transform['what']}; {transform['runs']} runs each after a warm-up):", "",
+                  "| input | rows | ours, rows/s best (median) | MLlib's model, rows/s best (median) | ratio best (median) |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, label in (("test_10k", "MNIST test set"), ("train_x10", "training set x 10, from Parquet")):
+            r = transform["results"].get(name)
+            if r:
+                ours, ml = r["dist_mnist"], r["mllib"]
+                lines.append(f"| {label} | {r['rows']:,} | {ours['rows_per_second_best']:,} "
+                             f"({ours['rows_per_second_median']:,}) | {ml['rows_per_second_best']:,} "
+                             f"({ml['rows_per_second_median']:,}) | {r['speedup_best']:.1f}x ({r['speedup_median']:.1f}x) |")
+    if fit:
+        if lines:
+            lines.append("")
+        m = fit["machine"]
+        lines.append(f"Fit from a VectorUDT DataFrame (`{fit['command']}`, {fit['date']}, {m['master']} on {m['cores']} "
+                     f"cores, load {load_text(m.get('loadavg_before'))} before): {fit['rows']:,} rows (train + test "
+                     f"flagged by `validationIndicatorCol`), {fit['epochs']} epochs, layers {fit['layers']}, "
+                     f"{fit['workers']} workers: test accuracy **{pct(fit['test_accuracy_evaluator'])}** by "
+                     f"`MulticlassClassificationEvaluator` on `transform`'s output (target {pct(fit['target'])}); "
+                     f"fit {fit['fit_seconds']:.1f} s, of which staging (DataFrame -> our Parquet layout) "
+                     f"{fit['staging_seconds']:.1f} s = {100 * fit['staging_share_of_training']:.1f}% of the "
+                     f"training's {fit['train_seconds']:.1f} s.")
+    return "\n".join(lines)
+
+
 def plot_workers(w: dict, scale: dict | None) -> None:
     import matplotlib
 
@@ -254,6 +285,9 @@ def main() -> None:
         targets["README.md"].append(("mllib", mllib_block(mllib, speed)))
     if memory:
         targets["README.md"].append(("memory", memory_block(memory)))
+    transform, fit = load("transform.json"), load("fit-vectors.json")
+    if transform or fit:
+        targets["README.md"].append(("ml", ml_block(transform, fit)))
     for rel, blocks in targets.items():
         for name, body in blocks:
             replace_block(REPO / rel, name, body)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dist_mnist.artifacts import load_model, read_json
 from dist_mnist.config import TrainConfig
+from dist_mnist.spark import hadoopfs
 
 DEFAULT_HIDDEN = 1000  # the tutorial's hidden layer, when `layers` is not set
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
@@ -145,12 +146,6 @@ def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int,
     return (df.select(*out, key).repartition(partitions, "_order").sortWithinPartitions(*order).drop("_order"))
 
 
-def _hadoop_fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
-
-
 def _spark_error(e: Exception) -> Exception:
     """A failed staging job as the one-line ValueError raise_error carried, when it did."""
     text = str(e)
@@ -173,12 +168,9 @@ def stage(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partit
         writer.partitionBy("_test").parquet(f"{out}/all")
     except Exception as e:  # noqa: BLE001 - Py4J/Spark wrap the raise_error message
         raise _spark_error(e) from None
-    fs, _ = _hadoop_fs(df.sparkSession, out)
-    jvm = df.sparkSession.sparkContext._jvm
     for value, split in (("false", "train"), ("true", "test")):
-        src = jvm.org.apache.hadoop.fs.Path(f"{out}/all/_test={value}")
-        if fs.exists(src):
-            fs.rename(src, jvm.org.apache.hadoop.fs.Path(f"{out}/{split}"))
+        if hadoopfs.exists(df.sparkSession, f"{out}/all/_test={value}"):
+            hadoopfs.rename(df.sparkSession, f"{out}/all/_test={value}", f"{out}/{split}")
 
 
 def max_label(spark, split: str) -> int:
@@ -230,19 +222,18 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
     base = (temp_dir or tempfile.gettempdir()).rstrip("/")
     staged = f"{base}/dist-mnist-staging-{uuid.uuid4().hex[:12]}"
     run_parent = Path(tempfile.mkdtemp(prefix="dist-mnist-fit-"))
-    fs, staged_path = _hadoop_fs(spark, staged)
     try:
         # as many staged partitions as workers: the order depends on W (as the model does), not the cluster
         config = resolve(config, spark.sparkContext.defaultParallelism)
         stage(dataset, cols, n_in, int(layers[-1]) if layers else None, config.seed, config.workers, staged)
-        if not fs.exists(_hadoop_fs(spark, f"{staged}/train")[1]):
+        if not hadoopfs.exists(spark, f"{staged}/train"):
             raise ValueError(f"the DataFrame has no training rows"
                              f"{f' (every row has {validation_col!r} true)' if validation_col else ''}")
         n_classes = int(layers[-1]) if layers else max_label(spark, f"{staged}/train") + 1
         if n_classes < 2:
             raise ValueError(f"labelCol {label_col!r} holds a single class (0); a classifier needs at least 2")
         sizes = [int(s) for s in layers] if layers else [n_in, DEFAULT_HIDDEN, n_classes]
-        _write_text(spark, f"{staged}/metadata.json", json.dumps({"n_in": n_in, "n_classes": n_classes}))
+        hadoopfs.write_bytes(spark, f"{staged}/metadata.json", json.dumps({"n_in": n_in, "n_classes": n_classes}).encode())
         staging_seconds = time.perf_counter() - t0
         log(f"staged the DataFrame as {staged} in {staging_seconds:.1f}s; layers {sizes}")
         t1 = time.perf_counter()
@@ -253,15 +244,5 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
         metrics = read_json(run_dir / "metrics.json")
         return FitResult(params, meta, metrics, staging_seconds, time.perf_counter() - t1)
     finally:
-        if fs.exists(staged_path):
-            fs.delete(staged_path, True)
+        hadoopfs.delete(spark, staged)
         shutil.rmtree(run_parent, ignore_errors=True)
-
-
-def _write_text(spark, path: str, text: str) -> None:
-    fs, jpath = _hadoop_fs(spark, path)
-    stream = fs.create(jpath, True)
-    try:
-        stream.write(bytearray(text.encode()))
-    finally:
-        stream.close()
