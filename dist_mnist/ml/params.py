@@ -52,7 +52,8 @@ class MLPParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
         typeConverter=TypeConverters.toInt)
     tempDir: Param[str] = Param(
         Params._dummy(), "tempDir",
-        "where fit stages the DataFrame as Parquet (any Hadoop path); unset: a local temporary directory",
+        "where fit stages the DataFrame as Parquet (any Hadoop path the executors can read); unset: "
+        "/tmp on Hadoop's default filesystem (fs.defaultFS), or the driver's temp dir when that is local",
         typeConverter=TypeConverters.toString)
 
     def __init__(self, *args) -> None:

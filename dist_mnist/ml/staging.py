@@ -200,6 +200,18 @@ def max_label(spark, split: str) -> int:
         return int(spark.read.parquet(split).agg(F.max("label")).first()[0])
 
 
+def staging_root(temp_dir: str | None, default_fs: str | None) -> str:
+    """Where staged data goes: tempDir if set; else /tmp on Hadoop's default filesystem (HDFS
+    on a Hadoop cluster, so every executor reads it); else, where that is the local
+    filesystem, the driver's temp dir (enough for local[*] and single-host clusters; a
+    multi-host cluster without HDFS needs tempDir on shared storage)."""
+    if temp_dir:
+        return temp_dir.rstrip("/")
+    if default_fs and not default_fs.startswith("file:"):
+        return default_fs.rstrip("/") + "/tmp"
+    return tempfile.gettempdir()
+
+
 def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, features_col: str, label_col: str,
                   validation_col: str | None = None, temp_dir: str | None = None, log=None) -> FitResult:
     """Stage `dataset`, train on it with `config` (its layer_sizes replaced), clean up; the result.
@@ -219,7 +231,7 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
     if layers and n_in != first_width(dataset, cols):
         raise ValueError(f"featuresCol {features_col!r} has rows of {first_width(dataset, cols)} "
                          f"{'bytes' if cols.kind == 'image' else 'values'} but layers[0] is {n_in}")
-    base = (temp_dir or tempfile.gettempdir()).rstrip("/")
+    base = staging_root(temp_dir, spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS"))
     staged = f"{base}/dist-mnist-staging-{uuid.uuid4().hex[:12]}"
     run_parent = Path(tempfile.mkdtemp(prefix="dist-mnist-fit-"))
     try:

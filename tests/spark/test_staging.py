@@ -94,3 +94,16 @@ def test_a_bad_row_stops_the_staging_before_training_and_nothing_is_left(spark, 
     with pytest.raises(ValueError, match=r"^labelCol 'label' has label 10.0, outside the classes 0-9"):
         fit_dataframe(df, dataclasses.replace(CONFIG, epochs=1), LAYERS, "features", "label", temp_dir=str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_staging_goes_to_temp_dir_else_the_default_filesystem_else_local_temp(spark):
+    import tempfile
+
+    from dist_mnist.ml.staging import staging_root
+
+    assert staging_root("hdfs://nn:8020/scratch/", "hdfs://nn:8020") == "hdfs://nn:8020/scratch"
+    assert staging_root(None, "hdfs://nn:8020/") == "hdfs://nn:8020/tmp"
+    assert staging_root(None, "file:///") == tempfile.gettempdir()
+    assert staging_root(None, None) == tempfile.gettempdir()
+    # this session's default filesystem is the local one
+    assert spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS").startswith("file:")
