@@ -194,7 +194,7 @@ def max_label(spark, split: str) -> int:
                 if stats and stats.has_min_max:
                     best = max(best, int(stats.max))
         return best
-    except LookupError:
+    except (LookupError, OSError, ValueError):  # no statistics, or a filesystem pyarrow cannot open here
         from pyspark.sql import functions as F
 
         return int(spark.read.parquet(split).agg(F.max("label")).first()[0])
