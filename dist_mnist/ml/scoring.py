@@ -22,9 +22,9 @@ WHERE = "MLPClassificationModel.transform"
 FIELDS = ("prediction", "probability", "rawPrediction")
 
 
-def feature_kind(data_type, column: str) -> str:
+def feature_kind(data_type, column: str, where: str = WHERE) -> str:
     """'vector', 'array' or 'binary' for the features column's Spark type; ValueError names
-    the column and what it found."""
+    `where`, the column and what it found."""
     from pyspark.ml.linalg import VectorUDT
     from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType
 
@@ -34,7 +34,7 @@ def feature_kind(data_type, column: str) -> str:
         return "array"
     if isinstance(data_type, BinaryType):
         return "binary"
-    raise ValueError(f"{WHERE}: featuresCol {column!r} has type {data_type.simpleString()}; expected a vector "
+    raise ValueError(f"{where}: featuresCol {column!r} has type {data_type.simpleString()}; expected a vector "
                      f"(VectorUDT), array<float>, array<double> or binary (n_in bytes a row)")
 
 

@@ -23,8 +23,10 @@ from pathlib import Path
 
 from dist_mnist.artifacts import load_model, read_json
 from dist_mnist.config import TrainConfig
+from dist_mnist.ml import scoring
 from dist_mnist.spark import hadoopfs
 
+WHERE = "MLPClassifier.fit"
 DEFAULT_HIDDEN = 1000  # the tutorial's hidden layer, when `layers` is not set
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
 
@@ -52,22 +54,14 @@ class Columns:
 
 def check_columns(schema, features: str, label: str, validation: str | None) -> Columns:
     """The columns' presence and types, from the schema alone; errors name the column."""
-    from pyspark.ml.linalg import VectorUDT
-    from pyspark.sql.types import ArrayType, BinaryType, BooleanType, DoubleType, FloatType
+    from pyspark.sql.types import BooleanType
 
     names = schema.names
     for role, name in (("featuresCol", features), ("labelCol", label), ("validationIndicatorCol", validation)):
         if name is not None and name not in names:
             raise ValueError(f"{role} {name!r}: no such column; the DataFrame has {names}")
-    f_type = schema[features].dataType
-    if isinstance(f_type, BinaryType):
-        kind = "image"
-    elif isinstance(f_type, VectorUDT) or (isinstance(f_type, ArrayType)
-                                           and isinstance(f_type.elementType, (FloatType, DoubleType))):
-        kind = "features"
-    else:
-        raise ValueError(f"featuresCol {features!r} has type {f_type.simpleString()}; expected a vector (VectorUDT), "
-                         f"array<float>, array<double> or binary (n_in bytes a row)")
+    # the same feature types as transform takes: binary rows are staged as `image`, the rest as `features`
+    kind = "image" if scoring.feature_kind(schema[features].dataType, features, WHERE) == "binary" else "features"
     l_type = schema[label].dataType.simpleString()
     if l_type not in _NUMERIC and not l_type.startswith("decimal"):
         raise ValueError(f"labelCol {label!r} has type {l_type}; expected a numeric column of class ids 0..C-1")
@@ -79,16 +73,8 @@ def check_columns(schema, features: str, label: str, validation: str | None) -> 
 
 def _features_expr(cols: Columns, schema):
     """The staged features column (array<float> or binary) as a Spark expression."""
-    from pyspark.ml.functions import vector_to_array
-    from pyspark.ml.linalg import VectorUDT
-    from pyspark.sql import functions as F
-
-    c = F.col(cols.features)
-    if cols.kind == "image":
-        return c
-    if isinstance(schema[cols.features].dataType, VectorUDT):
-        return vector_to_array(c, "float32")
-    return c.cast("array<float>")
+    values = scoring.feature_values(cols.features, scoring.feature_kind(schema[cols.features].dataType, cols.features))
+    return values if cols.kind == "image" else values.cast("array<float>")
 
 
 def _width_expr(cols: Columns, staged):
@@ -227,10 +213,10 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
     if layers is not None and (len(layers) < 2 or any(int(s) < 1 for s in layers)):
         raise ValueError(f"layers must be at least two positive sizes [n_in, ..., n_classes], got {layers}")
     t0 = time.perf_counter()
-    n_in = int(layers[0]) if layers else first_width(dataset, cols)
-    if layers and n_in != first_width(dataset, cols):
-        raise ValueError(f"featuresCol {features_col!r} has rows of {first_width(dataset, cols)} "
-                         f"{'bytes' if cols.kind == 'image' else 'values'} but layers[0] is {n_in}")
+    n_in = first_width(dataset, cols)
+    if layers and int(layers[0]) != n_in:
+        raise ValueError(f"featuresCol {features_col!r} has rows of {n_in} "
+                         f"{'bytes' if cols.kind == 'image' else 'values'} but layers[0] is {layers[0]}")
     base = staging_root(temp_dir, spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS"))
     staged = f"{base}/dist-mnist-staging-{uuid.uuid4().hex[:12]}"
     run_parent = Path(tempfile.mkdtemp(prefix="dist-mnist-fit-"))

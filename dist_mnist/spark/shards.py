@@ -70,8 +70,8 @@ def _load(key: str, segments, n_classes: int, n_in: int) -> tuple[np.ndarray, np
 
 def release_freed_memory() -> None:
     """Give the memory Parquet decoding used back to the system: Arrow's pool and glibc's
-    heap keep freed memory for reuse, about 3x the shard here (measured: a worker's PSS after
-    loading a 23.5 MB shard went from 197 MB to 120 MB with this)."""
+    heap keep freed memory for reuse, several times the shard's size, which would otherwise
+    stay in every worker that loaded a shard (benchmarks/memory.py measures workers' PSS)."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
