@@ -37,6 +37,7 @@ $(MNIST_DIR)/train-images-idx3-ubyte.gz: | $(VENV)/.installed
 $(DATA)/metadata.json: | $(VENV)/.installed $(MNIST_DIR)/train-images-idx3-ubyte.gz
 	$(BIN)/dist-mnist ingest --source $(MNIST_DIR) --out $(DATA) --partitions 2 --seed 123
 
+# --overwrite replaces the files train writes in $(RUN) and keeps the rest (model.onnx, notes)
 train: $(VENV)/.installed $(DATA)/metadata.json
 	$(BIN)/spark-submit --master '$(MASTER)' jobs/train.py --data $(DATA) --out $(RUN) --overwrite
 	$(BIN)/dist-mnist report $(RUN) --data $(DATA)

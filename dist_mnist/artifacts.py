@@ -5,12 +5,13 @@ Nothing here uses pickle: arrays are .npz loaded with allow_pickle=False, the re
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -18,9 +19,34 @@ from typing import Iterator
 import numpy as np
 
 from dist_mnist.nn.model import Params
+from dist_mnist.npz import NPZ_LIMIT, NPZ_SLACK, read_npz
 
 MODEL_NPZ, MODEL_JSON = "model.npz", "model.json"
 CHECKPOINT_NPZ = "checkpoint.npz"
+# the system refused a write: full disk or quota, no file handles, read-only or no permission
+WRITE_HELP = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free space within your quota",
+              errno.EMFILE: "raise the open-files limit (ulimit -n)", errno.ENFILE: "close other programs' files",
+              errno.EROFS: "write to a writable filesystem", errno.EFBIG: "write to a filesystem for larger files",
+              errno.EIO: "check the disk", errno.EACCES: "check the permissions", errno.EPERM: "check the permissions"}
+
+
+class WriteFailed(OSError, RuntimeError):
+    """The system refused a write (see WRITE_HELP); nothing was replaced.
+
+    An OSError with the errno, and a RuntimeError: the CLI reports it in one line, exit 1.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def write_failure(e: BaseException, path: str | os.PathLike) -> WriteFailed | None:
+    """`e` as a one-line WriteFailed naming `path` when the system refused the write, else None."""
+    if isinstance(e, WriteFailed) or not isinstance(e, OSError) or e.errno not in WRITE_HELP:
+        return None
+    name = errno.errorcode.get(e.errno, str(e.errno))
+    return WriteFailed(e.errno, f"{path}: not written: {os.strerror(e.errno)} ({name}); nothing was replaced "
+                                f"(help: {WRITE_HELP[e.errno]})")
 
 
 def _umask() -> int:
@@ -31,18 +57,22 @@ def _umask() -> int:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, fsync, then rename over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path, tmp = Path(path), None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        failure = write_failure(e, path)
+        if failure is None:
+            raise
+        raise failure from e
 
 
 def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
@@ -88,9 +118,12 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
     try:
         yield tmp
         replace_directory(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        failure = write_failure(e, final)
+        if failure is None:
+            raise
+        raise failure from e
 
 
 def read_json(path: str | os.PathLike) -> dict:
@@ -112,31 +145,6 @@ def parse_json_object(data: bytes, where: str) -> dict:
     return obj
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All arrays of an .npz, refusing pickled objects; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    return parse_npz(path.read_bytes(), str(path))
-
-
-def parse_npz(data: bytes, where: str) -> dict[str, np.ndarray]:
-    """All arrays of the bytes of an .npz, refusing pickled objects; errors name `where`."""
-    buf = io.BytesIO(data)
-    if not zipfile.is_zipfile(buf):
-        raise ValueError(f"{where}: not a valid .npz (not a zip archive)")
-    buf.seek(0)  # is_zipfile leaves the position at the end
-    try:
-        with np.load(buf, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise ValueError(f"{where}: contains a pickled object array, refused (not loaded)") from None
-        raise ValueError(f"{where}: not a valid .npz ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{where}: not a valid .npz ({e})") from None
-
-
 def check_layer_sizes(meta: dict, where: str) -> list[int]:
     """model.json's 'layer_sizes': a list of at least two positive ints; errors name `where`."""
     sizes = meta.get("layer_sizes")
@@ -145,26 +153,48 @@ def check_layer_sizes(meta: dict, where: str) -> list[int]:
     return sizes
 
 
+def param_shapes(layer_sizes: list[int] | tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """{"W0": (n_in, n_out), "b0": (n_out,), ...}: the arrays of an MLP with these layer sizes."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:])):
+        shapes[f"W{i}"], shapes[f"b{i}"] = (n_in, n_out), (n_out,)
+    return shapes
+
+
+def model_bytes(layer_sizes: list[int] | tuple[int, ...]) -> int:
+    """The float32 bytes of an MLP's parameters."""
+    return 4 * sum(math.prod(shape) for shape in param_shapes(layer_sizes).values())
+
+
 def check_params(params: dict[str, np.ndarray], layer_sizes: list[int], where: str) -> Params:
     """Keys W0,b0,... with float32 shapes matching layer_sizes; errors name `where`."""
-    expected = {}
-    for i, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:])):
-        expected[f"W{i}"], expected[f"b{i}"] = (n_in, n_out), (n_out,)
-    missing = [k for k in expected if k not in params]
+    return check_arrays(params, param_shapes(layer_sizes), where, f"layers {list(layer_sizes)}")
+
+
+def check_arrays(arrays: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], where: str, what: str,
+                 prefix: str = "") -> Params:
+    """Exactly the keys of `shapes`, each float32 of that shape and finite; errors name `where`,
+    the array (as `prefix` + key) and `what` the shapes come from."""
+    missing = [prefix + k for k in shapes if k not in arrays]
     if missing:
-        raise ValueError(f"{where}: missing arrays {missing} for layers {layer_sizes}")
-    extra = sorted(set(params) - set(expected))
+        raise ValueError(f"{where}: missing arrays {missing} for {what}")
+    extra = sorted(prefix + k for k in set(arrays) - set(shapes))
     if extra:
-        raise ValueError(f"{where}: unexpected arrays {extra} for layers {layer_sizes}")
-    for k, shape in expected.items():
-        a = params[k]
+        raise ValueError(f"{where}: unexpected arrays {extra} for {what}")
+    for k, shape in shapes.items():
+        a = arrays[k]
         if a.dtype != np.float32:
-            raise ValueError(f"{where}: array {k} has dtype {a.dtype}, expected float32")
+            raise ValueError(f"{where}: array {prefix}{k} has dtype {a.dtype}, expected float32")
         if a.shape != shape:
-            raise ValueError(f"{where}: array {k} has shape {a.shape}, expected {shape}")
+            raise ValueError(f"{where}: array {prefix}{k} has shape {a.shape}, expected {shape}")
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"{where}: array {k} has NaN or inf values")
-    return {k: params[k] for k in expected}
+            raise ValueError(f"{where}: array {prefix}{k} has NaN or inf values")
+    return {k: arrays[k] for k in shapes}
+
+
+def model_files(run_dir: str | os.PathLike, flag: str = "--model") -> dict[str, Path]:
+    """{"--model's model.npz": RUN/model.npz, ...}: what an output must not overwrite (paths.refuse_overlap)."""
+    return {f"{flag}'s {name}": Path(run_dir) / name for name in (MODEL_NPZ, MODEL_JSON)}
 
 
 def save_model(run_dir: str | os.PathLike, params: Params, meta: dict) -> None:
@@ -179,7 +209,8 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Params, dict]:
     run_dir = Path(run_dir)
     meta = read_json(run_dir / MODEL_JSON)
     sizes = check_layer_sizes(meta, str(run_dir / MODEL_JSON))
-    params = check_params(read_npz(run_dir / MODEL_NPZ), sizes, str(run_dir / MODEL_NPZ))
+    arrays = read_npz(run_dir / MODEL_NPZ, model_bytes(sizes) + NPZ_SLACK)  # no more than model.json implies
+    params = check_params(arrays, sizes, str(run_dir / MODEL_NPZ))
     return params, meta
 
 
@@ -194,15 +225,22 @@ def save_checkpoint(run_dir: str | os.PathLike, params: Params, state: Params, m
     atomic_write_npz(Path(run_dir) / CHECKPOINT_NPZ, arrays)
 
 
-def load_checkpoint(run_dir: str | os.PathLike) -> tuple[Params, Params, dict]:
-    """(params, updater state, meta) of the last checkpoint in run_dir."""
+def load_checkpoint(run_dir: str | os.PathLike, max_bytes: int = NPZ_LIMIT) -> tuple[Params, Params, dict]:
+    """(params, updater state, meta) of the last checkpoint in run_dir; `max_bytes` as read_npz's.
+
+    Only the format is checked here; dist_mnist.runs checks the arrays against the run's config.
+    """
     path = Path(run_dir) / CHECKPOINT_NPZ
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from ({CHECKPOINT_NPZ} is missing)")
-    arrays = read_npz(path)
-    if "meta" not in arrays:
-        raise ValueError(f"{path}: not a dist-mnist checkpoint (no 'meta' array)")
-    meta = json.loads(arrays.pop("meta").tobytes())
+    arrays = read_npz(path, max_bytes)
+    meta = arrays.pop("meta", None)
+    if meta is None or meta.dtype != np.uint8 or meta.ndim != 1:
+        raise ValueError(f"{path}: not a dist-mnist checkpoint (no 'meta' array of JSON bytes)")
+    meta = parse_json_object(meta.tobytes(), f"{path} (array meta)")
     params = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("param/")}
     state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("state/")}
+    other = sorted(k for k in arrays if not k.startswith(("param/", "state/")))
+    if other:
+        raise ValueError(f"{path}: unexpected arrays {other} in a checkpoint")
     return params, state, meta

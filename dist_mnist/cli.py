@@ -147,34 +147,43 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ingested {rows} rows into {args.out} ({args.partitions} parts per split, seed {args.seed})")
     elif args.command == "train":
         from dist_mnist.config import load_config
+        from dist_mnist.paths import run_lock
         from dist_mnist.spark.dataset import describe_split
-        from dist_mnist.runs import check_resume
+        from dist_mnist.runs import check_resume, check_run_paths
         from dist_mnist.spark.trainer import train
 
         config = load_config(args.config, args.set)  # bad input fails before Spark starts
-        check_resume(Path(args.out), config, args.resume, args.overwrite)
-        for split in ("train", "test"):
-            describe_split(f"{args.data.rstrip('/')}/{split}")
-        # the in-process transport needs no Spark: W workers one after another in this process
-        sc = None if config.transport == "inprocess" else _context("dist-mnist-train", args.master)
-        train(sc, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
+        check_run_paths(args.out, args.data)  # --out apart from --data, writable; nothing touched yet
+        with run_lock(args.out):  # a second train into RUN is refused here, before Spark starts
+            check_resume(Path(args.out), config, args.resume, args.overwrite)
+            for split in ("train", "test"):
+                describe_split(f"{args.data.rstrip('/')}/{split}")
+            # the in-process transport needs no Spark: W workers one after another in this process
+            sc = None if config.transport == "inprocess" else _context("dist-mnist-train", args.master)
+            train(sc, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
         report = Path(args.out, "evaluation.txt")
         summary = [line for line in report.read_text().splitlines() if not line.startswith("Examples labeled as")]
         print("\n".join(summary).strip("\n"))
         print(f"\nDL4J's full stats(), with its 'Examples labeled as ...' lines: {report}")
+        print(f"model written to {args.out} (model.npz, model.json)")
     elif args.command == "evaluate":
-        from dist_mnist.artifacts import load_model
+        from dist_mnist.artifacts import load_model, model_files
+        from dist_mnist.paths import refuse_overlap
         from dist_mnist.spark.evaluate import evaluate_model
 
         load_model(args.model)  # a bad model fails before Spark starts
+        if args.json:
+            refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
         sc = _context("dist-mnist-evaluate", args.master)
         print(evaluate_model(sc, args.model, args.data, args.json))
     elif args.command == "predict":
-        from dist_mnist.artifacts import load_model
+        from dist_mnist.artifacts import load_model, model_files
+        from dist_mnist.paths import refuse_overlap
         from dist_mnist.spark.predict import predict_to_parquet
         from dist_mnist.spark.session import get_session
 
         load_model(args.model)  # a bad model fails before Spark starts
+        refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
         if Path(args.out).exists() and not args.overwrite:
             raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
         _context("dist-mnist-predict", args.master)

@@ -106,6 +106,11 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"layer_sizes must end with at least 2 classes, got {list(sizes)}")
 
 
+def has_outer_step(c: TrainConfig) -> bool:
+    """Average mode with an outer Nesterov step keeps an outer velocity (saved in checkpoints)."""
+    return c.mode == "average" and c.outer_updater == "nesterovs"
+
+
 def local_learning_rate(c: TrainConfig) -> float:
     """The learning rate of average mode's local steps at c.workers workers.
 

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dist_mnist import __version__
-from dist_mnist.artifacts import MODEL_JSON, atomic_write_bytes, check_layer_sizes, check_params, load_model
+from dist_mnist.artifacts import (MODEL_JSON, atomic_write_bytes, check_layer_sizes, check_params, load_model,
+                                  model_files)
 from dist_mnist.nn.model import Params
+from dist_mnist.paths import refuse_overlap
 
 if TYPE_CHECKING:
     import onnx
@@ -109,11 +111,13 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, overwrite: b
 
     Raises:
         FileExistsError: `out` exists and not `overwrite`.
+        ValueError: `out` is one of RUN's model files (or a directory holding them).
         FileNotFoundError: RUN, its model.npz or model.json is missing.
         ValueError: the model files are invalid.
         RuntimeError: the onnx package is not installed.
     """
     run_dir, out = Path(run_dir), Path(out)
+    refuse_overlap(out, "--onnx", model_files(run_dir, "RUN"))
     if out.is_dir():
         raise ValueError(f"{out}: is a directory, expected a file name such as {out / 'model.onnx'}")
     if out.exists() and not overwrite:

@@ -13,6 +13,7 @@ from dist_mnist.artifacts import atomic_directory, atomic_write_json, read_json
 from dist_mnist.data import mnist
 from dist_mnist.data.parquet import to_table
 from dist_mnist.nn.model import N_CLASSES, N_PIXELS
+from dist_mnist.paths import refuse_overlap
 
 SCHEMA_VERSION = 1
 METADATA = "metadata.json"
@@ -24,6 +25,7 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, partitions: int = 
     if partitions < 1:
         raise ValueError(f"--partitions must be >= 1, got {partitions}")
     out = Path(out)
+    refuse_overlap(out, "--out", {"--source": source})
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     meta = {"schema_version": SCHEMA_VERSION, "seed": seed, "partitions": partitions,

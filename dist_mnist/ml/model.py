@@ -16,7 +16,8 @@ import numpy as np
 from pyspark.ml import Model
 from pyspark.ml.linalg import DenseVector, Vector
 
-from dist_mnist.artifacts import check_layer_sizes, check_params, npz_bytes, parse_json_object, parse_npz
+from dist_mnist.artifacts import check_layer_sizes, check_params, model_bytes, npz_bytes, parse_json_object
+from dist_mnist.npz import NPZ_SLACK, parse_npz
 from dist_mnist.ml import scoring
 from dist_mnist.ml.params import MLPParams
 from dist_mnist.ml.persistence import MLPReadable, MLPWritable
@@ -202,7 +203,8 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
     def _load_data(self, read, where: str) -> None:
         meta = parse_json_object(read(MODEL_JSON), f"{where}/{MODEL_JSON}")
         sizes = check_layer_sizes(meta, f"{where}/{MODEL_JSON}")
-        self._arrays = check_params(parse_npz(read(MODEL_NPZ), f"{where}/{MODEL_NPZ}"), sizes, f"{where}/{MODEL_NPZ}")
+        arrays = parse_npz(read(MODEL_NPZ), f"{where}/{MODEL_NPZ}", model_bytes(sizes) + NPZ_SLACK)
+        self._arrays = check_params(arrays, sizes, f"{where}/{MODEL_NPZ}")
         self._meta = meta
         try:
             summary = parse_json_object(read(SUMMARY_JSON), f"{where}/{SUMMARY_JSON}")

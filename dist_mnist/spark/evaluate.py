@@ -42,12 +42,15 @@ def evaluate_model(sc, run_dir: str, split_path: str, json_out: str | None = Non
     """Load RUN's model, evaluate it on a Parquet split, write the JSON, return the report."""
     from pathlib import Path
 
-    from dist_mnist.artifacts import atomic_write_json, load_model
+    from dist_mnist.artifacts import atomic_write_json, load_model, model_files
     from dist_mnist.metrics import scores, stats_text
+    from dist_mnist.paths import refuse_overlap
     from dist_mnist.spark.dataset import describe_split
 
     params, _ = load_model(run_dir)
-    counts = evaluate_split(sc, params, describe_split(split_path))
     name = Path(split_path.rstrip("/")).name or "split"
-    atomic_write_json(json_out or Path(run_dir) / f"evaluation-{name}.json", {**scores(counts), "confusion": counts.tolist()})
+    json_out = json_out or Path(run_dir) / f"evaluation-{name}.json"
+    refuse_overlap(json_out, "--json", {"--data": split_path, **model_files(run_dir)})
+    counts = evaluate_split(sc, params, describe_split(split_path))
+    atomic_write_json(json_out, {**scores(counts), "confusion": counts.tolist()})
     return stats_text(counts)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dist_mnist.artifacts import load_model
+from dist_mnist.artifacts import load_model, model_files
 from dist_mnist.data.parquet import features_of, images_of
 from dist_mnist.nn.model import layer_sizes_of, logits_of, softmax, to_inputs
+from dist_mnist.paths import refuse_overlap
 from dist_mnist.spark import hadoopfs
 
 
@@ -49,6 +50,7 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType, StructField, StructType
 
     params, _ = load_model(run_dir)
+    refuse_overlap(out, "--out", {"--data": data, **model_files(run_dir)})
     if hadoopfs.exists(spark, out) and not overwrite:  # before reading anything
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     try:

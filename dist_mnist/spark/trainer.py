@@ -17,15 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from dist_mnist import schedule
-from dist_mnist.artifacts import save_checkpoint
-from dist_mnist.config import TrainConfig, config_from_dict, local_learning_rate, with_saved_choices
+from dist_mnist.artifacts import CHECKPOINT_NPZ, WriteFailed, save_checkpoint
+from dist_mnist.config import TrainConfig, config_from_dict, has_outer_step, local_learning_rate, with_saved_choices
 from dist_mnist.data.ingest import read_metadata
 from dist_mnist.metrics import scores
 from dist_mnist.nn.flat import layout_of
 from dist_mnist.nn.model import Params, init_params
 from dist_mnist.nn.updaters import Nesterovs, make_updater, zeros_like
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec, apply_round, round_input
-from dist_mnist.runs import finish_run_dir, prepare_run_dir, write_outputs
+from dist_mnist.paths import run_lock
+from dist_mnist.runs import (check_rounds, check_run_paths, finish_run_dir, prepare_run_dir, with_resume_hint,
+                             write_outputs)
 from dist_mnist.shards import plan_shards
 from dist_mnist.spark.dataset import SplitFiles, describe_split
 from dist_mnist.spark.progress import GracefulStop, Progress
@@ -110,7 +112,18 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
 
     sc may be None with transport "inprocess" (no Spark at all). With require_test False,
     DATA/test may be missing or empty: the run then has no test scores (returns None).
+    RUN must lie apart from DATA; it is locked for the run (RunInUse if another process has it).
     """
+    check_run_paths(run_dir, data_dir)
+    with run_lock(run_dir):
+        try:
+            return _train(sc, config, data_dir, run_dir, resume, overwrite, log, require_test)
+        except WriteFailed as e:  # disk full, no file handles: the last checkpoint is whole
+            raise with_resume_hint(e, Path(run_dir)) from e
+
+
+def _train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool, overwrite: bool, log,
+           require_test: bool) -> dict | None:
     from dist_mnist.spark.transports import open_transport
 
     log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
@@ -142,6 +155,8 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     pending_eval = len(pos.history) - 1 if pos.history and "test_accuracy" not in pos.history[-1] else None
 
     per_epoch = rounds_per_epoch(plan)
+    if checkpoint:
+        check_rounds(pos.epoch, pos.round_in_epoch, pos.global_round, per_epoch, staging / CHECKPOINT_NPZ)
     total_rounds = per_epoch * config.epochs
     if config.max_rounds:
         total_rounds = min(total_rounds, config.max_rounds)
@@ -239,7 +254,10 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     pos.timings["phases"] = phases
     write_outputs(staging, config, ts.params, final, counts, pos.history, pos.timings, data_path,
                   sc.version if sc is not None else None, train_split.feature)
-    finish_run_dir(staging, run_dir)
+    kept = finish_run_dir(staging, run_dir)
+    if kept:
+        log(f"kept in {run_dir} what train did not write: {', '.join(kept)} (made before this run: "
+            f"remake any made from the old model, e.g. dist-mnist export)")
     phases["write"] = time.perf_counter() - t_phase  # after metrics.json: printed, not saved
     log(f"phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
     return final
@@ -249,8 +267,8 @@ def new_state(config: TrainConfig) -> TrainState:
     """Xavier-initialised parameters, zero updater state and outer velocity, position 0."""
     params = init_params(list(config.layer_sizes), config.seed)
     updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
-    outer = config.mode == "average" and config.outer_updater == "nesterovs"
-    return TrainState(params, updater.init_state(params), zeros_like(params) if outer else {}, Position())
+    outer_v = zeros_like(params) if has_outer_step(config) else {}
+    return TrainState(params, updater.init_state(params), outer_v, Position())
 
 
 def record_timings(timings: dict, result: RoundResult, wall: float, update: float) -> None:

@@ -1,0 +1,98 @@
+"""--resume checks the checkpoint as a model is checked: every array float32, finite and of the
+shape the config's layers give (parameters, updater state, outer velocity), and counters that
+fit the run. A bad checkpoint is refused in one line naming the file and the array; it stays as
+it was."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dist_mnist.spark import trainer
+
+from .conftest import one_line_error
+from .test_bad_input_cli import snapshot
+from .tiny_runs import tiny_data, train_cli
+
+
+def _set(key, value):
+    return lambda arrays: arrays.__setitem__(key, value)
+
+
+def _meta(**changes):
+    def change(arrays):
+        meta = json.loads(arrays["meta"].tobytes())
+        meta.update(changes)
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    return change
+
+
+def _nan_at(key):
+    def change(arrays):
+        a = arrays[key].copy()
+        a.flat[0] = np.nan
+        arrays[key] = a
+    return change
+
+
+CASES = {  # the checkpoint of round 6 of the tiny run: layers [784, 16, 10], sync, nesterovs
+    "NaN weight": (_nan_at("param/W0"), "array param/W0 has NaN or inf values"),
+    "float64 weight": (lambda a: a.__setitem__("param/b0", a["param/b0"].astype(np.float64)),
+                       "array param/b0 has dtype float64, expected float32"),
+    "weight of another shape": (_set("param/W1", np.zeros((16, 9), np.float32)),
+                                "array param/W1 has shape (16, 9), expected (16, 10)"),
+    "NaN velocity": (_nan_at("state/b1"), "array state/b1 has NaN or inf values"),
+    "missing velocity": (lambda a: a.pop("state/W0"), "missing arrays ['state/W0']"),
+    "outer velocity a sync run has not": (_set("state/outer/W0", np.zeros((784, 16), np.float32)),
+                                          "unexpected arrays ['state/outer/W0']"),
+    "epoch past the run": (_meta(epoch=5), "past the run's 2 epochs"),
+    "negative counter": (_meta(global_round=-1), "counter 'global_round' must be a non-negative integer"),
+    "fractional counter": (_meta(epoch_seen=1.5), "counter 'epoch_seen' must be a non-negative integer"),
+    "history of another length": (_meta(history=[{}, {}]), "'history' must hold one record per finished epoch"),
+    "round past the epoch": (_meta(round_in_epoch=9, global_round=9), "does not fit 8 rounds an epoch"),
+    "meta not JSON": (_set("meta", np.frombuffer(b"{not json", np.uint8)), "(array meta): not valid JSON"),
+}
+
+
+@pytest.fixture
+def interrupted(tmp_path, monkeypatch):
+    """DATA and RUN, where RUN was stopped after round 7: RUN.partial holds the round-6 checkpoint."""
+    data = tiny_data(tmp_path / "DATA")
+    real, seen = trainer.apply_round, []
+
+    def apply_round(*args, **kwargs):
+        seen.append(1)
+        if len(seen) == 7:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "apply_round", apply_round)
+    assert train_cli(data, tmp_path / "RUN") == 130
+    monkeypatch.undo()
+    return data, tmp_path / "RUN"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_checkpoint_is_refused_on_resume(interrupted, capsys, no_spark, case):
+    data, run = interrupted
+    path = run.with_name("RUN.partial") / "checkpoint.npz"
+    change, fragment = CASES[case]
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    before = snapshot(path.parent)
+    capsys.readouterr()
+    assert train_cli(data, run, "--resume") == 2
+    line = one_line_error(capsys, "train")
+    assert str(path) in line and fragment in line, line
+    assert snapshot(path.parent) == before and not run.exists()
+
+
+def test_good_checkpoint_resumes(interrupted, capsys):
+    data, run = interrupted
+    assert train_cli(data, run, "--resume") == 0
+    assert "resuming" in capsys.readouterr().out
