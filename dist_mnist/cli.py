@@ -164,19 +164,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\nDL4J's full stats(), with its 'Examples labeled as ...' lines: {report}")
     elif args.command == "evaluate":
         from dist_mnist.artifacts import load_model
+        from dist_mnist.spark.dataset import describe_split
         from dist_mnist.spark.evaluate import evaluate_model
 
-        load_model(args.model)  # a bad model fails before Spark starts
+        load_model(args.model)  # a bad model, split or --json fails before Spark starts
+        describe_split(args.data)
+        if args.json and Path(args.json).is_dir():
+            raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
+        if args.json and not Path(args.json).resolve().parent.is_dir():
+            raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
         sc = _context("dist-mnist-evaluate", args.master)
         print(evaluate_model(sc, args.model, args.data, args.json))
     elif args.command == "predict":
         from dist_mnist.artifacts import load_model
-        from dist_mnist.spark.predict import predict_to_parquet
+        from dist_mnist.spark.predict import check_input, predict_to_parquet
         from dist_mnist.spark.session import get_session
 
-        load_model(args.model)  # a bad model fails before Spark starts
+        load_model(args.model)  # a bad model or input fails before Spark starts
         if Path(args.out).exists() and not args.overwrite:
             raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
+        check_input(args.data)
         _context("dist-mnist-predict", args.master)
         rows = predict_to_parquet(get_session("dist-mnist-predict"), args.model, args.data, args.out, args.overwrite)
         print(f"wrote {rows} predictions to {args.out}")
