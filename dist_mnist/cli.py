@@ -109,11 +109,11 @@ def _context(app: str, master: str | None, before: str = "Spark started"):
     if "SPARK_CONF_DIR" not in os.environ and PROJECT_CONF.is_dir():
         os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf, conf/log4j2.properties
     interrupted = f"interrupted before {before}; nothing was written"
-    with GracefulStop(lambda: print("Ctrl-C: stopping once Spark has started (press again to abort now)",
-                                    flush=True)) as stop:
+    with GracefulStop(lambda: print("Ctrl-C: stopping once Spark has started", flush=True)) as stop:
         try:
             # pyspark's launcher cannot stop a JVM it is starting: interrupted, the JVM prints a
-            # trace and lives on. So a Ctrl-C waits for it (a few seconds), as a second one does.
+            # trace and lives on. So a Ctrl-C waits for it (a few seconds), and so does a second
+            # one; once the JVM runs, a second Ctrl-C stops at once.
             stop.abortable = False
             check_environment()  # a Ctrl-C also stops its `java -version`: its error is not the story
             set_jvm_log_level(os.environ.get(LOG_LEVEL_VAR, "WARN"), PROJECT_CONF / "log4j2.properties")
