@@ -29,6 +29,11 @@ $(VENV)/.installed: pyproject.toml | check-env
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# The venv's Spark reads this repo's conf/ when SPARK_CONF_DIR is unset, as a Spark
+	@# installation reads its own conf/: a bare `spark-submit jobs/train.py` is then as quiet as make's.
+	spark_home="$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"; \
+	  if [ -L "$$spark_home/conf" ] || [ ! -e "$$spark_home/conf" ]; then ln -sfn "$(CURDIR)/conf" "$$spark_home/conf"; \
+	  else echo "note: $$spark_home/conf exists; export SPARK_CONF_DIR=$(CURDIR)/conf for spark-submit"; fi
 	touch $@
 
 $(MNIST_DIR)/train-images-idx3-ubyte.gz: | $(VENV)/.installed

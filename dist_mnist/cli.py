@@ -96,8 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _context(app: str, master: str | None):
-    from dist_mnist.spark.session import check_environment, get_context
+def _context(app: str, master: str | None, before: str = "Spark started"):
+    """The SparkContext; a Ctrl-C while it starts waits for the JVM, then raises
+    KeyboardInterrupt("interrupted before {before}; nothing was written")."""
+    from dist_mnist.spark.progress import GracefulStop
+    from dist_mnist.spark.session import check_environment, get_context, set_jvm_log_level
 
     # Py4J logs a traceback of its own when Ctrl-C lands inside a call to the JVM; the
     # interruption is reported once, in one line, by main().
@@ -105,29 +108,24 @@ def _context(app: str, master: str | None):
 
     if "SPARK_CONF_DIR" not in os.environ and PROJECT_CONF.is_dir():
         os.environ["SPARK_CONF_DIR"] = str(PROJECT_CONF)  # conf/spark-defaults.conf, conf/log4j2.properties
-    check_environment()
-    _set_jvm_log_level(os.environ.get(LOG_LEVEL_VAR, "WARN"))
-    return get_context(app, master)
-
-
-def _set_jvm_log_level(level: str) -> None:
-    """Spark's root log level before the SparkContext starts and logs its ~40 INFO lines.
-
-    Under spark-submit the JVM started before Python, maybe without conf/log4j2.properties
-    (SPARK_CONF_DIR unset); this quiets the start-up all the same.
-    """
-    from dist_mnist.spark.session import import_pyspark
-
-    import_pyspark()
-    from pyspark import SparkContext
-
-    SparkContext._ensure_initialized()
-    jvm = SparkContext._jvm
-    # spark-submit resets logging before it runs the application: have Spark set it up again
-    # now (conf/log4j2.properties, or its own defaults at INFO), then set the level over it
-    jvm.org.apache.spark.SparkConf(False).initializeLogIfNecessary(False)
-    log4j = jvm.org.apache.logging.log4j
-    log4j.core.config.Configurator.setRootLevel(log4j.Level.toLevel(level, log4j.Level.WARN))
+    interrupted = f"interrupted before {before}; nothing was written"
+    with GracefulStop(lambda: print("Ctrl-C: stopping once Spark has started", flush=True)) as stop:
+        try:
+            # pyspark's launcher cannot stop a JVM it is starting: interrupted, the JVM prints a
+            # trace and lives on. So a Ctrl-C waits for it (a few seconds), and so does a second
+            # one; once the JVM runs, a second Ctrl-C stops at once.
+            stop.abortable = False
+            check_environment()  # a Ctrl-C also stops its `java -version`: its error is not the story
+            set_jvm_log_level(os.environ.get(LOG_LEVEL_VAR, "WARN"), PROJECT_CONF / "log4j2.properties")
+            stop.abortable = True
+            sc = get_context(app, master)
+        except BaseException as e:
+            if stop.requested or isinstance(e, KeyboardInterrupt):
+                raise KeyboardInterrupt(interrupted) from None
+            raise
+    if stop.requested:
+        raise KeyboardInterrupt(interrupted)
+    return sc
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -159,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
             for split in ("train", "test"):
                 describe_split(f"{args.data.rstrip('/')}/{split}")
             # the in-process transport needs no Spark: W workers one after another in this process
-            sc = None if config.transport == "inprocess" else _context("dist-mnist-train", args.master)
+            sc = None if config.transport == "inprocess" else _context("dist-mnist-train", args.master, "training started")
             train(sc, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
         report = Path(args.out, "evaluation.txt")
         summary = [line for line in report.read_text().splitlines() if not line.startswith("Examples labeled as")]
@@ -169,23 +167,30 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "evaluate":
         from dist_mnist.artifacts import load_model, model_files
         from dist_mnist.paths import refuse_overlap
+        from dist_mnist.spark.dataset import describe_split
         from dist_mnist.spark.evaluate import evaluate_model
 
-        load_model(args.model)  # a bad model fails before Spark starts
+        load_model(args.model)  # a bad model, split or --json fails before Spark starts
+        describe_split(args.data)
         if args.json:
+            if Path(args.json).is_dir():
+                raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
+            if not Path(args.json).resolve().parent.is_dir():
+                raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
             refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
         sc = _context("dist-mnist-evaluate", args.master)
         print(evaluate_model(sc, args.model, args.data, args.json))
     elif args.command == "predict":
         from dist_mnist.artifacts import load_model, model_files
         from dist_mnist.paths import refuse_overlap
-        from dist_mnist.spark.predict import predict_to_parquet
+        from dist_mnist.spark.predict import check_input, predict_to_parquet
         from dist_mnist.spark.session import get_session
 
-        load_model(args.model)  # a bad model fails before Spark starts
+        load_model(args.model)  # a bad model or input fails before Spark starts
         refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
         if Path(args.out).exists() and not args.overwrite:
             raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
+        check_input(args.data)
         _context("dist-mnist-predict", args.master)
         rows = predict_to_parquet(get_session("dist-mnist-predict"), args.model, args.data, args.out, args.overwrite)
         print(f"wrote {rows} predictions to {args.out}")
@@ -208,7 +213,9 @@ _PY_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError|FileExistsErro
 
 def user_message(e: BaseException) -> str | None:
     """The one-line message of a user error, also when it was raised on an executor."""
-    if isinstance(e, (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyboardInterrupt)):
+    if isinstance(e, KeyboardInterrupt):
+        return str(e) or "interrupted"
+    if isinstance(e, (ValueError, FileNotFoundError, FileExistsError, RuntimeError)):
         return str(e) or type(e).__name__
     text = str(e)
     if "PythonException" in text or "Py4JJavaError" in type(e).__name__ or "PythonException" in type(e).__name__:
@@ -231,6 +238,17 @@ def exit_code(e: BaseException) -> int:
     return EXIT_USER_ERROR
 
 
+def _train_interrupted(out: str) -> str:
+    """What a Ctrl-C that train() did not word itself left behind."""
+    from dist_mnist.artifacts import CHECKPOINT_NPZ
+    from dist_mnist.runs import partial_dir
+
+    staging = partial_dir(Path(out))
+    if (staging / CHECKPOINT_NPZ).exists():
+        return f"interrupted; the last checkpoint is in {staging} (resume with --resume)"
+    return "interrupted before training started; nothing was written"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and the jobs/ scripts."""
     args = _parser().parse_args(argv)
@@ -242,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         from dist_mnist.spark.progress import close_bars
 
         close_bars()  # a progress bar left on the terminal would run into the error's line
+        if isinstance(e, KeyboardInterrupt) and not str(e) and args.command == "train":
+            e = KeyboardInterrupt(_train_interrupted(args.out))  # Ctrl-C while importing or checking
         msg = user_message(e)
         if msg is None:
             raise

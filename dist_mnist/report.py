@@ -65,11 +65,13 @@ def misclassified(predicted: np.ndarray, images: np.ndarray, labels: np.ndarray,
     return images[wrong], labels[wrong], predicted[wrong]
 
 
-def parquet_files_of(data: str | os.PathLike) -> list[str]:
-    """The Parquet part files of DATA/test, in order."""
+def parquet_files_of(data: str | os.PathLike, recorded_in: Path | None = None) -> list[str]:
+    """The Parquet part files of DATA/test, in order; `recorded_in`: the model.json that named DATA."""
     files = sorted(str(p) for p in Path(data, "test").glob("*.parquet"))
     if not files:
-        raise FileNotFoundError(f"{Path(data, 'test')}: no Parquet files (pass --data DATA, the directory ingest wrote)")
+        found = f"{recorded_in}'s data.path, where the run was trained" if recorded_in else "--data"
+        raise FileNotFoundError(f"{Path(data, 'test')}: no Parquet files (DATA from {found}; "
+                                f"pass --data DATA, the directory ingest wrote)")
     return files
 
 
@@ -183,10 +185,11 @@ def write_report(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     counts = np.asarray(evaluation.get("confusion", []), dtype=np.int64)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or not counts.size:
         raise ValueError(f"{run_dir / 'evaluation.json'}: 'confusion' must be a square matrix of counts")
+    recorded_in = None if data else run_dir / "model.json"
     data = data or model.get("data", {}).get("path")
     if data is None:
         raise ValueError(f"{run_dir / 'model.json'}: no data.path recorded (pass --data DATA)")
-    images, labels = read_files(parquet_files_of(data))
+    images, labels = read_files(parquet_files_of(data, recorded_in))
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
 

@@ -146,6 +146,15 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite:
     return staging, None
 
 
+def discard_unless_checkpointed(staging: Path) -> bool:
+    """Remove a staging directory that holds no checkpoint (a run that stopped before its
+    first one); whether it was removed."""
+    if staging.is_dir() and not (staging / CHECKPOINT_NPZ).exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        return True
+    return False
+
+
 def finish_run_dir(staging: Path, run_dir: Path) -> list[str]:
     """Swap the finished staging directory into place, keeping what else RUN held; the names kept.
 
@@ -237,7 +246,9 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
         "feature_kind": "image" if feature == "image" else "float",
         "input_scaling": "image_bytes / 255" if feature == "image" else "none", "config": config.to_dict(),
         "local_learning_rate": local_learning_rate(config),
-        "data": {"path": data_path, "metadata": read_metadata(data_path)},
+        # resolved: `report` and `evaluate` find it from any directory
+        "data": {"path": data_path if "://" in data_path else os.path.abspath(data_path),
+                 "metadata": read_metadata(data_path)},
         "metrics": final_public,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "spark": spark_version},
     }

@@ -32,6 +32,17 @@ class WorkerError:
         return USER_ERRORS.get(self.kind, RuntimeError)(self.message)
 
 
+class FirstError:
+    """A Spark AccumulatorParam (duck-typed: no pyspark here) keeping the first WorkerError
+    added, for jobs whose tasks cannot return values (a DataFrame write)."""
+
+    def zero(self, value: WorkerError | None) -> WorkerError | None:
+        return None
+
+    def addInPlace(self, first: WorkerError | None, other: WorkerError | None) -> WorkerError | None:
+        return first if first is not None else other
+
+
 def raise_worker_error(results: list) -> None:
     """Raise the first worker's error among the values a job collected, if there is one."""
     for r in results:

@@ -13,6 +13,8 @@ sibling and renamed into place; an existing PATH is refused unless `.write().ove
 
 from __future__ import annotations
 
+import json
+
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
 
 from dist_mnist.spark import hadoopfs
@@ -56,7 +58,7 @@ class MLPReader(MLReader):
         spark = self.sparkSession
         if not hadoopfs.exists(spark, f"{path.rstrip('/')}/metadata"):
             raise FileNotFoundError(f"{path}: no saved {self.cls.__name__} here (no metadata/ directory)")
-        metadata = DefaultParamsReader.loadMetadata(path, spark)
+        metadata = read_metadata(spark, path)
         expected = f"{self.cls.__module__}.{self.cls.__name__}"
         if metadata["class"] != expected:
             raise ValueError(f"{path}: holds a {metadata['class']}, not a {expected}")
@@ -66,6 +68,23 @@ class MLPReader(MLReader):
         data = f"{path.rstrip('/')}/{DATA}"
         instance._load_data(lambda name: hadoopfs.read_bytes(spark, f"{data}/{name}"), data)
         return instance
+
+
+def read_metadata(spark, path: str) -> dict:
+    """What DefaultParamsReader.loadMetadata returns, read through hadoopfs rather than a Spark
+    job, so a damaged file (a checksum that no longer matches, say) is one line naming it."""
+    where = f"{path.rstrip('/')}/metadata"
+    parts = [name for name in hadoopfs.list_names(spark, where) if name.startswith("part-")]
+    if not parts:
+        raise FileNotFoundError(f"{where}: no part file")
+    text = hadoopfs.read_bytes(spark, f"{where}/{parts[0]}").decode("utf-8", errors="replace")
+    try:
+        metadata = json.loads(text.splitlines()[0] if text else "")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}/{parts[0]}: not JSON metadata ({e})") from None
+    if not isinstance(metadata, dict) or "class" not in metadata:
+        raise ValueError(f"{where}/{parts[0]}: not the metadata of a saved stage (no 'class')")
+    return metadata
 
 
 class MLPWritable(MLWritable):

@@ -16,6 +16,8 @@ import pyarrow.parquet as pq
 
 from dist_mnist.data.parquet import feature_column, local_path
 
+SPLITS = ("train", "test")  # the splits of a dataset root DATA
+
 
 @dataclass(frozen=True)
 class SplitFiles:
@@ -32,7 +34,12 @@ class SplitFiles:
 
 
 def _list_files(path: str) -> list[str]:
-    """Data files under `path`, sorted; hidden and _-prefixed names skipped, as Spark does."""
+    """Data files under `path`, sorted; hidden and _-prefixed names skipped, as Spark does.
+
+    A dataset root (DATA, with DATA/train and DATA/test, or a metadata.json) is refused with
+    the split to pass instead: read whole, its metadata.json is no Parquet file.
+    """
+    given = path.rstrip("/")
     if "://" not in path:
         path = os.path.abspath(local_path(path))
     try:
@@ -48,12 +55,32 @@ def _list_files(path: str) -> list[str]:
             raise
         raise ValueError(f"{path}: cannot be listed ({e})") from None
     prefix = path[: len(path) - len(root)] if "://" in path else ""
-    files = []
+    files, top = [], {}
     for entry in entries:
         rel = entry.path[len(root):].lstrip("/")
+        if "/" not in rel:
+            top[rel] = entry.type
         if entry.type == pafs.FileType.File and not any(part[:1] in "._" for part in rel.split("/")):
             files.append(prefix + entry.path)
+    if top.get("metadata.json") == pafs.FileType.File or all(top.get(s) == pafs.FileType.Directory for s in SPLITS):
+        raise ValueError(f"{given}: a dataset root, not a split; pass {given}/test (or {given}/train)")
     return sorted(files)
+
+
+def read_footers(path: str) -> list[tuple[str, pa.Schema, int]]:
+    """(file, schema, rows) of each Parquet file of a split, from the footers alone.
+
+    Errors are one line naming the path: missing (FileNotFoundError), a dataset root instead
+    of a split, no Parquet files, or a file that is not Parquet (truncated, say).
+    """
+    footers = []
+    for f in _list_files(str(path).rstrip("/")):
+        try:
+            meta = pq.ParquetFile(f if "://" in f else local_path(f))
+            footers.append((f, meta.schema_arrow, meta.metadata.num_rows))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise ValueError(f"{f}: not a Parquet file ({e})") from None
+    return footers
 
 
 def describe_split(path: str, allow_empty: bool = False) -> SplitFiles:
@@ -64,18 +91,13 @@ def describe_split(path: str, allow_empty: bool = False) -> SplitFiles:
     """
     path = str(path).rstrip("/")
     try:
-        files = _list_files(path)
+        footers = read_footers(path)
     except FileNotFoundError:
         if not allow_empty:
             raise
-        files = []
-    rows, kinds = [], set()
-    for f in files:
-        try:
-            meta = pq.ParquetFile(f if "://" in f else local_path(f))
-            schema = meta.schema_arrow
-        except (pa.ArrowInvalid, OSError) as e:
-            raise ValueError(f"{f}: not a Parquet file ({e})") from None
+        footers = []
+    files, rows, kinds = [], [], set()
+    for f, schema, n in footers:
         name = feature_column(schema.names, f)
         kinds.add(name)
         label, features = schema.field("label").type, schema.field(name).type
@@ -85,7 +107,8 @@ def describe_split(path: str, allow_empty: bool = False) -> SplitFiles:
             raise ValueError(f"{f}: column 'image' has type {features}, expected binary")
         if name == "features" and not (pa.types.is_list(features) and pa.types.is_floating(features.value_type)):
             raise ValueError(f"{f}: column 'features' has type {features}, expected an array of float")
-        rows.append(meta.metadata.num_rows)
+        files.append(f)
+        rows.append(n)
     if sum(rows) == 0 and not allow_empty:
         raise ValueError(f"{path}: the dataset is empty")
     if len(kinds) > 1:

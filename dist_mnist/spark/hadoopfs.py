@@ -35,15 +35,33 @@ def write_bytes(spark, path: str, data: bytes) -> None:
 
 
 def read_bytes(spark, path: str) -> bytes:
-    """The whole content of the file `path`; FileNotFoundError names it when it is missing."""
+    """The whole content of the file `path`; FileNotFoundError names it when it is missing,
+    ValueError when its Hadoop checksum (.crc) does not match."""
     fs, jpath = filesystem(spark, path)
     if not fs.isFile(jpath):
         raise FileNotFoundError(f"{path}: no such file")
     stream = fs.open(jpath)
     try:
         return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    except Exception as e:  # noqa: BLE001 - py4j's Py4JJavaError: only a checksum error is the user's
+        if java_class(e) == "org.apache.hadoop.fs.ChecksumException":
+            raise ValueError(f"{path}: checksum mismatch (the file was changed after it was saved; "
+                             f"Hadoop's .{jpath.getName()}.crc beside it no longer matches)") from None
+        raise
     finally:
         stream.close()
+
+
+def java_class(e: BaseException) -> str | None:
+    """The class name of the Java exception behind a Py4JJavaError, else None."""
+    java = getattr(e, "java_exception", None)
+    return str(java.getClass().getName()) if java is not None else None
+
+
+def list_names(spark, path: str) -> list[str]:
+    """The names of the entries of the directory `path`, sorted."""
+    fs, jpath = filesystem(spark, path)
+    return sorted(str(status.getPath().getName()) for status in fs.listStatus(jpath))
 
 
 def delete(spark, path: str) -> None:

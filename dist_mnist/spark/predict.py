@@ -16,10 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 from dist_mnist.artifacts import load_model, model_files
-from dist_mnist.data.parquet import features_of, images_of
+from dist_mnist.data.parquet import features_of, images_of, local_path
 from dist_mnist.nn.model import layer_sizes_of, logits_of, softmax, to_inputs
 from dist_mnist.paths import refuse_overlap
 from dist_mnist.spark import hadoopfs
+from dist_mnist.spark.dataset import read_footers
+from dist_mnist.worker_errors import USER_ERROR_TYPES, FirstError, WorkerError
 
 
 def probabilities(params, images: np.ndarray) -> np.ndarray:
@@ -27,22 +29,83 @@ def probabilities(params, images: np.ndarray) -> np.ndarray:
     return softmax(logits_of(params, to_inputs(images)))
 
 
-def make_batch_fn(bc, where: str, column: str, n_in: int):
-    """mapInArrow's function: each batch with `prediction` and `probability` appended."""
+FILE, ROW = "_dist_mnist_file", "_dist_mnist_row"  # each input row's file and row, dropped from the output
+
+
+def file_runs(batch) -> list[tuple[str, int, int, int]]:
+    """(file, its first row counted from the file's start, start, stop) of each run of
+    consecutive rows of one file in an Arrow batch (a batch may span files)."""
+    import pyarrow.compute as pc
+
+    files, rows = batch.column(FILE), batch.column(ROW).to_numpy()
+    n = len(rows)
+    if n == 0:
+        return []
+    breaks = np.diff(rows) != 1
+    if n > 1:
+        breaks |= pc.not_equal(files.slice(1), files.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    starts = [0, *(np.flatnonzero(breaks) + 1).tolist()]
+    return [(file_name(files[a].as_py()), int(rows[a]), a, b) for a, b in zip(starts, [*starts[1:], n])]
+
+
+def file_name(uri: str) -> str:
+    """A local path for Spark's file: URIs (percent-decoded), other URIs as they are."""
+    from urllib.parse import unquote
+
+    return unquote(local_path(uri)) if uri.startswith("file:") else uri
+
+
+def located_inputs(batch, column: str, n_in: int):
+    """The model inputs of a batch, run by run: (x, file, first_row) with x (n, n_in).
+
+    Every check of predict's input goes through here, so its error names the file and the
+    row counted from the file's start, not from the batch.
+    """
     rows_of = images_of if column == "image" else features_of
+    for file, first_row, start, stop in file_runs(batch):
+        yield rows_of(batch.column(column).slice(start, stop - start), file, first_row, n_in), file, first_row
+
+
+def make_batch_fn(bc, column: str, n_in: int, errors):
+    """mapInArrow's function: each batch with `prediction` and `probability` appended.
+
+    Bad input (say a 783-byte image) is not raised: it goes to the `errors` accumulator, the
+    task scores nothing more and ends well, so Spark neither logs a trace nor retries; the
+    driver raises it once the job is over.
+    """
 
     def run(batches):
         import pyarrow as pa
 
+        C = layer_sizes_of(bc.value)[-1]
+        failed = False
         for batch in batches:
-            probs = probabilities(bc.value, rows_of(batch.column(column), where, n_in=n_in))  # (n, C)
-            n, C = probs.shape
+            if failed:
+                continue  # read the rest of the partition's input, score none of it
+            try:
+                probs = np.concatenate([probabilities(bc.value, x) for x, _, _ in located_inputs(batch, column, n_in)]
+                                       or [np.empty((0, C), np.float32)])  # (n, C)
+            except USER_ERROR_TYPES as e:
+                errors.add(WorkerError.of(e))
+                failed = True
+                continue
             probability = pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), C).cast(pa.list_(pa.float32()))
             prediction = pa.array(probs.argmax(axis=1).astype(np.float64))
-            yield pa.RecordBatch.from_arrays([*batch.columns, prediction, probability],
-                                             names=[*batch.schema.names, "prediction", "probability"])
+            columns = [(name, c) for name, c in zip(batch.schema.names, batch.columns) if name not in (FILE, ROW)]
+            yield pa.RecordBatch.from_arrays([c for _, c in columns] + [prediction, probability],
+                                             names=[name for name, _ in columns] + ["prediction", "probability"])
 
     return run
+
+
+def check_input(data: str) -> None:
+    """A local `data` before Spark starts: it exists, is a split (not a dataset root) and
+    every Parquet file's footer reads; one line naming the path otherwise. Other URIs are
+    left to Spark's reader (pyarrow may not know their filesystem)."""
+    if "://" in data and not data.startswith("file:"):
+        return
+    if not read_footers(data):
+        raise ValueError(f"{data}: no Parquet files")
 
 
 def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
@@ -53,6 +116,7 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     refuse_overlap(out, "--out", {"--data": data, **model_files(run_dir)})
     if hadoopfs.exists(spark, out) and not overwrite:  # before reading anything
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    check_input(data)
     try:
         df = spark.read.parquet(data)
     except Exception as e:  # noqa: BLE001 - Spark's AnalysisException names the path
@@ -72,11 +136,16 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
         raise ValueError(f"{data}: already has column(s) {clash}; rename them before scoring")
     schema = StructType([*df.schema.fields, StructField("prediction", DoubleType(), False),
                          StructField("probability", ArrayType(FloatType(), False), False)])
+    meta = df.metadataColumn("_metadata")  # Spark's hidden per-row file and row index (Parquet)
+    located = df.select("*", meta.getField("file_path").alias(FILE), meta.getField("row_index").alias(ROW))
     bc = spark.sparkContext.broadcast(params)
+    errors = spark.sparkContext.accumulator(None, FirstError())
     try:
         # --overwrite: the new output is complete before the old one goes
         with hadoopfs.replacing(spark, out, overwrite) as tmp:
-            df.mapInArrow(make_batch_fn(bc, data, column, n_in), schema).write.parquet(tmp)
+            located.mapInArrow(make_batch_fn(bc, column, n_in, errors), schema).write.parquet(tmp)
+            if errors.value is not None:
+                raise errors.value.exception()
             rows = spark.read.parquet(tmp).count()
     finally:
         bc.destroy()

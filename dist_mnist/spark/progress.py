@@ -123,15 +123,21 @@ class GracefulStop:
     """First Ctrl-C: finish the round, checkpoint, stop. A second one stops at once.
 
     PySpark's own SIGINT handler cancels the running job in the middle of a Py4J call, which
-    leaves tracebacks behind; the driver's loop is the better place to stop.
+    leaves tracebacks behind; the driver's loop is the better place to stop. While
+    `abortable` is False a second Ctrl-C is ignored too (the JVM's start: interrupted, it
+    would outlive this process). A handler installed over this one inside the block (the
+    SparkContext's) is left in place on the way out.
     """
 
     def __init__(self, notify):
         self.notify, self.requested, self.previous = notify, False, None
+        self.abortable = True
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            if self.abortable:
+                raise KeyboardInterrupt
+            return
         self.requested = True
         self.notify()
 
@@ -142,5 +148,6 @@ class GracefulStop:
 
     def __exit__(self, *exc):
         if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+            if signal.getsignal(signal.SIGINT) == self._handle:
+                signal.signal(signal.SIGINT, self.previous)
             self.previous = None

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 
 def check_environment() -> None:
@@ -74,3 +75,32 @@ def get_session(app_name: str, master: str | None = None):
     from pyspark.sql import SparkSession
 
     return SparkSession(sc)
+
+
+def set_jvm_log_level(level: str, log4j2_file: Path) -> None:
+    """Spark's root log level before the SparkContext starts and logs its ~40 INFO lines.
+
+    Under spark-submit the JVM started before Python, maybe on Spark's default log4j profile
+    (a Spark whose conf directory has no log4j2.properties), at INFO: load `log4j2_file` in
+    its place, as a SPARK_CONF_DIR holding it would have.
+    """
+    import_pyspark()
+    from py4j.protocol import Py4JError
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()
+    jvm = SparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    context = log4j.LogManager.getContext(False)
+    if "org/apache/spark/log4j2" in str(context.getConfigLocation() or "") and log4j2_file.is_file():
+        try:  # while this flag is set, Spark puts its default profile back (and says so) at each start
+            spark_logging = getattr(getattr(jvm.org.apache.spark.internal, "Logging$"), "MODULE$")
+            getattr(spark_logging, "org$apache$spark$internal$Logging$$defaultSparkLog4jConfig_$eq")(False)
+        except Py4JError:  # a Spark without it: its default profile stays, at the level set below
+            pass
+        else:
+            context.setConfigLocation(jvm.java.io.File(str(log4j2_file)).toURI())
+    # spark-submit resets logging before it runs the application: have Spark set it up again
+    # now (from the file in force: silent, unless it is Spark's own default profile)
+    jvm.org.apache.spark.SparkConf(False).initializeLogIfNecessary(False)
+    log4j.core.config.Configurator.setRootLevel(log4j.Level.toLevel(level, log4j.Level.WARN))

@@ -26,8 +26,8 @@ from dist_mnist.nn.model import Params, init_params
 from dist_mnist.nn.updaters import Nesterovs, make_updater, zeros_like
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec, apply_round, round_input
 from dist_mnist.paths import run_lock
-from dist_mnist.runs import (check_rounds, check_run_paths, finish_run_dir, prepare_run_dir, with_resume_hint,
-                             write_outputs)
+from dist_mnist.runs import (check_rounds, check_run_paths, discard_unless_checkpointed, finish_run_dir,
+                             prepare_run_dir, with_resume_hint, write_outputs)
 from dist_mnist.shards import plan_shards
 from dist_mnist.spark.dataset import SplitFiles, describe_split
 from dist_mnist.spark.progress import GracefulStop, Progress
@@ -117,21 +117,34 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
     check_run_paths(run_dir, data_dir)
     with run_lock(run_dir):
         try:
-            return _train(sc, config, data_dir, run_dir, resume, overwrite, log, require_test)
+            return _run(sc, config, data_dir, run_dir, resume, overwrite, log, require_test)
         except WriteFailed as e:  # disk full, no file handles: the last checkpoint is whole
             raise with_resume_hint(e, Path(run_dir)) from e
 
 
-def _train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool, overwrite: bool, log,
-           require_test: bool) -> dict | None:
-    from dist_mnist.spark.transports import open_transport
-
+def _run(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool, overwrite: bool, log,
+         require_test: bool) -> dict | None:
+    """train() under its lock: the staging directory, removed again when no checkpoint was written."""
     log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
     if sc is None and config.transport != "inprocess":
         raise ValueError(f"transport {config.transport!r} needs a SparkContext; without one use transport 'inprocess'")
     t_start = time.perf_counter()
     run_dir, data_path = Path(run_dir), str(data_dir).rstrip("/")
     staging, checkpoint = prepare_run_dir(run_dir, config, resume, overwrite)
+    try:
+        return _train(sc, config, data_path, run_dir, staging, checkpoint, log, require_test, t_start)
+    except BaseException as e:
+        # a run stopped before its first checkpoint leaves no RUN.partial that --resume would refuse
+        if discard_unless_checkpointed(staging) and isinstance(e, KeyboardInterrupt) and "nothing was written" not in str(e):
+            raise KeyboardInterrupt("interrupted before the first checkpoint; nothing was written") from None
+        raise
+
+
+def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path, checkpoint, log,
+           require_test: bool, t_start: float) -> dict | None:
+    """train() in its staging directory: prepare, start the transport, the rounds, finish."""
+    from dist_mnist.spark.transports import open_transport
+
     train_split = describe_split(data_path + "/train")
     test_split = describe_split(data_path + "/test", allow_empty=not require_test)
     has_test = test_split.n_rows > 0
@@ -167,14 +180,23 @@ def _train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool, o
         + (f", master {sc.master}" if sc is not None else ", in process"))
     phases = {"prepare": time.perf_counter() - t_start}  # this process's wall time by phase
     t_phase = time.perf_counter()
-    transport = open_transport(sc, plan, log)
-    pos.timings["transport"] = transport.name
-    phases["transport_start"] = time.perf_counter() - t_phase
-    t_phase = time.perf_counter()
 
-    epoch_clock = time.perf_counter() - pos.epoch_seconds
-    notice = "Ctrl-C: stopping after this round (press again to abort now)"
-    with GracefulStop(lambda: progress.line(notice)) as stop:
+    notices = ["Ctrl-C: stopping once the workers have started (press again to abort now)"]
+    not_started = ("interrupted before training started; nothing was written" if checkpoint is None else
+                   f"interrupted before training resumed; {staging} is unchanged (resume with --resume)")
+    with GracefulStop(lambda: progress.line(notices[-1])) as stop:
+        try:  # a Ctrl-C while the barrier stage starts stops before the first round
+            transport = open_transport(sc, plan, log)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(not_started) from None
+        if stop.requested:
+            transport.close()
+            raise KeyboardInterrupt(not_started)
+        pos.timings["transport"] = transport.name
+        phases["transport_start"] = time.perf_counter() - t_phase
+        t_phase = time.perf_counter()
+        epoch_clock = time.perf_counter() - pos.epoch_seconds
+        notices.append("Ctrl-C: stopping after this round (press again to abort now)")
         try:
             while pos.epoch < config.epochs and not (config.max_rounds and pos.global_round >= config.max_rounds):
                 # 1. one round: send, compute on every worker, combine, one update

@@ -309,6 +309,35 @@ def test_refuses_a_pickled_npz(spark, tmp_path):
         MLPClassificationModel.load(str(tmp_path / "m"))
 
 
+def _flip_a_byte(path) -> None:
+    """Change a file in place, leaving Hadoop's .crc beside it as it was."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("tampered", ["data/model.npz", "data/model.json", "metadata"])
+def test_a_tampered_save_is_one_line_naming_the_file(spark, tmp_path, tampered):
+    random_model().save(str(tmp_path / "m"))
+    target = next((tmp_path / "m" / "metadata").glob("part-*")) if tampered == "metadata" else tmp_path / "m" / tampered
+    assert (target.parent / f".{target.name}.crc").exists()  # what Hadoop's local filesystem checks
+    _flip_a_byte(target)
+    with pytest.raises(ValueError) as info:
+        MLPClassificationModel.load(str(tmp_path / "m"))
+    assert str(info.value) == (f"{target}: checksum mismatch (the file was changed after it was saved; "
+                               f"Hadoop's .{target.name}.crc beside it no longer matches)")
+
+
+def test_a_tampered_pipeline_model_is_one_line(spark, frames, pipeline_model, tmp_path):
+    from pyspark.ml import PipelineModel
+
+    pipeline_model.save(str(tmp_path / "fitted"))
+    npz = next((tmp_path / "fitted" / "stages").glob("1_*")) / "data" / "model.npz"
+    _flip_a_byte(npz)
+    with pytest.raises(ValueError, match=r"^[^\n]*model\.npz: checksum mismatch [^\n]*$"):
+        PipelineModel.load(str(tmp_path / "fitted"))
+
+
 def test_pipeline_and_pipeline_model_save_load(spark, frames, pipeline_model, tmp_path):
     from pyspark.ml import Pipeline, PipelineModel
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from dist_mnist import cli
 from dist_mnist.artifacts import save_model
+from dist_mnist.data.parquet import to_table
 from dist_mnist.nn.model import init_params, predict
 
 from .conftest import REPO
@@ -94,4 +100,41 @@ def test_a_features_column_of_any_width_is_scored_as_given(spark, tmp_path, monk
     pq.write_table(pa.table({"id": pa.array([50]), "features": pa.array([[0.0] * 19], pa.list_(pa.float32()))}),
                    data / "part-00001.parquet")
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED21")
-    assert code == 2 and "has 19 values, expected 20" in captured.err.strip().splitlines()[-1]
+    assert code == 2 and captured.err.strip().splitlines()[-1].endswith(
+        f"{data / 'part-00001.parquet'}: 'features' at row 0 has 19 values, expected 20")
+
+
+NOISE = re.compile(r"^(WARNING: Using incubator modules: |\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN \w+: )")
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the warnings every Spark start prints (the JVM's incubator-module notice,
+    Spark's WARN lines such as the loopback hostname); asserts no trace and no ERROR line."""
+    for mark in ("Traceback", "ERROR", "\tat ", "Exception", "py4j"):
+        assert mark not in stderr, stderr[-3000:]
+    return [line for line in stderr.splitlines() if line.strip() and not NOISE.match(line)]
+
+
+def test_a_bad_image_is_one_line_naming_its_file_and_its_row_in_the_file(model_dir, tmp_path):
+    """A real `dist-mnist predict`: the whole stderr is the error line (and Spark's start-up
+    warnings), with the row counted from the file's start although Arrow batches (10,000
+    rows) and Spark's partitions start elsewhere; nothing is written."""
+    import pyarrow as pa
+
+    run, _ = model_dir
+    data = tmp_path / "DATA"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    pq.write_table(to_table(rng.integers(0, 256, (300, 784), np.uint8), np.zeros(300)), data / "part-00000.parquet")
+    table = to_table(rng.integers(0, 256, (12000, 784), np.uint8), np.zeros(12000))
+    images = table.column("image").to_pylist()
+    images[10500] = images[10500][:783]
+    pq.write_table(table.set_column(1, "image", pa.array(images, pa.binary())), data / "part-00001.parquet")
+    env = {k: v for k, v in os.environ.items() if k != "DIST_MNIST_SPARK_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "dist_mnist.cli", "predict", "--master", "local[2]", "--model", str(run),
+                           "--data", str(data), "--out", str(tmp_path / "PRED")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert error_lines(done.stderr) == [
+        f"dist-mnist predict: error: {data / 'part-00001.parquet'}: image at row 10500 has 783 bytes, expected 784"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DATA", "RUN"]  # no output, no temporary directory

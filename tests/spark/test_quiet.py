@@ -30,13 +30,28 @@ SPARK_SUBMIT = ["spark-submit", "--master", "local[2]", "--conf", "spark.ui.enab
 DIST_MNIST = [sys.executable, "-m", "dist_mnist.cli", "train", "--master", "local[2]"]
 
 
+DEFAULT_PROFILE = "Using Spark's default log4j profile"
+
+
 @pytest.mark.parametrize("command, env", [(SPARK_SUBMIT, {"SPARK_CONF_DIR": str(REPO / "conf")}),  # as make train
-                                          (SPARK_SUBMIT, {}),  # no SPARK_CONF_DIR: Spark's own INFO defaults
+                                          (SPARK_SUBMIT, {}),  # outside make: the venv's Spark reads conf/
                                           (DIST_MNIST, {})], ids=["make-train", "bare-spark-submit", "dist-mnist"])
 def test_no_info_lines_by_default(datasets, tmp_path, command, env):
     done = _train(command, datasets[2], tmp_path / "RUN", **env)
     info = [line for line in (done.stdout + done.stderr).splitlines() if " INFO " in line]
     assert not info, info[:5]
+    # the project's log4j2.properties from the JVM's start (make .venv/.installed links conf/ into the venv's Spark)
+    assert DEFAULT_PROFILE not in done.stderr, done.stderr[:2000]
+
+
+def test_a_spark_without_our_conf_takes_it_once_python_runs(datasets, tmp_path):
+    """A Spark installation whose conf/ has no log4j2.properties: its JVM starts on Spark's
+    default profile and says so, once; from then on the project's file is in force (it
+    silences Hadoop's native-library warning), not Spark's profile a second time."""
+    (tmp_path / "conf").mkdir()
+    done = _train(SPARK_SUBMIT, datasets[2], tmp_path / "RUN", SPARK_CONF_DIR=str(tmp_path / "conf"))
+    assert done.stderr.count(DEFAULT_PROFILE) == 1, done.stderr[:2000]
+    assert not [line for line in done.stderr.splitlines() if " INFO " in line or "NativeCodeLoader" in line]
 
 
 def test_verbose_brings_sparks_info_back(datasets, tmp_path):

@@ -86,7 +86,7 @@ def test_user_message_unwraps_executor_errors():
     assert cli.user_message(Py4JJavaError("java.lang.OutOfMemoryError: Java heap space")) is None
     assert cli.user_message(TypeError("a bug")) is None
     assert cli.user_message(ValueError("bad value")) == "bad value"
-    assert cli.user_message(KeyboardInterrupt()) == "KeyboardInterrupt"
+    assert cli.user_message(KeyboardInterrupt()) == "interrupted"
 
 
 def test_bugs_are_not_swallowed(monkeypatch, tmp_path):
