@@ -170,14 +170,14 @@ def _run(args: argparse.Namespace) -> int:
         from dist_mnist.spark.dataset import describe_split
         from dist_mnist.spark.evaluate import evaluate_model
 
-        load_model(args.model)  # a bad model, split or --json fails before Spark starts
-        describe_split(args.data)
+        load_model(args.model)  # a bad model, --json or split fails before Spark starts
         if args.json:
+            refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
             if Path(args.json).is_dir():
                 raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
             if not Path(args.json).resolve().parent.is_dir():
                 raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
-            refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
+        describe_split(args.data)
         sc = _context("dist-mnist-evaluate", args.master)
         print(evaluate_model(sc, args.model, args.data, args.json))
     elif args.command == "predict":
