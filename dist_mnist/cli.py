@@ -172,9 +172,9 @@ def _run(args: argparse.Namespace) -> int:
 
         load_model(args.model)  # a bad model, --json or split fails before Spark starts
         if args.json:
-            refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
             if Path(args.json).is_dir():
                 raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
+            refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
             if not Path(args.json).resolve().parent.is_dir():
                 raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
         describe_split(args.data)
