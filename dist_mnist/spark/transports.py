@@ -47,9 +47,9 @@ class FailoverTransport:
     def __init__(self, sc, plan: Plan, log):
         self.sc, self.plan, self.log = sc, plan, log
         self.relaunches = 0
-        self.current: Transport = BarrierTransport(sc, plan, plan.config.round_timeout, plan.config.transport_port, log)
-        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ "
-            f"at {self.current.address}")
+        self.barrier = BarrierTransport(sc, plan, plan.config.round_timeout, plan.config.transport_port, log)
+        self.current: Transport = self.barrier
+        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}")
 
     @property
     def name(self) -> str:
@@ -58,6 +58,10 @@ class FailoverTransport:
     @property
     def timings(self) -> dict:
         return getattr(self.current, "timings", {})
+
+    def channel_counts(self) -> dict[str, dict[str, int]]:
+        """What the round channel dropped or refused over the run, by reason (see BarrierTransport)."""
+        return self.barrier.channel_counts()
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         while True:
