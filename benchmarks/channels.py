@@ -143,6 +143,7 @@ def main() -> None:
     result["loadavg_after"] = loadavg()
     print(json.dumps(result), flush=True)
     if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
         atomic_write_json(Path(args.out) / "channels.json", result)
 
 
