@@ -110,7 +110,8 @@ def channels_block(c: dict) -> str:
     lines = [f"Measured {c['date']} with `{c['command']}` ({c['machine']['cores']} cores; load (1 min) "
              f"{load_text(c.get('loadavg_before'))} before, {load_text(c.get('loadavg_after'))} after): a driver and "
              f"{c['workers']} worker processes on this machine, the round's vector each way and no compute; median "
-             f"(p90) of {c['rounds']} rounds of each channel and size, the channels alternating in {c['blocks']} blocks.",
+             f"(p90) of {c['rounds']} rounds of each channel and size, the channels alternating in {c['blocks']} "
+             "blocks.",
              "", "| channel | " + " | ".join(f"{mode}: {s['bytes_each_way'] / 1e6:.2f} MB each way | / PLAIN"
                                           for mode, s in sizes.items()) + " |",
              "|---|" + "---:|---:|" * len(sizes)]
