@@ -122,7 +122,11 @@ class BarrierTransport:
         self.timings: dict[str, float] = {}
         self.hosts: dict[int, str] = {}  # worker -> "host:port, pid N", for messages
         self.pids: dict[int, int] = {}
-        self.launch()
+        try:
+            self.launch()
+        except BaseException:  # the caller falls back to Spark jobs: free the socket (and a Unix socket's directory)
+            self.close()
+            raise
 
     def launch(self, timeout: float | None = None) -> None:
         """Start a new generation of the barrier stage and wait (at most `timeout` seconds, default

@@ -156,6 +156,30 @@ def test_a_message_for_no_round_in_flight_is_dropped_counted_and_told(spark, dat
     assert_identical(model, expected)
 
 
+def test_a_barrier_stage_that_cannot_start_leaves_no_socket_behind(spark, datasets, monkeypatch):
+    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.spark.trainer import make_plan
+    from dist_mnist.transport import WorkerLost
+
+    servers = []
+
+    class Recorded(barrier.RoundServer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            servers.append(self)
+
+    def failing_task(plan, endpoint, generation):
+        def task(_):
+            raise OSError("this executor cannot start")
+        return task
+
+    monkeypatch.setattr(barrier, "RoundServer", Recorded)
+    plan = make_plan(SYNC, describe_split(str(datasets[2] / "train")), describe_split(str(datasets[2] / "test")))
+    with pytest.raises(WorkerLost, match="the barrier stage failed while starting"):
+        BarrierTransport(spark.sparkContext, plan, 30, make_task=failing_task)
+    assert servers and servers[0].sock.closed and not os.path.exists(servers[0].dir)
+
+
 def _sabotage_at_round(monkeypatch, at: int, sig: int, stopped: list[int]):
     """Send `sig` to worker 1's process just before the barrier transport's round `at` (first generation)."""
     real, count = BarrierTransport.run_round, [0]
