@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from dist_mnist.channel import NO_CURVE
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec
 from dist_mnist.spark.barrier import BarrierTransport, barrier_unavailable
 from dist_mnist.spark.jobs import SparkJobTransport
@@ -36,7 +37,8 @@ def open_transport(sc, plan: Plan, log) -> Transport:
         except WorkerLost as e:
             why = f"the barrier stage did not start ({e})"
     if choice == "barrier":
-        raise RuntimeError(f"transport 'barrier' cannot run: {why} (help: --set transport=jobs, or free the slots)")
+        hint = "a pyzmq whose libzmq has CURVE (its wheels do)" if why.startswith(NO_CURVE) else "free the slots"
+        raise RuntimeError(f"transport 'barrier' cannot run: {why} (help: --set transport=jobs, or {hint})")
     log(f"transport: one Spark job a round, because {why}")
     return SparkJobTransport(sc, plan)
 

@@ -99,7 +99,8 @@ def test_without_curve_a_cluster_falls_back_to_spark_jobs_never_to_clear_text(sp
 
 def test_without_curve_asking_for_the_barrier_transport_is_refused(spark, datasets, tmp_path, monkeypatch):
     _without_curve(monkeypatch)
-    with pytest.raises(RuntimeError, match=r"transport 'barrier' cannot run: this libzmq has no CURVE encryption"):
+    with pytest.raises(RuntimeError, match=r"transport 'barrier' cannot run: this libzmq has no CURVE encryption .*"
+                                           r"\(help: --set transport=jobs, or a pyzmq whose libzmq has CURVE"):
         _train(spark, SYNC, datasets[2], tmp_path / "RUN", transport="barrier")
     assert not (tmp_path / "RUN").exists()
 
