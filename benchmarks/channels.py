@@ -1,15 +1,19 @@
-"""Round channels compared on loopback: Arrow Flight (what dist-mnist uses) against ZeroMQ.
+"""What the round channel costs a round, on this machine: CURVE over TCP and a Unix socket,
+against the PLAIN channel dist-mnist used before (and Arrow Flight, the one before that).
 
-A driver process sends 3.2 MB (the tutorial's 795,010 float32 parameters) to each of W
-client processes and receives 3.2 MB back from each, as a round does, with no compute:
-  flight  benchmarks/flight_channel.py, the Arrow Flight channel dist-mnist used first: one
-          do_exchange stream per client, Arrow buffers, the run secret checked on every call;
-  zmq     dist_mnist.channel, what dist-mnist uses: ROUTER/DEALER, zero-copy frames, PLAIN
-          authentication per connection, 2 I/O threads.
-Clients start with `spawn` (gRPC does not survive fork). Prints one JSON object; with --out
-writes OUT/channels.json. Needs pyzmq (pip install pyzmq).
+A driver process sends the round's vector to each of W client processes and receives as
+much back from each, as a round does, with no compute, then combines in worker order:
+  plain   benchmarks/plain_channel.py: ZeroMQ over TCP, the secret in clear, nothing encrypted
+          (the baseline: dist-mnist's channel before CURVE);
+  curve   dist_mnist.channel over TCP: CURVE-encrypted, per-run keys (what a cluster runs);
+  ipc     dist_mnist.channel over a Unix socket, same user only (what a local master runs);
+  flight  benchmarks/flight_channel.py, Arrow Flight over TCP (sync size only).
+Two sizes: sync mode ships the 795,010 parameters each way, average mode parameters and
+Nesterov state (1,590,020 floats). The kinds alternate in blocks so that all see the same
+machine; the load average is kept before and after. Clients start with `spawn` (gRPC does
+not survive fork). Prints one JSON object; with --out writes OUT/channels.json.
 
-    python benchmarks/channels.py --workers 2 --rounds 300 --out benchmarks/results
+    python benchmarks/channels.py --workers 2 --rounds 400 --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import secrets
 import statistics
 import sys
@@ -26,65 +29,77 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_mnist.artifacts import atomic_write_json  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-N_FLOATS = 795_010
+from dist_mnist.artifacts import atomic_write_json  # noqa: E402
+from provenance import loadavg, provenance  # noqa: E402
+
+N_PARAMS = 795_010  # the tutorial's 784-1000-10 network
+SIZES = {"sync": N_PARAMS, "average": 2 * N_PARAMS}
+KINDS = ("plain", "curve", "ipc", "flight")
 
 
-def _zeros_client(serve_rounds, address: str, secret: str, w: int) -> None:
+def _zeros(w: int):
     from dist_mnist.rounds import RoundResult
 
-    zeros = np.zeros(N_FLOATS, np.float32)
-    serve_rounds(address, secret, {"generation": 1, "worker": w}, lambda flat, spec: RoundResult(zeros, 0.0, 0, {w: 0.0}))
+    return lambda flat, spec: RoundResult(np.zeros(len(flat), np.float32), 0.0, 0, {w: 0.0})
 
 
-def flight_client(address: str, secret: str, w: int) -> None:
-    from flight_channel import serve_rounds
+def client(kind: str, target, w: int) -> None:
+    """One worker: answers every round with zeros of the size it was sent."""
+    if kind == "flight":
+        from flight_channel import serve_rounds
+    elif kind == "plain":
+        from plain_channel import serve_rounds
+    else:
+        from dist_mnist.channel import serve_rounds
+    hello = {"generation": 1, "worker": w}
+    if kind in ("flight", "plain"):
+        serve_rounds(*target, hello, _zeros(w))
+    else:
+        serve_rounds(target, hello, _zeros(w))
 
-    _zeros_client(serve_rounds, address, secret, w)
 
-
-def zmq_client(address: str, secret: str, w: int) -> None:
-    from dist_mnist.channel import serve_rounds
-
-    _zeros_client(serve_rounds, address, secret, w)
-
-
-def run_rounds(kind: str, W: int, rounds: int) -> list[float]:
-    """Rounds of W clients over one channel: send, receive, combine in worker order."""
+def run_rounds(kind: str, W: int, floats: int, rounds: int) -> list[float]:
+    """Milliseconds of each of `rounds` rounds of W clients over one channel."""
+    from dist_mnist.channel import RoundServer
     from dist_mnist.rounds import Combiner, RoundSpec
 
     secret = secrets.token_urlsafe(32)
     if kind == "flight":
-        from flight_channel import RoundServer, decode_result
+        import flight_channel
 
-        server = RoundServer("127.0.0.1", 0, secret, W)
-        address, client = f"grpc+tcp://127.0.0.1:{server.port}", flight_client
-        next_event = lambda: server.events.get(timeout=60)  # noqa: E731
+        server = flight_channel.RoundServer("127.0.0.1", 0, secret, W)
+        target, next_event = (f"grpc+tcp://127.0.0.1:{server.port}", secret), lambda: server.events.get(timeout=60)
+        decode = flight_channel.decode_result
+    elif kind == "plain":
+        import plain_channel
+
+        server = plain_channel.RoundServer("127.0.0.1", 0, secret, W)
+        target, next_event = (f"tcp://127.0.0.1:{server.port}", secret), lambda: server.poll(60)
+        decode = plain_channel.decode_result
     else:
-        from dist_mnist.channel import RoundServer, decode_result
-
-        server = RoundServer("127.0.0.1", 0, secret, W)
-        address, client = f"tcp://127.0.0.1:{server.port}", zmq_client
-        next_event = lambda: server.poll(60)  # noqa: E731
+        server = RoundServer("tcp" if kind == "curve" else "ipc", "127.0.0.1", 0, W, floats, 10)
+        target, next_event, decode = server.endpoint, lambda: server.poll(60), None
     server.start_generation(1)
-    procs = [mp.Process(target=client, args=(address, secret, w)) for w in range(W)]
+    procs = [mp.Process(target=client, args=(kind, target, w)) for w in range(W)]
     for p in procs:
         p.start()
     for _ in range(W):
         assert next_event()[0] == "hello"
-    flat, times = np.ones(N_FLOATS, np.float32), []
+    flat, times = np.ones(floats, np.float32), []
     for r in range(rounds):
         t0 = time.perf_counter()
+        if decode is None:
+            server.begin_round()
         for w in range(W):
             server.send(w, flat, RoundSpec(0, r))
         got = {}
         for _ in range(W):
-            _, _, w, (sums, meta) = next_event()
-            got[w] = decode_result(sums, meta)
+            kind_, _, w, info = next_event()
+            assert kind_ == "result", (kind_, info)
+            got[w] = info if decode is None else decode(*info)
         combiner = Combiner()
         for w in range(W):
             combiner.add(got[w])
@@ -96,7 +111,7 @@ def run_rounds(kind: str, W: int, rounds: int) -> list[float]:
     return times
 
 
-def summary(ms: list[float], warmup: int = 10) -> dict:
+def summary(ms: list[float], warmup: int) -> dict:
     kept = ms[warmup:]
     return {"median_ms": round(statistics.median(kept), 3), "p90_ms": round(float(np.percentile(kept, 90)), 3),
             "min_ms": round(min(kept), 3), "rounds": len(kept)}
@@ -105,22 +120,31 @@ def summary(ms: list[float], warmup: int = 10) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=400, help="rounds of each kind and size, over all blocks")
+    p.add_argument("--blocks", type=int, default=4, help="alternations of the kinds")
     p.add_argument("--out")
     args = p.parse_args()
     mp.set_start_method("spawn")
-    result = {"workers": args.workers, "payload_bytes_each_way": 4 * N_FLOATS, "date": time.strftime("%Y-%m-%d %H:%M"),
-              "command": "python benchmarks/channels.py " + " ".join(sys.argv[1:])}
-    # alternate, so that both see the same machine
-    flight, zmq_ = [], []
-    for _ in range(2):
-        flight += run_rounds("flight", args.workers, args.rounds // 2)
-        zmq_ += run_rounds("zmq", args.workers, args.rounds // 2)
-    result["flight"], result["zmq"] = summary(flight), summary(zmq_)
+    result = provenance("channels.py")
+    result.update({"workers": args.workers, "rounds": args.rounds, "blocks": args.blocks, "sizes": {}})
+    per_block, warmup = args.rounds // args.blocks, 5  # the first rounds of a block connect and warm up
+    for mode, floats in SIZES.items():
+        kinds = KINDS if mode == "sync" else KINDS[:3]
+        times: dict[str, list[float]] = {k: [] for k in kinds}
+        for _ in range(args.blocks):
+            for kind in kinds:
+                times[kind] += run_rounds(kind, args.workers, floats, per_block + warmup)[warmup:]
+        size = {"floats_each_way": floats, "bytes_each_way": 4 * floats,
+                **{k: summary(v, 0) for k, v in times.items()}}
+        for kind in ("curve", "ipc", "flight"):
+            if kind in size:
+                size[f"ratio_{kind}_to_plain"] = round(size[kind]["median_ms"] / size["plain"]["median_ms"], 3)
+        result["sizes"][mode] = size
+    result["loadavg_after"] = loadavg()
     print(json.dumps(result), flush=True)
     if args.out:
-        path = Path(args.out) / "channels.json"
-        atomic_write_json(path, result)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(args.out) / "channels.json", result)
 
 
 if __name__ == "__main__":

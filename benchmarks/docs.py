@@ -99,6 +99,41 @@ def rounds_block(b: dict) -> str:
         "", f"Ratio barrier / Spark job: **{b['ratio_barrier_to_jobs']:.3f}x**."])
 
 
+CHANNELS = {"plain": "PLAIN over TCP: the channel before (secret in clear, nothing encrypted)",
+            "curve": "CURVE over TCP: a cluster", "ipc": "Unix socket: a local master",
+            "flight": "Arrow Flight over TCP: the first channel"}
+
+
+def channels_block(c: dict) -> str:
+    """What a round costs over each channel, against the PLAIN channel CURVE replaced."""
+    sizes = c["sizes"]
+    lines = [f"Measured {c['date']} with `{c['command']}` ({c['machine']['cores']} cores; load (1 min) "
+             f"{load_text(c.get('loadavg_before'))} before, {load_text(c.get('loadavg_after'))} after): a driver and "
+             f"{c['workers']} worker processes on this machine, the round's vector each way and no compute; median "
+             f"(p90) of {c['rounds']} rounds of each channel and size, the channels alternating in {c['blocks']} "
+             "blocks.",
+             "", "| channel | " + " | ".join(f"{mode}: {s['bytes_each_way'] / 1e6:.2f} MB each way | / PLAIN"
+                                          for mode, s in sizes.items()) + " |",
+             "|---|" + "---:|---:|" * len(sizes)]
+    for kind, name in CHANNELS.items():
+        cells = []
+        for s in sizes.values():
+            if kind not in s:
+                cells += ["-", "-"]
+                continue
+            ratio = 1.0 if kind == "plain" else s[f"ratio_{kind}_to_plain"]
+            cells += [f"{s[kind]['median_ms']:.1f} ms ({s[kind]['p90_ms']:.1f})", f"{ratio:.2f}x"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    extra = ", ".join(f"{s['curve']['median_ms'] - s['plain']['median_ms']:.1f} ms in {mode} mode"
+                      for mode, s in sizes.items())
+    lines += ["", f"Here CURVE costs a round more than PLAIN by {extra} (medians)."]
+    busiest = max(x[0] for x in (c.get("loadavg_before") or [0], c.get("loadavg_after") or [0]))
+    if busiest > c["machine"]["cores"]:
+        lines.append(f"The 1-minute load average reached {busiest:.2f} on {c['machine']['cores']} cores: other work "
+                     "shared the machine, so every channel's times are longer than on an idle one.")
+    return "\n".join(lines)
+
+
 def scaling_block(sb: dict) -> str:
     f = sb["fit"]
     lines = [f"Measured {sb['date']} with `{sb['command']}`. Fit on loopback: T = {1000 * f['a_s']:.2f} ms + "
@@ -280,6 +315,10 @@ def main() -> None:
         targets["docs/scaling.md"].append(("rounds", rounds_block(rounds)))
     if scale:
         targets["docs/scaling.md"].append(("scaling-barrier", scaling_block(scale)))
+    channels = load("channels.json")
+    if channels and "sizes" in channels:
+        targets["README.md"].append(("channels", channels_block(channels)))
+        targets["docs/scaling.md"].append(("channels", channels_block(channels)))
     mllib, memory = load("mllib.json"), load("memory.json")
     if mllib:
         targets["README.md"].append(("mllib", mllib_block(mllib, speed)))

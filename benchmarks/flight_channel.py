@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from dist_mnist.channel import decode_result, encode_result  # noqa: F401 - the same metadata format
+from plain_channel import decode_result, encode_result  # noqa: F401 - the same metadata format
 from dist_mnist.rounds import RoundSpec
 
 SCHEMA = pa.schema([("v", pa.float32())])

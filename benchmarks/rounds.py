@@ -45,14 +45,14 @@ def bare_plan(workers: int) -> Plan:
     return Plan(config, empty, empty, layout)
 
 
-def bare_task(plan: Plan, address: str, secret: str, generation: int):
+def bare_task(plan: Plan, endpoint, generation: int):
     """The barrier task of BarrierTransport, answering every round with zeros of the sent size."""
 
     def task(_):
         from pyspark import BarrierTaskContext
 
         w = BarrierTaskContext.get().partitionId()
-        serve_rounds(address, secret, {"generation": generation, "worker": w, "pid": os.getpid()},
+        serve_rounds(endpoint, {"generation": generation, "worker": w, "pid": os.getpid()},
                      lambda flat, spec: RoundResult(np.zeros(len(flat), np.float32), 0.0, 0, {w: 0.0}))
         yield w
 

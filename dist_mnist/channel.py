@@ -1,94 +1,149 @@
 """The round channel: ZeroMQ between the driver and its workers. No Spark here.
 
 The driver binds one ROUTER socket; each worker connects one DEALER socket for the whole run
-and says hello. A round is one multipart message each way: [kind, JSON metadata, the float32
-vector], the vector sent and received without a copy. ZeroMQ was measured against Arrow
-Flight for exactly this exchange (benchmarks/channels.py): half the time a round.
+and says hello. A round is one multipart message each way: [kind, JSON metadata, the vector
+in frames of at most CHUNK_BYTES]. Two kinds of address:
 
-Every connection must present this run's secret (ZeroMQ's PLAIN mechanism, checked by a ZAP
-handler in the driver); a connection without it is refused during the handshake and none of
-its messages reach the driver. The secret travels to the workers inside the Spark task,
-never on a command line or in a log. PLAIN does not encrypt: the channel carries parameters
-and gradient sums, never rows.
+- "tcp" (a cluster): every connection is encrypted and authenticated with ZeroMQ's CURVE.
+  For each run the driver makes a server key pair and one client key pair per worker; the
+  workers get theirs inside the Spark task (never on a command line, in a log or in a file),
+  and a ZAP handler admits only those keys, each as its own worker
+  (dist_mnist.channel_guard, which also bounds connections that have not authenticated).
+  There is no clear-text fallback: without CURVE in libzmq, the TCP channel refuses to start.
+- "ipc" (a local master): a Unix socket in a fresh 0700 directory, removed at shutdown. Only
+  this user's processes on this host can connect and nothing crosses a network, so rounds
+  are not encrypted there (CURVE costs milliseconds a round: benchmarks/channels.py).
+
+Every message is bound to the round it belongs to: the driver's carry (run, generation,
+round, worker), and a worker's answer echoes them. The driver drops, and counts, anything
+that does not answer the round in flight: another run, an earlier generation or round, a
+second answer, a worker speaking for another than its key's, a malformed message. Before a
+peer has authenticated, the driver holds at most one frame of it (channel_messages.frame_sizes:
+sized from the plan, and over TCP never above CHUNK_BYTES).
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import secrets
+import shutil
+import tempfile
 import time
-from dataclasses import asdict
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import zmq
-import zmq.auth.thread
+from zmq.utils import z85
 
-from dist_mnist.rounds import RoundResult, RoundSpec
+from dist_mnist.channel_guard import HANDSHAKE_SECONDS, ChannelGuard, raise_open_files_limit
+from dist_mnist.channel_messages import decode_result, encode_result, frame_sizes, frames_of, joined
+from dist_mnist.rounds import RoundSpec
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError
 
-USER = b"dist-mnist"
-EMPTY = np.zeros(0, np.float32)
 IO_THREADS = 2  # sends to several workers at once (measured: 6.3 ms a sync round against 6.9 with one)
+RCVHWM = 4  # messages queued per worker connection; a worker sends one a round
+NO_CURVE = ("this libzmq has no CURVE encryption (zmq.has('curve') is False), and rounds never travel in clear "
+            "over TCP")
 
 
-def encode_result(r: RoundResult) -> bytes:
-    """A result's small fields as JSON (the sums travel as their own frame)."""
-    return json.dumps({"loss": r.loss, "n": r.n, "seconds": {str(k): v for k, v in r.seconds.items()},
-                       "resident_bytes": r.resident_bytes,
-                       "confusion": None if r.confusion is None else r.confusion.tolist()}).encode()
+@dataclass(frozen=True)
+class WorkerKeys:
+    """One worker's CURVE keys (Z85 text): the driver's public key and the worker's pair."""
+
+    server_public: bytes
+    public: bytes
+    secret: bytes = field(repr=False)
 
 
-def decode_result(sums: np.ndarray, meta: bytes) -> RoundResult:
-    """The RoundResult of a received vector and its metadata."""
-    m = json.loads(meta)
-    confusion = None if m["confusion"] is None else np.asarray(m["confusion"], np.int64)
-    return RoundResult(sums, m["loss"], m["n"], {int(k): v for k, v in m["seconds"].items()},
-                       m["resident_bytes"], confusion)
+@dataclass(frozen=True)
+class Endpoint:
+    """How a worker reaches the driver; travels in the Spark task's closure, its keys in no repr."""
 
-
-def _vector(frame: zmq.Frame) -> np.ndarray:
-    """A received float32 vector: a read-only view of the frame, no copy."""
-    vec = np.frombuffer(frame.buffer, np.float32)
-    vec.setflags(write=False)
-    return vec
+    address: str  # tcp://HOST:PORT or ipc:///DIR/rounds
+    run: str  # this run's id (not a secret)
+    chunk: int  # bytes of a vector's frame
+    max_frame: int  # bytes
+    keys: tuple[WorkerKeys, ...] = field(default=(), repr=False)  # per worker on tcp; none on ipc
 
 
 class RoundServer:
     """The driver's end. Not thread-safe: one thread sends rounds and polls for events.
 
-    poll() returns ("hello", generation, w, info), ("result", generation, w, (sums, meta)) or
+    poll() returns ("hello", generation, w, info), ("result", generation, w, RoundResult) or
     ("error", generation, w, {"error": message, "type": name}); None when nothing came in time.
+    `dropped` counts the messages dropped, by reason.
     """
 
-    def __init__(self, host: str, port: int, secret: str, workers: int):
-        self.workers = workers
-        self.generation = 0
+    def __init__(self, kind: str, host: str, port: int, workers: int, max_floats: int, n_classes: int, log=print):
+        if kind not in ("tcp", "ipc"):
+            raise ValueError(f"channel kind must be 'tcp' or 'ipc', got {kind!r}")
+        if kind == "tcp" and not zmq.has("curve"):
+            raise RuntimeError(NO_CURVE)
+        self.kind, self.workers = kind, workers
+        self.run = secrets.token_hex(8)
+        self.generation = self.round = 0
+        self.answered: set[int] = set()  # workers that answered the round in flight
+        self.sent_floats = 0
+        self.dropped: Counter[str] = Counter()
+        self.guard: ChannelGuard | None = None
+        self.dir: str | None = None
         self.ctx = zmq.Context(io_threads=IO_THREADS)
-        # the ZAP handler; its logger is kept above DEBUG, where pyzmq would print passwords
-        log = logging.getLogger("dist_mnist.channel.zap")
-        log.setLevel(logging.INFO)
-        self.auth = zmq.auth.thread.ThreadAuthenticator(self.ctx, log=log)
-        self.auth.start()
-        self.auth.configure_plain(domain="*", passwords={USER.decode(): secret})
         self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.plain_server = True
         self.sock.linger = 0
         self.sock.router_mandatory = True  # a send to a gone worker raises instead of vanishing
-        self.sock.router_handover = True  # a relaunched task takes its worker's identity over
-        if port:
-            self.sock.bind(f"tcp://{host}:{port}")
+        self.sock.router_handover = True  # a retried task takes its worker's identity over
+        self.chunk, max_frame = frame_sizes(kind, max_floats, n_classes)
+        self.sock.maxmsgsize = max_frame  # a larger frame ends its connection before it is buffered
+        self.sock.rcvhwm = RCVHWM
+        self.sock.handshake_ivl = 1000 * HANDSHAKE_SECONDS
+        try:
+            self.endpoint = self._bind(kind, host, port, workers, max_frame, log)
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _bind(self, kind: str, host: str, port: int, workers: int, max_frame: int, log) -> Endpoint:
+        keys: tuple[WorkerKeys, ...] = ()
+        if kind == "tcp":
+            raise_open_files_limit()
+            server_public, server_secret = zmq.curve_keypair()
+            keys = tuple(WorkerKeys(server_public, *zmq.curve_keypair()) for _ in range(workers))
+            self.sock.curve_server = True
+            self.sock.curve_secretkey = server_secret
+            self.sock.zap_domain = b"dist-mnist"
+            # the ZAP handler is bound before the socket: no connection is ever admitted without it
+            self.guard = ChannelGuard(self.ctx, self.sock, {z85.decode(k.public): str(w) for w, k in enumerate(keys)},
+                                      max_pending=32 + 2 * workers, log=log)
             self.port = port
+            if port:
+                self.sock.bind(f"tcp://{host}:{port}")
+            else:
+                self.port = self.sock.bind_to_random_port(f"tcp://{host}")
+            self.guard.start(self.port)
+            address = f"tcp://{host}:{self.port}"
         else:
-            self.port = self.sock.bind_to_random_port(f"tcp://{host}")
+            # 0700: this user only; in /tmp where $TMPDIR is too long for a socket's path (107 bytes)
+            self.dir = tempfile.mkdtemp(prefix="dist-mnist-", dir=None if len(tempfile.gettempdir()) < 80 else "/tmp")
+            address, self.port = f"ipc://{self.dir}/rounds", 0
+            self.sock.bind(address)
+        return Endpoint(address, self.run, self.chunk, max_frame, keys)
 
     def start_generation(self, generation: int) -> None:
         """Answer only workers of this generation from now on; older ones are told to stop."""
         self.generation = generation
 
+    def begin_round(self) -> None:
+        """A new round in flight: answers to any earlier one are dropped from now on."""
+        self.round += 1
+        self.answered = set()
+
     def send(self, w: int, flat: np.ndarray, spec: RoundSpec) -> None:
-        """One round to worker w of the current generation (`flat` must not change until it answers)."""
-        self.sock.send_multipart([self._identity(self.generation, w), b"round", json.dumps(asdict(spec)).encode(),
-                                  np.ascontiguousarray(flat, np.float32)], copy=False)
+        """The round in flight to worker w of the current generation (`flat` must not change until it answers)."""
+        self.sent_floats = len(flat)
+        meta = {**self._binding(self.generation, w), "round": self.round, "floats": len(flat), "spec": asdict(spec)}
+        self.sock.send_multipart([self._identity(self.generation, w), b"round", json.dumps(meta).encode(),
+                                  *frames_of(self.chunk, np.ascontiguousarray(flat, np.float32))], copy=False)
 
     def stop_workers(self) -> None:
         """Tell every worker of the current generation to finish its task."""
@@ -102,17 +157,51 @@ class RoundServer:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sock.poll(max(1, int(1000 * left))):
                 return None
-            identity, kind, meta, payload = self.sock.recv_multipart(copy=False)
-            generation, w = (int(x) for x in identity.bytes.split(b":"))
-            if generation != self.generation:
-                if kind.bytes == b"hello":
-                    self._stop(generation, w)  # a late task of an earlier generation
-                continue
-            if kind.bytes == b"hello":
-                return "hello", generation, w, json.loads(meta.bytes)
-            if kind.bytes == b"error":
-                return "error", generation, w, json.loads(meta.bytes)
-            return "result", generation, w, (_vector(payload), meta.bytes)
+            event = self._event(self.sock.recv_multipart(copy=False))
+            if event is not None:
+                return event
+
+    def _event(self, frames: list[zmq.Frame]):
+        """What a message means, or None when it is dropped (and counted)."""
+        try:
+            generation, w = (int(x) for x in frames[0].bytes.split(b":"))
+            kind, meta = frames[1].bytes, json.loads(frames[2].bytes)
+            claimed = (meta["generation"], meta["worker"])
+        except (IndexError, ValueError, KeyError, TypeError):
+            return self._drop("malformed")
+        if not 0 <= w < self.workers:
+            return self._drop("malformed")
+        if meta.get("run") != self.run:
+            return self._drop("another run")
+        # on tcp, the ZAP handler named the connection by its key's worker
+        if claimed != (generation, w) or (self.kind == "tcp" and frames[1].get("User-Id") != str(w)):
+            return self._drop("a worker speaking for another")
+        if generation != self.generation:
+            if kind == b"hello":
+                self._stop(generation, w)  # a late task of an earlier generation
+            return self._drop("an earlier generation")
+        if kind == b"hello":
+            return "hello", generation, w, meta
+        if kind not in (b"result", b"error"):
+            return self._drop("malformed")
+        if meta.get("round") != self.round:
+            return self._drop("not the round in flight")
+        if w in self.answered:
+            return self._drop("a second answer")
+        if kind == b"error":
+            self.answered.add(w)
+            return "error", generation, w, {"error": str(meta.get("error")), "type": str(meta.get("type"))}
+        result = decode_result(meta, frames[3:])
+        if result is None or len(result.sums) not in (0, self.sent_floats):
+            return self._drop("malformed")
+        self.answered.add(w)
+        return "result", generation, w, result
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
+
+    def _binding(self, generation: int, w: int) -> dict:
+        return {"run": self.run, "generation": generation, "worker": w}
 
     @staticmethod
     def _identity(generation: int, w: int) -> bytes:
@@ -120,43 +209,68 @@ class RoundServer:
 
     def _stop(self, generation: int, w: int) -> None:
         try:
-            self.sock.send_multipart([self._identity(generation, w), b"stop", b"", b""])
+            self.sock.send_multipart([self._identity(generation, w), b"stop",
+                                      json.dumps(self._binding(generation, w)).encode()])
         except zmq.ZMQError:  # that worker is not connected (any more)
             pass
 
+    def refused(self) -> dict[str, int]:
+        """Connection attempts refused before authentication, by reason (tcp only)."""
+        return self.guard.counts() if self.guard else {}
+
     def shutdown(self) -> None:
+        if self.sock.closed:
+            return
+        if self.sock.last_endpoint:
+            self.sock.unbind(self.sock.last_endpoint)  # no new connection while the guard stops
+        if self.guard is not None:
+            self.guard.stop()
         self.sock.close(linger=0)
-        self.auth.stop()
         self.ctx.term()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def serve_rounds(address: str, secret: str, hello: dict, compute) -> None:
+def serve_rounds(endpoint: Endpoint, hello: dict, compute) -> None:
     """The worker's end: connect, say hello, then answer rounds with compute(flat, spec) ->
     RoundResult until the driver says stop. An exception in compute is sent back, then raised,
     unless it is a user error (bad data), which fails the round, not the task."""
+    generation, w = hello["generation"], hello["worker"]
+    binding = {"run": endpoint.run, "generation": generation, "worker": w}
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
-    sock.identity = f"{hello['generation']}:{hello['worker']}".encode()
-    if secret:  # without one the connection uses no mechanism, and the driver refuses it
-        sock.plain_username, sock.plain_password = USER, secret.encode()
+    sock.identity = f"{generation}:{w}".encode()
+    sock.maxmsgsize = endpoint.max_frame
+    if endpoint.address.startswith("tcp://"):
+        if not endpoint.keys:
+            raise RuntimeError(f"the round channel at {endpoint.address} has no CURVE keys; refusing a clear channel")
+        keys = endpoint.keys[w]
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = keys.server_public, keys.public, keys.secret
     sock.linger = 1000
     try:
-        sock.connect(address)
-        sock.send_multipart([b"hello", json.dumps(hello).encode(), b""])
+        sock.connect(endpoint.address)
+        sock.send_multipart([b"hello", json.dumps({**hello, **binding}).encode()])
         while True:
-            kind, meta, payload = sock.recv_multipart(copy=False)
-            if kind.bytes == b"stop":
+            frames = sock.recv_multipart(copy=False)
+            kind, meta = frames[0].bytes, json.loads(frames[1].bytes)
+            if any(meta.get(k) != v for k, v in binding.items()):
+                continue  # not for this worker of this run and generation
+            if kind == b"stop":
                 break
+            answer = {**binding, "round": meta["round"]}
             try:
-                result = compute(_vector(payload), RoundSpec(**json.loads(meta.bytes)))
+                data = joined(frames[2:], 4 * int(meta["floats"]))
+                if data is None:
+                    raise RuntimeError(f"worker {w}: a round's frames do not hold its {meta['floats']} floats")
+                result = compute(data.view(np.float32), RoundSpec(**meta["spec"]))
             except Exception as e:
                 error = WorkerError.of(e)  # a ValueError's subclass (ArrowInvalid) is sent as a ValueError
-                sock.send_multipart([b"error", json.dumps({"error": error.message, "type": error.kind}).encode(), b""])
+                sock.send_multipart([b"error", json.dumps({**answer, "error": error.message[:4000],
+                                                           "type": error.kind}).encode()])
                 if isinstance(e, USER_ERROR_TYPES):
                     continue  # bad data: the driver raises it and says stop; the task ends cleanly, unretried
                 raise
-            sock.send_multipart([b"result", encode_result(result), np.ascontiguousarray(result.sums, np.float32)],
-                                copy=False)
+            sock.send_multipart([b"result", *encode_result(result, answer, endpoint.chunk)], copy=False)
     finally:
         sock.close()
         ctx.term()

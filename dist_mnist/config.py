@@ -56,7 +56,7 @@ class TrainConfig:
     outer_learning_rate: float = 1.0  # step on the averaged delta (DiLoCo-style)
     outer_momentum: float = 0.7
     # --- how rounds travel (the model does not depend on these) ---
-    transport: str = "auto"  # "barrier": one long barrier stage + Arrow Flight; "jobs": a Spark job a
+    transport: str = "auto"  # "barrier": one long barrier stage + ZeroMQ; "jobs": a Spark job a
     #                          round; "auto": barrier where it can run; "inprocess": no Spark (studies)
     round_timeout: float = 300.0  # seconds a round (or the stage's start) may take before its worker counts as lost
     transport_port: int = 0  # the driver's port for the round channel; 0: any free port

@@ -222,6 +222,10 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
                  for k in ("executor", "straggler", "overhead", "update")}
     breakdown["rounds"] = timings["rounds"]
     breakdown["transport"] = timings.get("transport")
+    # the round channel: messages dropped for not answering the round in flight, connections
+    # refused before authenticating, by reason (empty unless the barrier transport ran)
+    breakdown["dropped_messages"] = timings.get("dropped_messages", {})
+    breakdown["refused_connections"] = timings.get("refused_connections", {})
     breakdown["phases_seconds"] = {k: round(v, 3) for k, v in timings.get("phases", {}).items()}
     overhead = timings.get("overhead_ms", [])
     # per round: the time a round costs beyond the slowest worker's compute and the update;

@@ -2,17 +2,17 @@
 
 Each task loads its shard once, connects one ZeroMQ socket to the driver (dist_mnist.channel)
 and serves rounds until the driver says stop: a round costs the channel's milliseconds, not
-a Spark job. A lost, failed or hung worker raises WorkerLost from run_round; the caller
+a Spark job. On a local master the channel is a Unix socket of this user; on a cluster it is
+TCP encrypted with CURVE, whose per-run keys travel in the task's closure, or it does not run
+(barrier_unavailable says why). A lost, failed or hung worker raises WorkerLost from run_round; the caller
 relaunches the stage (a new generation) or falls back to one Spark job a round, and redoes
 the round from the driver's state, so the model is the same as without the fault.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import secrets
 import threading
 import time
 
@@ -20,15 +20,40 @@ import numpy as np
 
 import zmq
 
-from dist_mnist.channel import RoundServer, decode_result, serve_rounds
+from dist_mnist.channel import NO_CURVE, Endpoint, RoundServer, serve_rounds
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
 from dist_mnist.spark.shards import get_shard, resident_bytes
 from dist_mnist.transport import WorkerLost
 from dist_mnist.worker_errors import WorkerError
 
 
+ENCRYPTION_SETTINGS = ("spark.network.crypto.enabled", "spark.ssl.enabled", "spark.io.encryption.enabled")
+
+
+def channel_kind(sc) -> str:
+    """'ipc' on a local master (every worker is a process of this user on this host), else 'tcp'."""
+    return "ipc" if sc.master.startswith("local") else "tcp"
+
+
+def encryption_asked(sc) -> list[str]:
+    """The settings by which the cluster asks for encrypted traffic."""
+    conf = sc.getConf()
+    return [k for k in ENCRYPTION_SETTINGS if conf.get(k, "false").strip().lower() == "true"]
+
+
+def describe_channel(sc, address: str) -> str:
+    """How rounds travel, for the transport line."""
+    if address.startswith("ipc://"):
+        return f"over a Unix socket, same user only (nothing crosses a network), at {address}"
+    asked = encryption_asked(sc)
+    return f"(CURVE-encrypted{'; the cluster asks for encryption: ' + ', '.join(asked) if asked else ''}) at {address}"
+
+
 def barrier_unavailable(sc, workers: int) -> str | None:
     """Why a barrier stage of `workers` tasks cannot run now, or None if it can."""
+    if channel_kind(sc) == "tcp" and not zmq.has("curve"):
+        asked = encryption_asked(sc)
+        return NO_CURVE + (f" (the cluster asks for encryption: {', '.join(asked)})" if asked else "")
     conf = sc.getConf()
     if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
         return "dynamic allocation is on, and barrier stages refuse it"
@@ -44,7 +69,7 @@ def free_slots(sc) -> int:
     return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
 
 
-def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
+def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
     """The barrier task: worker w connects, then serves rounds; its shard is loaded in the first
     round, so a data error reaches the driver as that round's error, not as a failed stage."""
 
@@ -68,7 +93,7 @@ def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
             return RoundResult(r.sums, r.loss, r.n, r.seconds,
                                resident_bytes() if spec.evaluate else 0, r.confusion)
 
-        serve_rounds(address, secret, hello, compute)
+        serve_rounds(endpoint, hello, compute)
         yield w
 
     return task
@@ -85,18 +110,23 @@ class BarrierTransport:
 
     def __init__(self, sc, plan: Plan, timeout: float, port: int = 0, log=print, make_task=make_task_fn):
         self.sc, self.plan, self.timeout, self.log = sc, plan, timeout, log
-        self.make_task = make_task  # (plan, address, secret, generation) -> the barrier task function
+        self.make_task = make_task  # (plan, endpoint, generation) -> the barrier task function
         host = sc.getConf().get("spark.driver.host", "127.0.0.1")
-        self.secret = secrets.token_urlsafe(32)
-        self.server = RoundServer(host, port, self.secret, plan.workers)
-        self.address = f"tcp://{host}:{self.server.port}"
+        largest = plan.n_params * (2 if plan.ships_state else 1)  # the round's vector, floats
+        self.server = RoundServer(channel_kind(sc), host, port, plan.workers, largest, plan.n_classes, log)
+        self.address = self.server.endpoint.address
+        self.channel = describe_channel(sc, self.address)
         self.generation = 0
         self.job: threading.Thread | None = None
         self.job_events: queue.Queue = queue.Queue()  # the stage's job failed: (generation, error)
         self.timings: dict[str, float] = {}
         self.hosts: dict[int, str] = {}  # worker -> "host:port, pid N", for messages
         self.pids: dict[int, int] = {}
-        self.launch()
+        try:
+            self.launch()
+        except BaseException:  # the caller falls back to Spark jobs: free the socket (and a Unix socket's directory)
+            self.close()
+            raise
 
     def launch(self, timeout: float | None = None) -> None:
         """Start a new generation of the barrier stage and wait (at most `timeout` seconds, default
@@ -104,9 +134,9 @@ class BarrierTransport:
         self._cancel()
         self.generation += 1
         self.server.start_generation(self.generation)
-        group = f"dist-mnist-rounds-{self.server.port}-{self.generation}"
+        group = f"dist-mnist-rounds-{self.server.run}-{self.generation}"
         rdd = self.sc.parallelize(range(self.plan.workers), self.plan.workers).barrier()
-        fn = self.make_task(self.plan, self.address, self.secret, self.generation)
+        fn = self.make_task(self.plan, self.server.endpoint, self.generation)
 
         def run_job():
             self.sc.setJobGroup(group, "dist-mnist: persistent round transport", interruptOnCancel=True)
@@ -134,6 +164,7 @@ class BarrierTransport:
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         t0 = time.perf_counter()
         when = f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}"
+        self.server.begin_round()
         for w in range(self.plan.workers):
             try:
                 self.server.send(w, flat, spec)
@@ -151,7 +182,7 @@ class BarrierTransport:
                 raise WorkerError(info["type"], info["error"]).exception()
             if kind != "result":
                 raise WorkerLost(self._describe(kind, w, info, when))
-            results[w] = decode_result(*info)
+            results[w] = info
             while nxt in results:  # combine strictly in worker order, as results arrive
                 total.add(results.pop(nxt))
                 nxt += 1
@@ -196,6 +227,10 @@ class BarrierTransport:
             self.sc.cancelJobGroup(self.group)
             self.job.join(timeout=60)
         self.job = None
+
+    def channel_counts(self) -> dict[str, dict[str, int]]:
+        """Messages dropped (not answering the round in flight) and connections refused, by reason."""
+        return {"dropped_messages": dict(self.server.dropped), "refused_connections": self.server.refused()}
 
     def close(self) -> None:
         self._cancel()

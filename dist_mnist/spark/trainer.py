@@ -263,6 +263,7 @@ def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path
                                          RoundSpec(pos.epoch, 0, train=False, evaluate=True)).confusion
     finally:
         transport.close()
+    report_channel(pos.timings, getattr(transport, "channel_counts", dict)(), log)
     phases["final_evaluation"] = time.perf_counter() - t_phase
     t_phase = time.perf_counter()
     if has_test:
@@ -291,6 +292,16 @@ def new_state(config: TrainConfig) -> TrainState:
     updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
     outer_v = zeros_like(params) if has_outer_step(config) else {}
     return TrainState(params, updater.init_state(params), outer_v, Position())
+
+
+def report_channel(timings: dict, counts: dict, log) -> None:
+    """Keep the round channel's dropped messages and refused connections for metrics.json; say
+    once if any message was dropped (refused connections are told as they happen)."""
+    timings.update(counts)
+    dropped = counts.get("dropped_messages") or {}
+    if dropped:
+        log(f"channel: dropped {sum(dropped.values()):,} message(s) that did not answer the round in flight ("
+            + ", ".join(f"{n:,} {reason}" for reason, n in sorted(dropped.items())) + ")")
 
 
 def record_timings(timings: dict, result: RoundResult, wall: float, update: float) -> None:

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from dist_mnist.channel import NO_CURVE
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec
 from dist_mnist.spark.barrier import BarrierTransport, barrier_unavailable
 from dist_mnist.spark.jobs import SparkJobTransport
@@ -36,7 +37,8 @@ def open_transport(sc, plan: Plan, log) -> Transport:
         except WorkerLost as e:
             why = f"the barrier stage did not start ({e})"
     if choice == "barrier":
-        raise RuntimeError(f"transport 'barrier' cannot run: {why} (help: --set transport=jobs, or free the slots)")
+        hint = "a pyzmq whose libzmq has CURVE (its wheels do)" if why.startswith(NO_CURVE) else "free the slots"
+        raise RuntimeError(f"transport 'barrier' cannot run: {why} (help: --set transport=jobs, or {hint})")
     log(f"transport: one Spark job a round, because {why}")
     return SparkJobTransport(sc, plan)
 
@@ -47,9 +49,9 @@ class FailoverTransport:
     def __init__(self, sc, plan: Plan, log):
         self.sc, self.plan, self.log = sc, plan, log
         self.relaunches = 0
-        self.current: Transport = BarrierTransport(sc, plan, plan.config.round_timeout, plan.config.transport_port, log)
-        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ "
-            f"at {self.current.address}")
+        self.barrier = BarrierTransport(sc, plan, plan.config.round_timeout, plan.config.transport_port, log)
+        self.current: Transport = self.barrier
+        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}")
 
     @property
     def name(self) -> str:
@@ -58,6 +60,10 @@ class FailoverTransport:
     @property
     def timings(self) -> dict:
         return getattr(self.current, "timings", {})
+
+    def channel_counts(self) -> dict[str, dict[str, int]]:
+        """What the round channel dropped or refused over the run, by reason (see BarrierTransport)."""
+        return self.barrier.channel_counts()
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         while True:

@@ -121,10 +121,14 @@ def test_sync_on_the_cluster_equals_local(cluster, cluster_submit, local_submit,
                                           mnist_data, tmp_path):
     cluster_run, local_run = tmp_path / "cluster-run", tmp_path / "local-run"
     apps = cluster.app_ids()
-    run_on_cluster(cluster, start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, cluster_run,
-                                                                         SHORT_SYNC)]), apps)
+    on_cluster = start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, cluster_run, SHORT_SYNC)])
+    run_on_cluster(cluster, on_cluster, apps)
     local = start_driver([*local_submit(), *train_args(dist_zip, mnist_data, local_run, SHORT_SYNC)])
     assert local.wait(timeout=900) == 0, local.tail()
+    # rounds crossed the network encrypted on the cluster, and a Unix socket on local[2]
+    on_cluster.wait_for_line(r"^transport: persistent barrier stage .* over ZeroMQ \(CURVE-encrypted[^)]*\) at tcp://",
+                             timeout=1)
+    local.wait_for_line(r"^transport: persistent barrier stage .* over a Unix socket, same user only", timeout=1)
     for run in (cluster_run, local_run):
         assert_run_written(run)
     assert_same_model(load_model(cluster_run), load_model(local_run))

@@ -1,16 +1,20 @@
-"""The round transports: bit-identical models, the fallback when slots are short, lost and hung workers."""
+"""The round transports: bit-identical models, the fallback when slots are short or encryption is
+missing, lost and hung workers, what the channel drops."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 
 import numpy as np
 import pytest
+import zmq
 
 from dist_mnist.artifacts import load_model
 from dist_mnist.config import TrainConfig
+from dist_mnist.spark import barrier
 from dist_mnist.spark.barrier import BarrierTransport
 from dist_mnist.spark.trainer import train
 
@@ -35,13 +39,27 @@ def assert_identical(a, b):
 
 
 @pytest.mark.parametrize("config", [SYNC, AVERAGE], ids=["sync", "average"])
-def test_every_transport_gives_the_same_model_bit_for_bit(spark, datasets, tmp_path, config):
+def test_every_transport_gives_the_same_model_bit_for_bit(spark, datasets, tmp_path, monkeypatch, config):
     models = {}
-    for transport in ("jobs", "barrier", "inprocess"):
-        models[transport], lines = _train(spark, config, datasets[2], tmp_path / transport, transport=transport)
+    for transport in ("jobs", "barrier", "barrier-tcp", "inprocess"):
+        if transport == "barrier-tcp":  # the channel a cluster runs: CURVE over TCP
+            monkeypatch.setattr(barrier, "channel_kind", lambda sc: "tcp")
+        models[transport], lines = _train(spark, config, datasets[2], tmp_path / transport,
+                                          transport=transport.removesuffix("-tcp"))
+        monkeypatch.undo()
+        line = [line for line in lines if line.startswith("transport:")]
         if transport == "barrier":
-            assert any("persistent barrier stage of 2 tasks, rounds over ZeroMQ" in line for line in lines), lines
+            assert line[0].startswith("transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ over a Unix "
+                                      "socket, same user only (nothing crosses a network), at ipc:///"), line
+        if transport == "barrier-tcp":
+            assert line[0].startswith("transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ "
+                                      "(CURVE-encrypted) at tcp://127.0.0.1:"), line
+        if transport.startswith("barrier"):
+            rounds = json.loads((tmp_path / transport / "metrics.json").read_text())["rounds"]
+            assert (rounds["dropped_messages"], rounds["refused_connections"]) == ({}, {})
+            assert not any(line.startswith("channel:") for line in lines), lines
     assert_identical(models["barrier"], models["jobs"])
+    assert_identical(models["barrier-tcp"], models["jobs"])
     assert_identical(models["inprocess"], models["jobs"])
 
 
@@ -58,6 +76,109 @@ def test_asking_for_the_barrier_transport_without_the_slots_is_refused(spark, da
     with pytest.raises(RuntimeError, match="transport 'barrier' cannot run: 3 workers need 3 task slots"):
         _train(spark, SYNC, datasets[2], tmp_path / "RUN", workers=3, transport="barrier")
     assert not (tmp_path / "RUN").exists()
+
+
+def _without_curve(monkeypatch):
+    """A cluster master (a TCP channel) with a libzmq that has no CURVE."""
+    monkeypatch.setattr(barrier, "channel_kind", lambda sc: "tcp")
+    monkeypatch.setattr(zmq, "has", lambda capability: capability != "curve")
+
+
+NO_CURVE = "this libzmq has no CURVE encryption (zmq.has('curve') is False), and rounds never travel in clear over TCP"
+
+
+def test_without_curve_a_cluster_falls_back_to_spark_jobs_never_to_clear_text(spark, datasets, tmp_path, monkeypatch):
+    _without_curve(monkeypatch)
+    model, lines = _train(spark, SYNC, datasets[2], tmp_path / "auto", max_rounds=6)
+    assert [line for line in lines if line.startswith("transport:")] == [
+        f"transport: one Spark job a round, because {NO_CURVE}"]
+    monkeypatch.undo()
+    expected, _ = _train(None, SYNC, datasets[2], tmp_path / "inprocess", max_rounds=6, transport="inprocess")
+    assert_identical(model, expected)
+
+
+def test_without_curve_asking_for_the_barrier_transport_is_refused(spark, datasets, tmp_path, monkeypatch):
+    _without_curve(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"transport 'barrier' cannot run: this libzmq has no CURVE encryption .*"
+                                           r"\(help: --set transport=jobs, or a pyzmq whose libzmq has CURVE"):
+        _train(spark, SYNC, datasets[2], tmp_path / "RUN", transport="barrier")
+    assert not (tmp_path / "RUN").exists()
+
+
+class _Cluster:
+    """A SparkContext's master and settings, for the functions that only read them."""
+
+    def __init__(self, master: str, **conf: str):
+        self.master, self.conf = master, {k.replace("_", "."): v for k, v in conf.items()}
+
+    def getConf(self):
+        return self
+
+    def get(self, key, default=None):
+        return self.conf.get(key, default)
+
+
+def test_the_transport_line_says_how_rounds_are_protected(monkeypatch):
+    for master in ("local", "local[2]", "local[*]", "local-cluster[2,1,1024]"):
+        assert barrier.channel_kind(_Cluster(master)) == "ipc"
+    asked = _Cluster("spark://m:7077", spark_network_crypto_enabled="true", spark_ssl_enabled="false")
+    assert barrier.channel_kind(asked) == "tcp"
+    assert barrier.describe_channel(asked, "tcp://h:1") == (
+        "(CURVE-encrypted; the cluster asks for encryption: spark.network.crypto.enabled) at tcp://h:1")
+    assert barrier.describe_channel(_Cluster("yarn"), "tcp://h:1") == "(CURVE-encrypted) at tcp://h:1"
+    monkeypatch.setattr(zmq, "has", lambda capability: capability != "curve")
+    assert barrier.barrier_unavailable(asked, 2) == (
+        f"{NO_CURVE} (the cluster asks for encryption: spark.network.crypto.enabled)")
+
+
+def test_a_message_for_no_round_in_flight_is_dropped_counted_and_told(spark, datasets, tmp_path, monkeypatch):
+    real, count = BarrierTransport.run_round, [0]
+
+    def run_round(self, flat, spec):  # at round 3, a peer of an earlier generation answers
+        count[0] += 1
+        if count[0] == 3:
+            ctx = zmq.Context()
+            peer = ctx.socket(zmq.DEALER)
+            peer.identity = b"0:1"
+            peer.connect(self.address)
+            peer.send_multipart([b"result", json.dumps({"run": self.server.run, "generation": 0, "worker": 1,
+                                                        "round": self.server.round}).encode()])
+            peer.close(linger=1000)
+            ctx.term()
+        return real(self, flat, spec)
+
+    monkeypatch.setattr(BarrierTransport, "run_round", run_round)
+    model, lines = _train(spark, SYNC, datasets[2], tmp_path / "barrier", transport="barrier", max_rounds=6)
+    assert [line for line in lines if line.startswith("channel:")] == [
+        "channel: dropped 1 message(s) that did not answer the round in flight (1 an earlier generation)"]
+    rounds = json.loads((tmp_path / "barrier" / "metrics.json").read_text())["rounds"]
+    assert rounds["dropped_messages"] == {"an earlier generation": 1}
+    expected, _ = _train(spark, SYNC, datasets[2], tmp_path / "jobs", transport="jobs", max_rounds=6)
+    assert_identical(model, expected)
+
+
+def test_a_barrier_stage_that_cannot_start_leaves_no_socket_behind(spark, datasets, monkeypatch):
+    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.spark.trainer import make_plan
+    from dist_mnist.transport import WorkerLost
+
+    servers = []
+
+    class Recorded(barrier.RoundServer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            servers.append(self)
+
+    def failing_task(plan, endpoint, generation):
+        def task(_):
+            raise OSError("this executor cannot start")
+        return task
+
+    monkeypatch.setattr(barrier, "RoundServer", Recorded)
+    plan = make_plan(SYNC, describe_split(str(datasets[2] / "train")), describe_split(str(datasets[2] / "test")))
+    with pytest.raises(WorkerLost, match="the barrier stage failed while starting"):
+        BarrierTransport(spark.sparkContext, plan, 30, make_task=failing_task)
+    assert servers and servers[0].sock.closed and not os.path.exists(servers[0].dir)
 
 
 def _sabotage_at_round(monkeypatch, at: int, sig: int, stopped: list[int]):

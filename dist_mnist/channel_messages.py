@@ -1,0 +1,77 @@
+"""How a round travels as ZeroMQ frames: the vector in frames of a bounded size, a result as
+JSON metadata plus its sums and confusion counts as raw frames. No Spark here.
+
+The frame size bounds what a peer can make the driver hold before it has authenticated
+(libzmq's ZMQ_MAXMSGSIZE ends a connection that announces a larger frame, before buffering it).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import zmq
+
+from dist_mnist.rounds import RoundResult
+
+CHUNK_BYTES = 1 << 18  # over TCP, vectors travel as frames of at most 256 KiB (on ipc, whole)
+META_BYTES = 1 << 16  # the largest JSON metadata frame
+FRAME_OVERHEAD = 256  # a frame's header and CURVE box
+
+
+def frame_sizes(kind: str, max_floats: int, n_classes: int) -> tuple[int, int]:
+    """(the bytes a vector's frame holds, the largest frame a legitimate peer sends) for a round
+    of at most max_floats floats and n_classes x n_classes counts."""
+    payload = max(4 * max_floats, 8 * n_classes * n_classes)
+    chunk = CHUNK_BYTES if kind == "tcp" else max(payload, 1)  # nothing hostile can reach a Unix socket of ours
+    return chunk, max(META_BYTES, min(chunk, payload)) + FRAME_OVERHEAD
+
+
+def frames_of(chunk: int, *arrays: np.ndarray | None) -> list[memoryview]:
+    """Arrays as frames of at most `chunk` bytes, without a copy."""
+    out = []
+    for a in arrays:
+        if a is not None and a.size:
+            raw = memoryview(np.ascontiguousarray(a)).cast("B")
+            out += [raw[i:i + chunk] for i in range(0, len(raw), chunk)]
+    return out
+
+
+def joined(frames: list[zmq.Frame], nbytes: int) -> np.ndarray | None:
+    """Received frames as one read-only byte array (one frame: a view; more: one copy), or None
+    if they do not hold exactly nbytes (libzmq has bounded each frame)."""
+    if sum(len(f) for f in frames) != nbytes:
+        return None
+    if len(frames) == 1:
+        out = np.frombuffer(frames[0].buffer, np.uint8)
+    else:
+        out = np.empty(nbytes, np.uint8)
+        np.concatenate([np.frombuffer(f.buffer, np.uint8) for f in frames], out=out)
+    out.setflags(write=False)
+    return out
+
+
+def encode_result(r: RoundResult, answer: dict, chunk: int) -> list:
+    """A result's frames: JSON of its small fields and of the round it answers, then its sums
+    (float32) and confusion counts (int64) as raw frames."""
+    classes = None if r.confusion is None else len(r.confusion)
+    meta = {**answer, "loss": r.loss, "n": r.n, "seconds": {str(k): v for k, v in r.seconds.items()},
+            "resident_bytes": r.resident_bytes, "floats": len(r.sums), "classes": classes}
+    confusion = None if r.confusion is None else np.ascontiguousarray(r.confusion, np.int64)
+    return [json.dumps(meta).encode(), *frames_of(chunk, np.ascontiguousarray(r.sums, np.float32), confusion)]
+
+
+def decode_result(meta: dict, frames: list[zmq.Frame]) -> RoundResult | None:
+    """The RoundResult of a result message's metadata and raw frames, or None if they disagree."""
+    try:
+        n, c = int(meta["floats"]), meta["classes"]
+        c = None if c is None else int(c)
+        data = joined(frames, 4 * n + (0 if c is None else 8 * c * c))
+        if data is None or n < 0 or (c is not None and c < 0):
+            return None
+        confusion = None if c is None else data[4 * n:].view(np.int64).reshape(c, c)
+        return RoundResult(data[:4 * n].view(np.float32), float(meta["loss"]), int(meta["n"]),
+                           {int(k): float(v) for k, v in meta["seconds"].items()}, int(meta["resident_bytes"]),
+                           confusion)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
