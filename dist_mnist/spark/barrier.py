@@ -22,7 +22,7 @@ import zmq
 
 from dist_mnist.channel import RoundServer, decode_result, serve_rounds
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
-from dist_mnist.spark.shards import get_shard, resident_bytes
+from dist_mnist.spark.shards import drop_shards, get_shard, release_shard, resident_bytes
 from dist_mnist.transport import WorkerLost
 from dist_mnist.worker_errors import WorkerError
 
@@ -60,7 +60,7 @@ def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
 
         def rows(split: str):
             if split not in held:
-                held[split] = get_shard(*plan.rows_of(getattr(plan, split)[w]))
+                held[split] = get_shard(*plan.rows_of(getattr(plan, split)[w]), scope=plan.scope)
             return held[split]
 
         def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
@@ -68,7 +68,11 @@ def make_task_fn(plan: Plan, address: str, secret: str, generation: int):
             return RoundResult(r.sums, r.loss, r.n, r.seconds,
                                resident_bytes() if spec.evaluate else 0, r.confusion)
 
-        serve_rounds(address, secret, hello, compute)
+        try:
+            serve_rounds(address, secret, hello, compute)
+        finally:  # the run's shard files go with the task (the arrays stay mapped until it ends)
+            for split in held:
+                release_shard(*plan.rows_of(getattr(plan, split)[w]), scope=plan.scope)
         yield w
 
     return task
@@ -200,3 +204,5 @@ class BarrierTransport:
     def close(self) -> None:
         self._cancel()
         self.server.shutdown()
+        if self.plan.scope:
+            drop_shards(self.plan.scope)  # what a lost task left, where the driver's directory is the executors'
