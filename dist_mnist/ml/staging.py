@@ -32,6 +32,7 @@ INT_MAX = 2**31 - 1  # labels are staged as int
 # without `layers`, n_classes = the largest label + 1 must be at most MAX_SPREAD x the distinct
 # labels + MAX_GAP: room for classes absent from a sample, none for a stray huge label
 MAX_SPREAD, MAX_GAP = 2, 10
+GIVEN, STAGED = "__dist_mnist_given", "__dist_mnist_staged"  # staged_frame's inner columns
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
 
 
@@ -98,9 +99,10 @@ def first_width(df, cols: Columns) -> int:
     return int(row["n"])
 
 
-def _nonfinite_error(cols: Columns, schema, staged, fail):
-    """The error for a row whose staged (float32) features hold a null, a NaN or an infinity,
-    naming the first such value's index and the row's label (a DataFrame has no row numbers)."""
+def _nonfinite_error(cols: Columns, schema, staged, given, fail):
+    """(condition, error) for a row whose staged (float32) features hold a null, a NaN or an
+    infinity, naming the first such value's index and the row's label (a DataFrame has no row
+    numbers); `given` is the user's column, for the value as it was."""
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
@@ -109,11 +111,11 @@ def _nonfinite_error(cols: Columns, schema, staged, fail):
 
     index = F.array_position(F.transform(staged, bad), True).cast("int")  # 1-based
     kind = scoring.feature_kind(schema[cols.features].dataType, cols.features, WHERE)
-    given = F.element_at(vector_to_array(F.col(cols.features)) if kind == "vector" else F.col(cols.features), index)
-    value = (F.when(given.isNull(), F.lit("a null")).when(F.isnan(given), F.lit("a NaN"))
-             .when(given.isin(float("inf"), float("-inf")), given.cast("string"))
-             .otherwise(F.concat(given.cast("string"), F.lit(" (beyond float32's range)"))))
-    found = fail(f"featuresCol {cols.features!r} has ", value, F.lit(" at index "), index - 1,
+    value = F.element_at(vector_to_array(given) if kind == "vector" else given, index)
+    shown = (F.when(value.isNull(), F.lit("a null")).when(F.isnan(value), F.lit("a NaN"))
+             .when(value.isin(float("inf"), float("-inf")), value.cast("string"))
+             .otherwise(F.concat(value.cast("string"), F.lit(" (beyond float32's range)"))))
+    found = fail(f"featuresCol {cols.features!r} has ", shown, F.lit(" at index "), index - 1,
                  F.lit(" in a row with label "), F.col(cols.label), F.lit("; features must be finite numbers"))
     return F.exists(staged, bad), found
 
@@ -123,19 +125,23 @@ def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int,
     from pyspark.sql import functions as F
 
     unit = "bytes" if cols.kind == "image" else "values"
-    staged = _features_expr(cols, df.schema)
+    # the features converted once, in a projection of their own: every check below reads that
+    # column (an expression used several times in one projection is computed each time)
+    inputs = [F.col(c) for c in dict.fromkeys([cols.label, *([cols.validation] if cols.validation else [])])]
+    schema = df.schema
+    df = df.select(F.col(cols.features).alias(GIVEN), _features_expr(cols, schema).alias(STAGED), *inputs)
+    given, staged, label = F.col(GIVEN), F.col(STAGED), F.col(cols.label)
     width = _width_expr(cols, staged)
-    label = F.col(cols.label)
 
     def fail(message, *values):
         return F.raise_error(F.concat(F.lit(message), *[F.coalesce(v.cast("string"), F.lit("null")) for v in values]))
 
-    features = (F.when(F.col(cols.features).isNull(), fail(f"featuresCol {cols.features!r} has a null row"))
+    features = (F.when(given.isNull(), fail(f"featuresCol {cols.features!r} has a null row"))
                 .when(width != n_in, fail(f"featuresCol {cols.features!r} has a row of ", width,
                                           F.lit(f" {unit}; expected {n_in} (the first row's length"
                                                 f"{' and layers[0]' if n_classes else ''}): vectors of mixed length"))))
     if cols.kind == "features":  # pixels (bytes) cannot be anything but 0..255
-        features = features.when(*_nonfinite_error(cols, df.schema, staged, fail))
+        features = features.when(*_nonfinite_error(cols, schema, staged, given, fail))
     features = features.otherwise(staged)
     whole = (label >= 0) & (label % 1 == 0)  # NaN and inf are not (and % cannot overflow, floor can)
     classes = f"0-{n_classes - 1}" if n_classes is not None else "0, 1, 2, ..."
@@ -153,12 +159,13 @@ def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int,
         v = F.col(cols.validation)
         out.append(F.when(v.isNull(), fail(f"validationIndicatorCol {cols.validation!r} has a null value"))
                    .otherwise(v).alias("_test"))
+    checked = df.select(*out)
     # the order: a seeded hash of each row's values, so it depends on neither the input's
     # order nor its partitioning nor the features' type (equal rows are interchangeable)
     # (hash partitioning into `partitions`, then a sort within each: one shuffle, no sampling pass)
-    key = F.xxhash64(F.lit(seed), *out).alias("_order")
+    key = F.xxhash64(F.lit(seed), *[F.col(c) for c in checked.columns]).alias("_order")
     order = [*(["_test"] if cols.validation else []), "_order"]
-    return (df.select(*out, key).repartition(partitions, "_order").sortWithinPartitions(*order).drop("_order"))
+    return checked.select("*", key).repartition(partitions, "_order").sortWithinPartitions(*order).drop("_order")
 
 
 def _spark_error(e: Exception) -> Exception:
