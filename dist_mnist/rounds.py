@@ -35,6 +35,7 @@ class Plan:
     train: tuple[Shard, ...]  # one per worker
     test: tuple[Shard, ...]  # one per worker, the test split sharded the same way
     layout: Layout  # the parameters' (key, shape) order
+    scope: str = ""  # names the run's shard files on the executors, removed when its transport closes
 
     @property
     def workers(self) -> int:

@@ -104,11 +104,25 @@ def images_of(image_col, where: str, first_row: int = 0, n_in: int = N_PIXELS) -
     return data[offsets[0] : offsets[0] + n * n_in].reshape(n, n_in)
 
 
+def first_nonfinite(x: np.ndarray) -> tuple[int, int] | None:
+    """(row, index) of the first NaN or infinity in rows x (n, d), or None when all are finite."""
+    if np.isfinite(x).all():  # the common case: one pass, no lookup
+        return None
+    row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+    return row, int(np.flatnonzero(~np.isfinite(x[row]))[0])
+
+
+def nonfinite_name(value: float) -> str:
+    """'a NaN', 'inf' or '-inf', for messages."""
+    return "a NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
 def features_of(feature_col, where: str, first_row: int = 0, n_in: int | None = None,
-                name: str = "features") -> np.ndarray:
+                name: str = "features", strict: bool = True) -> np.ndarray:
     """float32 rows (n, n_in) of a list<float|double> column of n_in values a row (n_in None:
     the first row's length), without a copy for float32; errors name `where`, the column and
-    the row."""
+    the row. strict: a null or non-finite value is an error; else a null value is read as NaN
+    and the caller checks (transform's handleInvalid)."""
     n = len(feature_col)
     feature_col = _combined(feature_col, pa.list_(pa.float32()))
     t = feature_col.type
@@ -129,11 +143,17 @@ def features_of(feature_col, where: str, first_row: int = 0, n_in: int | None = 
         offsets = offsets - offsets[0]
     width = int(offsets[1]) if n_in is None else n_in
     _check_lengths(offsets, width, where, first_row, f"'{name}'", "values")
-    if values.null_count:
+    if values.null_count and strict:
         row = int(np.searchsorted(offsets, np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0], "right")) - 1
         raise ValueError(f"{where}: column '{name}' has a null value at row {first_row + row}")
-    x = values.to_numpy(zero_copy_only=False)
-    return x.astype(np.float32, copy=False).reshape(n, width)
+    with np.errstate(over="ignore"):  # a double beyond float32's range becomes inf, refused below
+        x = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(n, width)
+    bad = first_nonfinite(x) if strict else None
+    if bad:
+        row, index = bad
+        raise ValueError(f"{where}: column '{name}' has {nonfinite_name(x[row, index])} at row {first_row + row}, "
+                         f"index {index}; features must be finite numbers")
+    return x
 
 
 def read_files(paths: list[str], n_classes: int = 10, n_in: int = N_PIXELS) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,8 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
                  probabilityCol: str = "probability", rawPredictionCol: str = "rawPrediction",
                  validationIndicatorCol: str | None = None, layers: list[int] | None = None, maxIter: int = _D.epochs,
                  blockSize: int = _D.batch_size, stepSize: float = _D.learning_rate, seed: int = _D.seed, momentum: float = _D.momentum,
-                 l2: float = _D.l2, mode: str = _D.mode, workers: int = _D.workers, tempDir: str | None = None) -> None:
+                 l2: float = _D.l2, mode: str = _D.mode, workers: int = _D.workers, tempDir: str | None = None,
+                 handleInvalid: str = "error") -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
@@ -46,7 +47,7 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
                   validationIndicatorCol: str | None = None, layers: list[int] | None = None, maxIter: int = _D.epochs,
                   blockSize: int = _D.batch_size, stepSize: float = _D.learning_rate, seed: int = _D.seed, momentum: float = _D.momentum,
                   l2: float = _D.l2, mode: str = _D.mode, workers: int = _D.workers,
-                  tempDir: str | None = None) -> MLPClassifier:
+                  tempDir: str | None = None, handleInvalid: str = "error") -> MLPClassifier:
         """Set the given Params (only those passed); ValueError names a bad one."""
         kwargs = {k: v for k, v in self._input_kwargs.items() if v is not None}
         self._set(**kwargs)

@@ -4,6 +4,8 @@
 rawPrediction dense Vectors), so MulticlassClassificationEvaluator, Pipeline and
 PipelineModel work with it unchanged. The forward pass runs on the executors
 (dist_mnist.ml.scoring); `predict` and `predictProbability` score one vector with NumPy.
+Rows whose features are null, hold a null or are not finite fail transform by default;
+handleInvalid='skip' drops them and 'keep' gives them null outputs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pyspark.ml.linalg import DenseVector, Vector
 
 from dist_mnist.artifacts import check_layer_sizes, check_params, model_bytes, npz_bytes, parse_json_object
 from dist_mnist.npz import NPZ_SLACK, parse_npz
+from dist_mnist.data.parquet import first_nonfinite, nonfinite_name
 from dist_mnist.ml import scoring
 from dist_mnist.ml.params import MLPParams
 from dist_mnist.ml.persistence import MLPReadable, MLPWritable
@@ -133,7 +136,17 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
         x = value.toArray() if isinstance(value, Vector) else np.asarray(value)
         if x.shape != (self.numFeatures,):
             raise ValueError(f"{type(self).__name__}: expected a vector of {self.numFeatures} features, got shape {x.shape}")
-        return x[None, :] if x.dtype == np.uint8 else x.astype(np.float32)[None, :]
+        if x.dtype == np.uint8:  # pixels
+            return x[None, :]
+        given = np.asarray(x, np.float64)[None, :]  # None reads as NaN
+        with np.errstate(over="ignore"):
+            x = given.astype(np.float32)
+        bad = first_nonfinite(x)
+        if bad:
+            value = nonfinite_name(given[bad]) if not np.isfinite(given[bad]) else f"{given[bad]:g} (beyond float32's range)"
+            raise ValueError(f"{type(self).__name__}: the vector has {value} at index {bad[1]}; "
+                             f"features must be finite numbers")
+        return x
 
     def predict(self, value) -> float:
         """The predicted class of one feature vector (pyspark Vector or array-like)."""
@@ -178,8 +191,9 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
         if not outputs:
             logging.getLogger(__name__).warning("%s: every output column is set to ''; nothing to do", scoring.WHERE)
             return dataset
+        handle_invalid = self.getHandleInvalid()
         udf = scoring.make_scoring_udf(self._broadcast_params(dataset.sparkSession.sparkContext), column, kind,
-                                       self.numFeatures)
+                                       self.numFeatures, handle_invalid)
         if '"type":"udt"' in dataset.schema.json():
             # Spark 4.3 feeds an Arrow UDF whose child is columnar (a Parquet scan) through
             # RowToColumnConverter, which fails on any vector column ("Unsupported data type
@@ -187,11 +201,19 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             # keeps every row is a row-based operator the optimizer leaves in between.
             dataset = dataset.where(F.col(column).isNull() | F.col(column).isNotNull())
         scored = F.col("__dist_mnist_scores")
-        out = {"prediction": scored["prediction"], "probability": array_to_vector(scored["probability"]),
-               "rawPrediction": array_to_vector(scored["rawPrediction"])}
-        return (dataset.withColumn("__dist_mnist_scores", udf(scoring.feature_values(column, kind)))
-                .select(*[F.col("`" + c.replace("`", "``") + "`") for c in dataset.columns],
-                        *[out[name].alias(col) for name, col in outputs.items()]))
+
+        def checked(field: str):
+            # a bad row's error is raised here, on the JVM: the user sees its one line, no traceback
+            value = F.when(scored["error"].isNotNull(), F.raise_error(scored["error"])).otherwise(scored[field])
+            # array_to_vector fails on a null (handleInvalid 'keep')
+            return value if field == "prediction" else F.when(value.isNotNull(), array_to_vector(value))
+
+        out = {name: checked(name) for name in scoring.FIELDS}
+        frame = dataset.withColumn("__dist_mnist_scores", udf(scoring.feature_values(column, kind)))
+        if handle_invalid == "skip":
+            frame = frame.where(scored.isNotNull())  # invalid rows come back as a null struct
+        return frame.select(*[F.col("`" + c.replace("`", "``") + "`") for c in dataset.columns],
+                            *[out[name].alias(col) for name, col in outputs.items()])
 
     # --- persistence (dist_mnist.ml.persistence) ---
     def _data_files(self) -> dict[str, bytes]:

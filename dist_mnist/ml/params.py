@@ -16,6 +16,7 @@ from pyspark.ml.param.shared import (HasBlockSize, HasFeaturesCol, HasLabelCol, 
                                      HasValidationIndicatorCol)
 
 from dist_mnist.config import TrainConfig
+from dist_mnist.ml.scoring import HANDLE_INVALID
 
 # Param name -> TrainConfig field; the Params' defaults are TrainConfig's.
 CONFIG_OF_PARAM = {
@@ -28,6 +29,13 @@ CONFIG_OF_PARAM = {
     "mode": "mode",
     "workers": "workers",
 }
+
+
+def _handle_invalid(value) -> str:
+    value = TypeConverters.toString(value)
+    if value not in HANDLE_INVALID:
+        raise ValueError(f"handleInvalid must be one of {list(HANDLE_INVALID)}, got {value!r}")
+    return value
 
 
 class MLPParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol,
@@ -55,11 +63,18 @@ class MLPParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
         "where fit stages the DataFrame as Parquet (any Hadoop path the executors can read); unset: "
         "/tmp on Hadoop's default filesystem (fs.defaultFS), or the driver's temp dir when that is local",
         typeConverter=TypeConverters.toString)
+    handleInvalid: Param[str] = Param(
+        Params._dummy(), "handleInvalid",
+        "what transform does with a row whose features are null or hold a null, NaN or infinite value: "
+        "'error' (the default: fail, naming the column and the value's index), 'skip' (drop the row) or "
+        "'keep' (null prediction, probability and rawPrediction); fit refuses such rows whatever it says",
+        typeConverter=_handle_invalid)
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
         defaults = TrainConfig()
         self._setDefault(**{param: getattr(defaults, key) for param, key in CONFIG_OF_PARAM.items()})
+        self._setDefault(handleInvalid="error")
 
     def setFeaturesCol(self, value: str) -> MLPParams:
         """Set featuresCol: a vector, array<float|double> or binary column."""
@@ -80,6 +95,14 @@ class MLPParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
     def setRawPredictionCol(self, value: str) -> MLPParams:
         """Set rawPredictionCol ("" = not produced)."""
         return self._set(rawPredictionCol=value)
+
+    def setHandleInvalid(self, value: str) -> MLPParams:
+        """Set handleInvalid: 'error', 'skip' or 'keep' (transform's rows with null or non-finite features)."""
+        return self._set(handleInvalid=value)
+
+    def getHandleInvalid(self) -> str:
+        """The value of handleInvalid or its default ('error')."""
+        return self.getOrDefault(self.handleInvalid)
 
     def getLayers(self) -> list[int]:
         """The value of layers (unset by default)."""

@@ -13,12 +13,14 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from dist_mnist.data.parquet import features_of, images_of
+from dist_mnist.data.parquet import features_of, images_of, nonfinite_name
 from dist_mnist.nn.model import logits_of, softmax, to_inputs
 
 WHERE = "MLPClassificationModel.transform"
-# the UDF's struct fields, in order
+HANDLE_INVALID = ("error", "skip", "keep")  # transform's handleInvalid, as MLlib's VectorAssembler
+# the output fields of the UDF's struct, in order (then `error`)
 FIELDS = ("prediction", "probability", "rawPrediction")
 
 
@@ -54,29 +56,73 @@ def scores_of(params, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return probs.argmax(axis=1).astype(np.float64), probs, logits
 
 
-def make_scoring_udf(bc, column: str, kind: str, n_in: int):
-    """The Arrow UDF (iterator of batches) scoring the features column `column` of `kind`."""
+def invalid_rows(col, kind: str, n_in: int, column: str) -> tuple[np.ndarray, np.ndarray | None, dict[int, str]]:
+    """(rows (n, n_in), the invalid rows' mask or None, what is wrong with each invalid row) of
+    one Arrow batch: a null row, or a null or non-finite value (named by its index; the row's
+    position in a batch means nothing to a user). A row of the wrong length is a ValueError."""
+    where = f"{WHERE}, featuresCol {column!r}"
+    nulls = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
+    if nulls is not None:  # stand-ins of the right length, masked out below
+        filler = bytes(n_in) if kind == "binary" else [0.0] * n_in
+        col = pc.if_else(pa.array(nulls), pa.scalar(filler, col.type), col)
+    if kind == "binary":  # pixels are never non-finite: only a null row is invalid
+        reasons = {} if nulls is None else {int(r): "a null row" for r in np.flatnonzero(nulls)}
+        return images_of(col, where, 0, n_in), nulls, reasons
+    X = features_of(col, where, 0, n_in, name=column, strict=False)  # a null value reads as NaN
+    finite = np.isfinite(X).all(axis=1)
+    bad = ~finite if nulls is None else (~finite | nulls)
+    if not bad.any():
+        return X, None, {}
+    reasons = {}
+    for r in np.flatnonzero(bad):
+        if nulls is not None and nulls[r]:
+            reasons[int(r)] = "a null row"
+            continue
+        j = int(np.flatnonzero(~np.isfinite(X[r]))[0])
+        is_null = col[int(r)].values[j].as_py() is None
+        reasons[int(r)] = f"{'a null' if is_null else nonfinite_name(X[r, j])} at index {j} in a row"
+    return X, bad, reasons
+
+
+def make_scoring_udf(bc, column: str, kind: str, n_in: int, handle_invalid: str = "error"):
+    """The Arrow UDF (iterator of batches) scoring the features column `column` of `kind`.
+
+    It returns a struct of FIELDS and `error`: a row's one-line error, raised on the JVM by
+    the caller (Spark's raise_error), so the user sees that line and not a Python traceback.
+    Invalid rows (handle_invalid 'skip' or 'keep') come back as a null struct.
+    """
     from pyspark.sql.functions import arrow_udf
 
-    where = f"{WHERE}, featuresCol {column!r}"
+    hint = "; features must be finite numbers (handleInvalid='skip' drops such rows, 'keep' scores them null)"
 
-    def rows_of(col) -> np.ndarray:
-        if kind == "binary":
-            if col.null_count:
-                raise ValueError(f"{where}: null row (expected {n_in} bytes)")
-            return images_of(col, where, 0, n_in)
-        return features_of(col, WHERE, 0, n_in, name=column)
-
-    def as_list(m: np.ndarray) -> pa.Array:
+    def as_list(m: np.ndarray, mask) -> pa.Array:
         n, C = m.shape
-        return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * C, C, dtype=np.int32)), pa.array(m.ravel()))
+        return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * C, C, dtype=np.int32)), pa.array(m.ravel()),
+                                        mask=mask)
+
+    def scored(col) -> pa.StructArray:
+        try:
+            X, bad, reasons = invalid_rows(col, kind, n_in, column)
+        except ValueError as e:  # a row of the wrong length: an error whatever handle_invalid says
+            return pa.StructArray.from_arrays(
+                [pa.nulls(len(col), pa.float64()), pa.nulls(len(col), pa.list_(pa.float32())),
+                 pa.nulls(len(col), pa.list_(pa.float32())), pa.array([str(e)] * len(col))],
+                names=[*FIELDS, "error"])
+        if bad is not None:
+            X = np.where(bad[:, None], np.zeros((), X.dtype), X)  # a copy, only when a batch has bad rows
+        prediction, probability, logits = scores_of(bc.value, X)
+        mask = None if bad is None else pa.array(bad)
+        errors = pa.nulls(len(col), pa.string())
+        if bad is not None and handle_invalid == "error":
+            errors = pa.array([f"{WHERE}: featuresCol {column!r} has {reasons[r]}{hint}" if r in reasons else None
+                               for r in range(len(col))], pa.string())
+        return pa.StructArray.from_arrays(
+            [pa.array(prediction, mask=bad), as_list(probability, mask), as_list(logits, mask), errors],
+            names=[*FIELDS, "error"], mask=None if handle_invalid == "error" else mask)
 
     def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
-        params = bc.value
         for col in batches:
-            prediction, probability, logits = scores_of(params, rows_of(col))
-            yield pa.StructArray.from_arrays([pa.array(prediction), as_list(probability), as_list(logits)],
-                                             names=list(FIELDS))
+            yield scored(col)
 
-    schema = ("struct<prediction: double, probability: array<float>, rawPrediction: array<float>>")
+    schema = "struct<prediction: double, probability: array<float>, rawPrediction: array<float>, error: string>"
     return arrow_udf(run, schema)  # an iterator UDF, by its type hints

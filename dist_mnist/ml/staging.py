@@ -28,6 +28,11 @@ from dist_mnist.spark import hadoopfs
 
 WHERE = "MLPClassifier.fit"
 DEFAULT_HIDDEN = 1000  # the tutorial's hidden layer, when `layers` is not set
+INT_MAX = 2**31 - 1  # labels are staged as int
+# without `layers`, n_classes = the largest label + 1 must be at most MAX_SPREAD x the distinct
+# labels + MAX_GAP: room for classes absent from a sample, none for a stray huge label
+MAX_SPREAD, MAX_GAP = 2, 10
+GIVEN, STAGED = "__dist_mnist_given", "__dist_mnist_staged"  # staged_frame's inner columns
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
 
 
@@ -94,42 +99,73 @@ def first_width(df, cols: Columns) -> int:
     return int(row["n"])
 
 
+def _nonfinite_error(cols: Columns, schema, staged, given, fail):
+    """(condition, error) for a row whose staged (float32) features hold a null, a NaN or an
+    infinity, naming the first such value's index and the row's label (a DataFrame has no row
+    numbers); `given` is the user's column, for the value as it was."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    def bad(x):
+        return x.isNull() | F.isnan(x) | x.isin(float("inf"), float("-inf"))
+
+    index = F.array_position(F.transform(staged, bad), True).cast("int")  # 1-based
+    kind = scoring.feature_kind(schema[cols.features].dataType, cols.features, WHERE)
+    value = F.element_at(vector_to_array(given) if kind == "vector" else given, index)
+    shown = (F.when(value.isNull(), F.lit("a null")).when(F.isnan(value), F.lit("a NaN"))
+             .when(value.isin(float("inf"), float("-inf")), value.cast("string"))
+             .otherwise(F.concat(value.cast("string"), F.lit(" (beyond float32's range)"))))
+    found = fail(f"featuresCol {cols.features!r} has ", shown, F.lit(" at index "), index - 1,
+                 F.lit(" in a row with label "), F.col(cols.label), F.lit("; features must be finite numbers"))
+    return F.exists(staged, bad), found
+
+
 def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int):
     """The rows in our layout, in a seeded random order; a bad row raises an error naming the column."""
     from pyspark.sql import functions as F
 
     unit = "bytes" if cols.kind == "image" else "values"
-    staged = _features_expr(cols, df.schema)
+    # the features converted once, in a projection of their own: every check below reads that
+    # column (an expression used several times in one projection is computed each time)
+    inputs = [F.col(c) for c in dict.fromkeys([cols.label, *([cols.validation] if cols.validation else [])])]
+    schema = df.schema
+    df = df.select(F.col(cols.features).alias(GIVEN), _features_expr(cols, schema).alias(STAGED), *inputs)
+    given, staged, label = F.col(GIVEN), F.col(STAGED), F.col(cols.label)
     width = _width_expr(cols, staged)
-    label = F.col(cols.label)
 
     def fail(message, *values):
         return F.raise_error(F.concat(F.lit(message), *[F.coalesce(v.cast("string"), F.lit("null")) for v in values]))
 
-    features = (F.when(F.col(cols.features).isNull(), fail(f"featuresCol {cols.features!r} has a null row"))
+    features = (F.when(given.isNull(), fail(f"featuresCol {cols.features!r} has a null row"))
                 .when(width != n_in, fail(f"featuresCol {cols.features!r} has a row of ", width,
                                           F.lit(f" {unit}; expected {n_in} (the first row's length"
-                                                f"{' and layers[0]' if n_classes else ''}): vectors of mixed length")))
-                .otherwise(staged))
-    label_ok = label.isNotNull() & (label >= 0) & (label == F.floor(label))
-    if n_classes is not None:
-        label_ok = label_ok & (label < n_classes)
+                                                f"{' and layers[0]' if n_classes else ''}): vectors of mixed length"))))
+    if cols.kind == "features":  # pixels (bytes) cannot be anything but 0..255
+        features = features.when(*_nonfinite_error(cols, schema, staged, given, fail))
+    features = features.otherwise(staged)
+    whole = (label >= 0) & (label % 1 == 0)  # NaN and inf are not (and % cannot overflow, floor can)
     classes = f"0-{n_classes - 1}" if n_classes is not None else "0, 1, 2, ..."
+    outside = fail(f"labelCol {cols.label!r} has label ", label,
+                   F.lit(f", outside the classes {classes} (class ids must be whole numbers)"))
     label_out = (F.when(label.isNull(), fail(f"labelCol {cols.label!r} has a null label"))
-                 .when(~label_ok, fail(f"labelCol {cols.label!r} has label ", label,
-                                       F.lit(f", outside the classes {classes} (class ids must be whole numbers)")))
-                 .otherwise(label.cast("int")))
+                 .when(~whole, outside)
+                 .when(label > INT_MAX, fail(f"labelCol {cols.label!r} has label ", label,  # before the cast overflows
+                                             F.lit(", too large for a class id (class ids are 0..C-1 for C classes)"))))
+    if n_classes is not None:
+        label_out = label_out.when(label >= n_classes, outside)
+    label_out = label_out.otherwise(label.cast("int"))
     out = [label_out.alias("label"), features.alias(cols.kind)]
     if cols.validation is not None:
         v = F.col(cols.validation)
         out.append(F.when(v.isNull(), fail(f"validationIndicatorCol {cols.validation!r} has a null value"))
                    .otherwise(v).alias("_test"))
+    checked = df.select(*out)
     # the order: a seeded hash of each row's values, so it depends on neither the input's
     # order nor its partitioning nor the features' type (equal rows are interchangeable)
     # (hash partitioning into `partitions`, then a sort within each: one shuffle, no sampling pass)
-    key = F.xxhash64(F.lit(seed), *out).alias("_order")
+    key = F.xxhash64(F.lit(seed), *[F.col(c) for c in checked.columns]).alias("_order")
     order = [*(["_test"] if cols.validation else []), "_order"]
-    return (df.select(*out, key).repartition(partitions, "_order").sortWithinPartitions(*order).drop("_order"))
+    return checked.select("*", key).repartition(partitions, "_order").sortWithinPartitions(*order).drop("_order")
 
 
 def _spark_error(e: Exception) -> Exception:
@@ -159,31 +195,24 @@ def stage(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partit
             hadoopfs.rename(df.sparkSession, f"{out}/all/_test={value}", f"{out}/{split}")
 
 
-def max_label(spark, split: str) -> int:
-    """The largest label of a staged split, from the Parquet footers' statistics where they
-    have them (no data read), else one aggregation job."""
-    import pyarrow.parquet as pq
+def label_stats(spark, splits: list[str]) -> tuple[int, int]:
+    """(the largest label, the number of distinct labels) of staged splits: one aggregation
+    job, which reads only their label column."""
+    from pyspark.sql import functions as F
 
-    from dist_mnist.data.parquet import local_path
-    from dist_mnist.spark.dataset import describe_split
+    row = spark.read.parquet(*splits).agg(F.max("label"), F.countDistinct("label")).first()
+    return int(row[0]), int(row[1])
 
-    split_files = describe_split(split)
-    best = -1
-    try:
-        for f in split_files.files:
-            meta = pq.ParquetFile(local_path(f)).metadata
-            col = meta.schema.names.index("label")
-            for g in range(meta.num_row_groups):
-                stats = meta.row_group(g).column(col).statistics
-                if meta.row_group(g).num_rows and not (stats and stats.has_min_max):
-                    raise LookupError
-                if stats and stats.has_min_max:
-                    best = max(best, int(stats.max))
-        return best
-    except (LookupError, OSError, ValueError):  # no statistics, or a filesystem pyarrow cannot open here
-        from pyspark.sql import functions as F
 
-        return int(spark.read.parquet(split).agg(F.max("label")).first()[0])
+def classes_from_labels(label_col: str, top: int, distinct: int, n_in: int) -> int:
+    """n_classes = the largest label + 1, refused when that is far more than the distinct labels
+    (more than MAX_SPREAD x distinct + MAX_GAP): a stray huge label would otherwise grow the
+    output layer (and every transform's output) without a word."""
+    n_classes = top + 1
+    if n_classes > MAX_SPREAD * distinct + MAX_GAP:
+        raise ValueError(f"labelCol {label_col!r} has labels up to {top} but only {distinct} distinct values; class "
+                         f"ids must be 0..C-1 (set layers=[{n_in}, ..., {n_classes}] if {n_classes} classes are meant)")
+    return n_classes
 
 
 def staging_root(temp_dir: str | None, default_fs: str | None) -> str:
@@ -227,7 +256,11 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
         if not hadoopfs.exists(spark, f"{staged}/train"):
             raise ValueError(f"the DataFrame has no training rows"
                              f"{f' (every row has {validation_col!r} true)' if validation_col else ''}")
-        n_classes = int(layers[-1]) if layers else max_label(spark, f"{staged}/train") + 1
+        if layers:
+            n_classes = int(layers[-1])
+        else:  # the validation rows' labels count too: the model must have their classes
+            splits = [f"{staged}/{s}" for s in ("train", "test") if hadoopfs.exists(spark, f"{staged}/{s}")]
+            n_classes = classes_from_labels(label_col, *label_stats(spark, splits), n_in)
         if n_classes < 2:
             raise ValueError(f"labelCol {label_col!r} holds a single class (0); a classifier needs at least 2")
         sizes = [int(s) for s in layers] if layers else [n_in, DEFAULT_HIDDEN, n_classes]

@@ -22,7 +22,7 @@ import zmq
 
 from dist_mnist.channel import NO_CURVE, Endpoint, RoundServer, serve_rounds
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
-from dist_mnist.spark.shards import get_shard, resident_bytes
+from dist_mnist.spark.shards import drop_shards, get_shard, release_shard, resident_bytes
 from dist_mnist.transport import WorkerLost
 from dist_mnist.worker_errors import WorkerError
 
@@ -85,7 +85,7 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
 
         def rows(split: str):
             if split not in held:
-                held[split] = get_shard(*plan.rows_of(getattr(plan, split)[w]))
+                held[split] = get_shard(*plan.rows_of(getattr(plan, split)[w]), scope=plan.scope)
             return held[split]
 
         def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
@@ -93,7 +93,11 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
             return RoundResult(r.sums, r.loss, r.n, r.seconds,
                                resident_bytes() if spec.evaluate else 0, r.confusion)
 
-        serve_rounds(endpoint, hello, compute)
+        try:
+            serve_rounds(endpoint, hello, compute)
+        finally:  # the run's shard files go with the task (the arrays stay mapped until it ends)
+            for split in held:
+                release_shard(*plan.rows_of(getattr(plan, split)[w]), scope=plan.scope)
         yield w
 
     return task
@@ -235,3 +239,5 @@ class BarrierTransport:
     def close(self) -> None:
         self._cancel()
         self.server.shutdown()
+        if self.plan.scope:
+            drop_shards(self.plan.scope)  # what a lost task left, where the driver's directory is the executors'

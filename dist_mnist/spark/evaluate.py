@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 
 from dist_mnist.metrics import confusion_counts
 from dist_mnist.nn.model import Params, layer_sizes_of, predict
 from dist_mnist.shards import plan_shards
-from dist_mnist.spark.shards import get_shard
+from dist_mnist.spark.shards import drop_shards, get_shard
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
 
 
@@ -22,18 +24,22 @@ def evaluate_split(sc, params: Params, split, workers: int = 0) -> np.ndarray:
     shards = plan_shards(split.files, split.rows, min(workers or sc.defaultParallelism, split.n_rows))
     bc = sc.broadcast(params)
     n_in, *_, n_classes = layer_sizes_of(params)
+    scope = f"eval{uuid.uuid4().hex[:12]}"  # this evaluation's shard files, removed below
 
     def count(shard):
         for s in shard:
             try:
-                images, labels = get_shard(s.segments, n_classes, n_in)
+                images, labels = get_shard(s.segments, n_classes, n_in, scope)
             except USER_ERROR_TYPES as e:
                 yield WorkerError.of(e)
                 return
             yield confusion_counts(labels, predict(bc.value, images), n_classes)
 
-    counts = sc.parallelize(shards, len(shards)).mapPartitions(count).collect()
-    bc.destroy()
+    try:
+        counts = sc.parallelize(shards, len(shards)).mapPartitions(count).collect()
+    finally:
+        bc.destroy()
+        drop_shards(scope)  # the driver's SparkFiles directory: every shard in local mode
     raise_worker_error(counts)
     return np.sum(counts, axis=0)
 

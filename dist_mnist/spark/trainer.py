@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -95,7 +96,7 @@ def make_plan(config: TrainConfig, train_split: SplitFiles, test_split: SplitFil
         raise ValueError(f"workers {config.workers} exceeds the {train_split.n_rows} training rows")
     layout = layout_of(init_params(list(config.layer_sizes), config.seed))
     return Plan(config, plan_shards(train_split.files, train_split.rows, config.workers),
-                plan_shards(test_split.files, test_split.rows, config.workers), layout)
+                plan_shards(test_split.files, test_split.rows, config.workers), layout, scope=uuid.uuid4().hex[:12])
 
 
 def rounds_per_epoch(plan: Plan) -> int:

@@ -61,3 +61,21 @@ def test_missing_model_is_a_user_error(spark, datasets, tmp_path, capsys, monkey
                      "--master", "local[2]"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and str(tmp_path / "nope") in err
+
+
+def test_evaluation_leaves_no_shard_files_behind(spark, datasets, model_dir):
+    import glob
+    import os
+
+    from pyspark import SparkFiles
+
+    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.spark.evaluate import evaluate_split
+
+    def shard_files(_=None):
+        return set(glob.glob(os.path.join(SparkFiles.getRootDirectory(), "dist-mnist-shard-*")))
+
+    before = shard_files()
+    evaluate_split(spark.sparkContext, model_dir[1], describe_split(str(datasets[2] / "test")), workers=2)
+    assert shard_files() <= before
+    assert all(files <= before for files in spark.sparkContext.parallelize(range(4), 4).map(shard_files).collect())

@@ -352,3 +352,133 @@ def test_pipeline_and_pipeline_model_save_load(spark, frames, pipeline_model, tm
     assert loaded.stages[1].summary == pipeline_model.stages[1].summary
     cols = ("id", "prediction", "probability", "rawPrediction")
     assert sorted_rows(loaded.transform(frames["test"]), *cols) == sorted_rows(pipeline_model.transform(frames["test"]), *cols)
+
+
+# --- inputs that must not give silent garbage (issue 18) ---
+
+def _invalid_frame(spark):
+    """ids 0..7: rows 2 (NaN at index 4), 3 (null at index 7), 5 (null row) and 6 (-inf at index 0) are invalid."""
+    X, _ = blobs(8, seed=4)
+    values = [list(map(float, x)) for x in X]
+    values[2][4], values[3][7], values[5], values[6][0] = float("nan"), None, None, float("-inf")
+    return spark.createDataFrame(list(enumerate(values)), "id int, x array<double>"), X
+
+
+def test_transform_refuses_non_finite_features_in_one_line_by_default(spark):
+    from pyspark.sql import functions as F
+
+    df, _ = _invalid_frame(spark)
+    model = random_model().setFeaturesCol("x")
+    assert model.getHandleInvalid() == "error"
+    for ids, shown in (([0, 2], "a NaN at index 4 in a row"), ([3], "a null at index 7 in a row"),
+                       ([5], "a null row"), ([6], "-inf at index 0 in a row")):
+        with pytest.raises(Exception) as info:
+            model.transform(df.where(F.col("id").isin(ids))).collect()
+        text = str(info.value)
+        assert text.splitlines()[0].startswith(
+            f"[USER_RAISED_EXCEPTION] MLPClassificationModel.transform: featuresCol 'x' has {shown}; features must "
+            f"be finite numbers (handleInvalid='skip' drops such rows, 'keep' scores them null)"), text
+        assert "Traceback" not in text and len(text.strip().splitlines()) == 1
+
+
+def test_handle_invalid_skip_and_keep(spark):
+    df, X = _invalid_frame(spark)
+    valid = [0, 1, 4, 7]
+    expected = np.argmax(logits_of(random_model().parameters, X.astype(np.float32)), axis=1).astype(float)
+    skipped = sorted_rows(random_model().setFeaturesCol("x").setHandleInvalid("skip").transform(df), "id", "prediction")
+    assert skipped == [(i, expected[i]) for i in valid]
+    kept = sorted_rows(random_model().setFeaturesCol("x").setHandleInvalid("keep").transform(df),
+                       "id", "prediction", "probability", "rawPrediction")
+    assert [r[0] for r in kept] == list(range(8))
+    for i, prediction, probability, raw in kept:
+        if i in valid:
+            assert prediction == expected[i] and len(probability) == N_CLASSES and len(raw) == N_CLASSES
+        else:
+            assert (prediction, probability, raw) == (None, None, None)
+
+
+def test_handle_invalid_with_vectors_and_binary_rows(spark):
+    from pyspark.ml.linalg import Vectors
+
+    X, _ = blobs(4, seed=6)
+    vectors = [(i, Vectors.dense(x)) for i, x in enumerate(X)]
+    vectors[1] = (1, Vectors.dense([np.inf if j == 9 else v for j, v in enumerate(X[1])]))
+    vdf = spark.createDataFrame(vectors, ["id", "features"])
+    with pytest.raises(Exception, match=r"featuresCol 'features' has inf at index 9 in a row; features must be finite"):
+        random_model().transform(vdf).collect()
+    assert [r[0] for r in sorted_rows(random_model().setHandleInvalid("skip").transform(vdf), "id")] == [0, 2, 3]
+    images = spark.createDataFrame([(0, bytes(N_IN)), (1, None), (2, bytes(range(N_IN)))], "id int, img binary")
+    model = random_model().setFeaturesCol("img")
+    with pytest.raises(Exception, match=r"featuresCol 'img' has a null row; features must be finite"):
+        model.transform(images).collect()
+    kept = sorted_rows(model.setHandleInvalid("keep").transform(images), "id", "prediction")
+    assert [r[1] is None for r in kept] == [False, True, False]
+    # a row of the wrong length is an error whatever handleInvalid says
+    short = spark.createDataFrame([(0, [0.5] * (N_IN - 1))], "id int, x array<double>")
+    with pytest.raises(Exception, match="has 19 values, expected 20"):
+        random_model().setFeaturesCol("x").setHandleInvalid("skip").transform(short).collect()
+
+
+def test_handle_invalid_is_a_param_of_both_checked_and_saved(spark, tmp_path):
+    with pytest.raises(ValueError, match=r"handleInvalid must be one of \['error', 'skip', 'keep'\], got 'drop'"):
+        MLPClassifier(handleInvalid="drop")
+    with pytest.raises(ValueError, match="handleInvalid must be one of"):
+        random_model().setHandleInvalid("nan")
+    clf = MLPClassifier(layers=LAYERS, handleInvalid="keep")
+    clf.save(str(tmp_path / "clf"))
+    assert MLPClassifier.load(str(tmp_path / "clf")).getHandleInvalid() == "keep"
+    model = random_model().setHandleInvalid("skip")
+    model.save(str(tmp_path / "m"))
+    assert MLPClassificationModel.load(str(tmp_path / "m")).getHandleInvalid() == "skip"
+
+
+def test_one_vector_with_a_non_finite_value_is_refused():
+    model = random_model()
+    for value, shown in ((np.nan, "a NaN"), (-np.inf, "-inf"), (None, "a NaN"), (1e300, "1e+300 (beyond float32's range)")):
+        x = [0.5] * N_IN
+        x[11] = value
+        for method in (model.predict, model.predictProbability, model.predictRaw):
+            with pytest.raises(ValueError) as info:
+                method(x)
+            assert str(info.value) == f"MLPClassificationModel: the vector has {shown} at index 11; features must be finite numbers"
+
+
+def test_fit_refuses_non_finite_features_and_a_stray_label_in_one_line(spark):
+    rows = [(i % N_CLASSES, [0.1 * i] * N_IN) for i in range(30)]
+    rows[4][1][2] = float("nan")
+    df = spark.createDataFrame(rows, "label int, x array<double>")
+    with pytest.raises(ValueError) as info:
+        MLPClassifier(featuresCol="x", maxIter=1, blockSize=8).fit(df)
+    assert type(info.value) is ValueError and str(info.value) == (
+        "featuresCol 'x' has a NaN at index 2 in a row with label 1; features must be finite numbers")
+    rows[4][1][2] = 0.0
+    rows[7] = (20000, rows[7][1])
+    with pytest.raises(ValueError) as info:
+        MLPClassifier(featuresCol="x", maxIter=1, blockSize=8).fit(spark.createDataFrame(rows, "label int, x array<double>"))
+    assert str(info.value) == ("labelCol 'label' has labels up to 20000 but only 4 distinct values; class ids must be "
+                               "0..C-1 (set layers=[20, ..., 20001] if 20001 classes are meant)")
+
+
+@pytest.mark.parametrize("workers, transport", [(2, "barrier"), (3, "jobs")])  # 3 workers on local[2]: jobs
+def test_fit_leaves_no_shard_files_behind(spark, workers, transport):
+    import glob
+
+    from pyspark import SparkFiles
+
+    def shard_files(_=None):
+        import glob
+        import os
+
+        from pyspark import SparkFiles
+
+        return glob.glob(os.path.join(SparkFiles.getRootDirectory(), "dist-mnist-shard-*"))
+
+    before = set(shard_files())
+    X, y = blobs(120, seed=8)
+    df = spark.createDataFrame([(int(c), list(map(float, x))) for x, c in zip(X, y)], "label int, features array<double>")
+    model = MLPClassifier(layers=LAYERS, maxIter=1, blockSize=16, workers=workers).fit(df)
+    assert model.summary.metrics["rounds"]["transport"] == transport
+    assert set(shard_files()) <= before, sorted(set(shard_files()) - before)
+    on_executors = spark.sparkContext.parallelize(range(4), 4).map(shard_files).collect()
+    assert all(set(files) <= before for files in on_executors)
+    assert glob.glob(SparkFiles.getRootDirectory() + "/*.npy.tmp") == []

@@ -138,3 +138,38 @@ def test_a_bad_image_is_one_line_naming_its_file_and_its_row_in_the_file(model_d
     assert error_lines(done.stderr) == [
         f"dist-mnist predict: error: {data / 'part-00001.parquet'}: image at row 10500 has 783 bytes, expected 784"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["DATA", "RUN"]  # no output, no temporary directory
+
+
+# --- a NaN feature and a short image name the file and the row counted from its start (issue 18) ---
+
+def test_non_finite_features_and_a_short_image_are_one_line_naming_file_and_row(spark, tmp_path, monkeypatch, capsys):
+    import pyarrow as pa
+
+    run = tmp_path / "RUN20"
+    run.mkdir()
+    save_model(run, init_params([20, 8, 3], 2), {"layer_sizes": [20, 8, 3], "feature_kind": "float"})
+    X = np.random.default_rng(1).normal(size=(120, 20)).astype(np.float32)
+    X[100, 5] = np.nan  # the second file's row 40
+    data = tmp_path / "DATA"
+    data.mkdir()
+    for i, rows in enumerate((slice(0, 60), slice(60, 120))):
+        pq.write_table(pa.table({"features": pa.array(list(X[rows]), pa.list_(pa.float32()))}),
+                       data / f"part-0000{i}.parquet", row_group_size=16)
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED")
+    assert code == 2 and captured.err.strip().splitlines()[-1] == (
+        f"dist-mnist predict: error: {data / 'part-00001.parquet'}: column 'features' has a NaN at row 40, index 5; "
+        f"features must be finite numbers")
+    assert not (tmp_path / "PRED").exists()
+
+    run = tmp_path / "RUN784"
+    run.mkdir()
+    save_model(run, init_params([784, 16, 10], 5), {"layer_sizes": [784, 16, 10]})
+    images = [bytes(784)] * 50
+    images[33] = bytes(783)
+    pixels = tmp_path / "PIXELS"
+    pixels.mkdir()
+    pq.write_table(pa.table({"image": pa.array([bytes(784)] * 50)}), pixels / "part-00000.parquet")
+    pq.write_table(pa.table({"image": pa.array(images)}), pixels / "part-00001.parquet", row_group_size=10)
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", pixels, "--out", tmp_path / "PRED2")
+    assert code == 2 and captured.err.strip().splitlines()[-1] == (
+        f"dist-mnist predict: error: {pixels / 'part-00001.parquet'}: image at row 33 has 783 bytes, expected 784")

@@ -107,3 +107,70 @@ def test_staging_goes_to_temp_dir_else_the_default_filesystem_else_local_temp(sp
     assert staging_root(None, None) == tempfile.gettempdir()
     # this session's default filesystem is the local one
     assert spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS").startswith("file:")
+
+
+# --- inputs that must not give silent garbage (issue 18) ---
+
+@pytest.mark.parametrize("kind, value, shown", [
+    ("array", float("nan"), "a NaN"),
+    ("array", float("-inf"), "-Infinity"),
+    ("array", None, "a null"),  # a null inside the array: named here, not by a staged temp file
+    ("array", 1e300, "1.0E300 (beyond float32's range)"),
+    ("dense", float("inf"), "Infinity"),
+])
+def test_a_non_finite_or_null_feature_is_refused_before_any_file_is_written(spark, rows, tmp_path, kind, value, shown):
+    x, y = rows
+    if kind == "array":
+        data = [(v.tolist(), int(c)) for v, c in zip(x, y)]
+        data[37][0][300] = value
+        df = spark.createDataFrame(data, ["features", "label"]).repartition(3)
+    else:
+        from pyspark.ml.linalg import Vectors
+
+        data = [(Vectors.dense([value if (i, j) == (37, 300) else float(f) for j, f in enumerate(v)]), float(c))
+                for i, (v, c) in enumerate(zip(x, y))]
+        df = spark.createDataFrame(data, ["features", "label"]).repartition(3)
+    label = int(y[37]) if kind == "array" else float(y[37])
+    with pytest.raises(ValueError) as info:
+        fit_dataframe(df, dataclasses.replace(CONFIG, epochs=1), LAYERS, "features", "label", temp_dir=str(tmp_path))
+    assert type(info.value) is ValueError and str(info.value) == (
+        f"featuresCol 'features' has {shown} at index 300 in a row with label {label}; features must be finite numbers")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stray_huge_label_does_not_grow_the_output_layer(spark, rows, tmp_path):
+    from pyspark.sql import functions as F
+
+    df = _frame(spark, rows, "dense")
+    df = df.withColumn("label", F.when(F.monotonically_increasing_id() == 0, 20000.0).otherwise(F.col("label")))
+    with pytest.raises(ValueError) as info:
+        fit_dataframe(df, CONFIG, None, "features", "label", temp_dir=str(tmp_path))
+    assert str(info.value) == ("labelCol 'label' has labels up to 20000 but only 11 distinct values; class ids must be "
+                               "0..C-1 (set layers=[784, ..., 20001] if 20001 classes are meant)")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("layers", [None, LAYERS], ids=["layers-unset", "layers-set"])
+@pytest.mark.parametrize("label, shown", [(1e10, "1.0E10"), (1e100, "1.0E100")])
+def test_a_label_beyond_int_is_our_message_not_a_cast_overflow(spark, rows, tmp_path, label, shown, layers):
+    from pyspark.sql import functions as F
+
+    df = _frame(spark, rows, "dense")
+    df = df.withColumn("label", F.when(F.monotonically_increasing_id() == 3, label).otherwise(F.col("label")))
+    with pytest.raises(ValueError) as info:
+        fit_dataframe(df, CONFIG, layers, "features", "label", temp_dir=str(tmp_path))
+    assert str(info.value) == (f"labelCol 'label' has label {shown}, too large for a class id "
+                               f"(class ids are 0..C-1 for C classes)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_classes_count_the_validation_rows_labels_too(spark, rows, tmp_path):
+    from pyspark.sql import functions as F
+
+    first = F.monotonically_increasing_id() == 0
+    df = (_frame(spark, rows, "dense", partitions=1).withColumn("is_val", first | (F.rand(1) < 0.2))
+          .withColumn("label", F.when(first, 12.0).otherwise(F.col("label"))))  # a class only a validation row has
+    result = fit_dataframe(df, dataclasses.replace(CONFIG, epochs=1), None, "features", "label", "is_val",
+                           temp_dir=str(tmp_path))
+    assert result.model_meta["layer_sizes"] == [784, 1000, 13]
+    assert result.metrics["final"]["examples"] == df.where("is_val").count()

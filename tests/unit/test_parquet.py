@@ -122,3 +122,27 @@ def test_image_width_follows_the_network():
     np.testing.assert_array_equal(x, [[1, 2], [3, 4]])
     with pytest.raises(ValueError, match="image at row 0 has 784 bytes, expected 2"):
         from_table(_table([1], [b"\0" * 784]), "t", n_in=2)
+
+
+@pytest.mark.parametrize("rows, value_type, fragment", [
+    ([[1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]], pa.float32(), "'features' has a NaN at row 41, index 1;"),
+    ([[float("inf"), 2.0, 3.0]], pa.float32(), "'features' has inf at row 40, index 0;"),
+    ([[1.0, 2.0, 3.0], [0.0, 0.0, float("-inf")]], pa.float64(), "'features' has -inf at row 41, index 2;"),
+    ([[1.0, 1e300, 3.0]], pa.float64(), "'features' has inf at row 40, index 1;"),  # beyond float32's range
+])
+def test_non_finite_features_are_refused_with_the_file_the_row_and_the_index(rows, value_type, fragment):
+    with pytest.raises(ValueError) as info:
+        from_table(_features_table(rows, value_type), "STAGED/train/part-00003.parquet", first_row=40, n_in=3)
+    assert str(info.value) == f"STAGED/train/part-00003.parquet: column {fragment} features must be finite numbers"
+
+
+def test_first_nonfinite_and_the_lenient_read():
+    from dist_mnist.data.parquet import features_of, first_nonfinite
+
+    assert first_nonfinite(np.zeros((3, 4), np.float32)) is None
+    x = np.zeros((3, 4), np.float32)
+    x[2, 1], x[1, 3] = np.inf, np.nan
+    assert first_nonfinite(x) == (1, 3)
+    # strict=False (transform's handleInvalid): a null value reads as NaN, nothing is refused
+    got = features_of(pa.array([[1.0, None], [float("nan"), 2.0]], pa.list_(pa.float64())), "t", strict=False)
+    np.testing.assert_array_equal(got, np.array([[1.0, np.nan], [np.nan, 2.0]], np.float32))
