@@ -24,10 +24,17 @@ from dist_mnist.npz import NPZ_LIMIT, NPZ_SLACK, read_npz
 MODEL_NPZ, MODEL_JSON = "model.npz", "model.json"
 CHECKPOINT_NPZ = "checkpoint.npz"
 # the system refused a write: full disk or quota, no file handles, read-only or no permission
-WRITE_HELP = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free space within your quota",
-              errno.EMFILE: "raise the open-files limit (ulimit -n)", errno.ENFILE: "close other programs' files",
-              errno.EROFS: "write to a writable filesystem", errno.EFBIG: "write to a filesystem for larger files",
-              errno.EIO: "check the disk", errno.EACCES: "check the permissions", errno.EPERM: "check the permissions"}
+WRITE_HELP = {
+    errno.ENOSPC: "free disk space",
+    errno.EDQUOT: "free space within your quota",
+    errno.EMFILE: "raise the open-files limit (ulimit -n)",
+    errno.ENFILE: "close other programs' files",
+    errno.EROFS: "write to a writable filesystem",
+    errno.EFBIG: "write to a filesystem for larger files",
+    errno.EIO: "check the disk",
+    errno.EACCES: "check the permissions",
+    errno.EPERM: "check the permissions",
+}
 
 
 class WriteFailed(OSError, RuntimeError):
@@ -45,8 +52,10 @@ def write_failure(e: BaseException, path: str | os.PathLike) -> WriteFailed | No
     if isinstance(e, WriteFailed) or not isinstance(e, OSError) or e.errno not in WRITE_HELP:
         return None
     name = errno.errorcode.get(e.errno, str(e.errno))
-    return WriteFailed(e.errno, f"{path}: not written: {os.strerror(e.errno)} ({name}); nothing was replaced "
-                                f"(help: {WRITE_HELP[e.errno]})")
+    return WriteFailed(
+        e.errno,
+        f"{path}: not written: {os.strerror(e.errno)} ({name}); nothing was replaced (help: {WRITE_HELP[e.errno]})",
+    )
 
 
 def _umask() -> int:
@@ -171,8 +180,9 @@ def check_params(params: dict[str, np.ndarray], layer_sizes: list[int], where: s
     return check_arrays(params, param_shapes(layer_sizes), where, f"layers {list(layer_sizes)}")
 
 
-def check_arrays(arrays: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], where: str, what: str,
-                 prefix: str = "") -> Params:
+def check_arrays(
+    arrays: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], where: str, what: str, prefix: str = ""
+) -> Params:
     """Exactly the keys of `shapes`, each float32 of that shape and finite; errors name `where`,
     the array (as `prefix` + key) and `what` the shapes come from."""
     missing = [prefix + k for k in shapes if k not in arrays]

@@ -31,14 +31,25 @@ from zmq.utils.monitor import parse_monitor_message
 HANDSHAKE_SECONDS = 5  # a handshake on a healthy network takes milliseconds
 LOG_EVERY = 10.0  # seconds between two lines about refused connections
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # where libzmq asks who may connect (RFC 27)
-EVENTS = (zmq.EVENT_ACCEPTED | zmq.EVENT_ACCEPT_FAILED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
-          | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-          | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_MONITOR_STOPPED)
+EVENTS = (
+    zmq.EVENT_ACCEPTED
+    | zmq.EVENT_ACCEPT_FAILED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_MONITOR_STOPPED
+)
 REASONS = {  # refused attempts by reason, in the order the log line names them
-    "over_cap": "over the cap of {cap} unauthenticated", "timeout": "timed out in the handshake",
-    "wrong_key": "with a key not of this run", "protocol": "not CURVE to this run's server key",
-    "malformed": "malformed or oversized", "closed": "closed by the peer in the handshake",
-    "accept_failed": "not accepted (no file descriptor left)"}
+    "over_cap": "over the cap of {cap} unauthenticated",
+    "timeout": "timed out in the handshake",
+    "wrong_key": "with a key not of this run",
+    "protocol": "not CURVE to this run's server key",
+    "malformed": "malformed or oversized",
+    "closed": "closed by the peer in the handshake",
+    "accept_failed": "not accepted (no file descriptor left)",
+}
 
 
 def raise_open_files_limit() -> int:
@@ -130,8 +141,16 @@ class ChannelGuard:
         worker = self.keys.get(credentials[0]) if mechanism == b"CURVE" and credentials else None
         if worker is None:
             self._refuse("wrong_key", address.decode(errors="replace"))
-        self.zap.send_multipart([b"1.0", request_id, b"200" if worker else b"400",
-                                 b"OK" if worker else b"not a key of this run", (worker or "").encode(), b""])
+        self.zap.send_multipart(
+            [
+                b"1.0",
+                request_id,
+                b"200" if worker else b"400",
+                b"OK" if worker else b"not a key of this run",
+                (worker or "").encode(),
+                b"",
+            ]
+        )
 
     def _handle(self, events: list[dict]) -> None:
         closed_later: set[int] = set()
@@ -157,8 +176,11 @@ class ChannelGuard:
                 self.events["succeeded"] += 1
             elif kind == zmq.EVENT_ACCEPT_FAILED:
                 self._refuse("accept_failed")
-            elif kind in (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-                          zmq.EVENT_HANDSHAKE_FAILED_AUTH):
+            elif kind in (
+                zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+            ):
                 self.events["failed"] += 1
                 if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
                     self._refuse("protocol")
@@ -224,11 +246,17 @@ class ChannelGuard:
         now = time.monotonic()
         if not +self.unlogged or (now - self.last_log < LOG_EVERY and not final):
             return
-        parts = [f"{self.unlogged[k]:,} {REASONS[k].format(cap=self.max_pending)}" for k in REASONS
-                 if self.unlogged[k] > 0]
+        parts = [
+            f"{self.unlogged[k]:,} {REASONS[k].format(cap=self.max_pending)}" for k in REASONS if self.unlogged[k] > 0
+        ]
         peers = sorted(self.peers)
-        where = (f"; from {', '.join(peers[:3])}" + (f" and {len(peers) - 3} more" if len(peers) > 3 else "")
-                 if peers else "")
-        self.log(f"channel: refused {sum(self.unlogged.values()):,} connection attempt(s) that did not "
-                 f"authenticate in the last {now - self.window_start:.1f} s ({', '.join(parts)}){where}")
+        where = (
+            f"; from {', '.join(peers[:3])}" + (f" and {len(peers) - 3} more" if len(peers) > 3 else "")
+            if peers
+            else ""
+        )
+        self.log(
+            f"channel: refused {sum(self.unlogged.values()):,} connection attempt(s) that did not "
+            f"authenticate in the last {now - self.window_start:.1f} s ({', '.join(parts)}){where}"
+        )
         self.unlogged, self.peers, self.last_log, self.window_start = Counter(), set(), now, now

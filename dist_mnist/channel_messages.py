@@ -33,7 +33,7 @@ def frames_of(chunk: int, *arrays: np.ndarray | None) -> list[memoryview]:
     for a in arrays:
         if a is not None and a.size:
             raw = memoryview(np.ascontiguousarray(a)).cast("B")
-            out += [raw[i:i + chunk] for i in range(0, len(raw), chunk)]
+            out += [raw[i : i + chunk] for i in range(0, len(raw), chunk)]
     return out
 
 
@@ -55,8 +55,15 @@ def encode_result(r: RoundResult, answer: dict, chunk: int) -> list:
     """A result's frames: JSON of its small fields and of the round it answers, then its sums
     (float32) and confusion counts (int64) as raw frames."""
     classes = None if r.confusion is None else len(r.confusion)
-    meta = {**answer, "loss": r.loss, "n": r.n, "seconds": {str(k): v for k, v in r.seconds.items()},
-            "resident_bytes": r.resident_bytes, "floats": len(r.sums), "classes": classes}
+    meta = {
+        **answer,
+        "loss": r.loss,
+        "n": r.n,
+        "seconds": {str(k): v for k, v in r.seconds.items()},
+        "resident_bytes": r.resident_bytes,
+        "floats": len(r.sums),
+        "classes": classes,
+    }
     confusion = None if r.confusion is None else np.ascontiguousarray(r.confusion, np.int64)
     return [json.dumps(meta).encode(), *frames_of(chunk, np.ascontiguousarray(r.sums, np.float32), confusion)]
 
@@ -69,9 +76,14 @@ def decode_result(meta: dict, frames: list[zmq.Frame]) -> RoundResult | None:
         data = joined(frames, 4 * n + (0 if c is None else 8 * c * c))
         if data is None or n < 0 or (c is not None and c < 0):
             return None
-        confusion = None if c is None else data[4 * n:].view(np.int64).reshape(c, c)
-        return RoundResult(data[:4 * n].view(np.float32), float(meta["loss"]), int(meta["n"]),
-                           {int(k): float(v) for k, v in meta["seconds"].items()}, int(meta["resident_bytes"]),
-                           confusion)
+        confusion = None if c is None else data[4 * n :].view(np.int64).reshape(c, c)
+        return RoundResult(
+            data[: 4 * n].view(np.float32),
+            float(meta["loss"]),
+            int(meta["n"]),
+            {int(k): float(v) for k, v in meta["seconds"].items()},
+            int(meta["resident_bytes"]),
+            confusion,
+        )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

@@ -22,38 +22,53 @@ EXIT_CODES = "exit status: 0 success, 2 usage or input error, 1 failure, 130 int
 EXAMPLES = {
     "download": ["dist-mnist download --out data/raw"],
     "ingest": ["dist-mnist ingest --source data/raw --out data/mnist --partitions 2 --seed 123"],
-    "train": ["dist-mnist train --data data/mnist --out runs/tutorial",
-              "dist-mnist train --data data/mnist --out runs/deep --config conf/deep.toml --set epochs=20",
-              "dist-mnist train --data data/mnist --out runs/tutorial --resume",
-              "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial"],
+    "train": [
+        "dist-mnist train --data data/mnist --out runs/tutorial",
+        "dist-mnist train --data data/mnist --out runs/deep --config conf/deep.toml --set epochs=20",
+        "dist-mnist train --data data/mnist --out runs/tutorial --resume",
+        "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial",
+    ],
     "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
-    "predict": ["dist-mnist predict --model runs/tutorial --data data/mnist/test --out predictions/test",
-                "spark-submit jobs/predict.py --model runs/tutorial --data data/mnist/test --out predictions/test"],
+    "predict": [
+        "dist-mnist predict --model runs/tutorial --data data/mnist/test --out predictions/test",
+        "spark-submit jobs/predict.py --model runs/tutorial --data data/mnist/test --out predictions/test",
+    ],
     "report": ["dist-mnist report runs/tutorial", "dist-mnist report runs/tutorial --data data/mnist"],
-    "export": ["dist-mnist export runs/tutorial --onnx runs/tutorial/model.onnx",
-               "dist-mnist export runs/tutorial --onnx exported/mnist-mlp.onnx --overwrite"],
+    "export": [
+        "dist-mnist export runs/tutorial --onnx runs/tutorial/model.onnx",
+        "dist-mnist export runs/tutorial --onnx exported/mnist-mlp.onnx --overwrite",
+    ],
 }
 
 
 def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with its examples and the exit codes."""
     examples = "\n".join(f"  {line}" for line in EXAMPLES[name])
-    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-                          epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dist-mnist", description="DL4J's MNIST MLP, data-parallel on Spark.",
-                                epilog=f"`dist-mnist COMMAND --help` shows examples.\n{EXIT_CODES}",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="dist-mnist",
+        description="DL4J's MNIST MLP, data-parallel on Spark.",
+        epilog=f"`dist-mnist COMMAND --help` shows examples.\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     d = _command(sub, "download", "fetch the four MNIST .gz files from the public mirrors, verified")
     d.add_argument("--out", required=True, help="directory for the .gz files")
 
     i = _command(sub, "ingest", "verified IDX files -> partitioned Parquet (DATA/train, DATA/test)")
-    i.add_argument("--source", default=os.environ.get("MNIST_DIR"), help="directory with the IDX files (default: $MNIST_DIR)")
+    i.add_argument(
+        "--source", default=os.environ.get("MNIST_DIR"), help="directory with the IDX files (default: $MNIST_DIR)"
+    )
     i.add_argument("--out", required=True, help="dataset directory DATA")
     i.add_argument("--partitions", type=int, default=2, help="part files per split (default 2)")
     i.add_argument("--seed", type=int, default=123, help="shuffle seed (default 123)")
@@ -77,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
     e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
-    s = _command(sub, "predict", "score a Parquet dataset with a trained model: its columns plus prediction, probability")
+    s = _command(
+        sub, "predict", "score a Parquet dataset with a trained model: its columns plus prediction, probability"
+    )
     s.add_argument("--model", required=True, help="run directory with model.npz and model.json")
     s.add_argument("--data", required=True, help="Parquet dataset with a binary 'image' column (784 bytes a row)")
     s.add_argument("--out", required=True, help="output Parquet directory (refused if it exists)")
@@ -87,7 +104,9 @@ def _parser() -> argparse.ArgumentParser:
 
     r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
     r.add_argument("run", metavar="RUN", help="run directory written by train")
-    r.add_argument("--data", help="dataset directory DATA for the misclassified digits (default: model.json's data.path)")
+    r.add_argument(
+        "--data", help="dataset directory DATA for the misclassified digits (default: model.json's data.path)"
+    )
 
     x = _command(sub, "export", "write a trained model as an ONNX graph (needs the onnx extra; no Spark)")
     x.add_argument("run", metavar="RUN", help="run directory with model.npz and model.json")
@@ -157,7 +176,11 @@ def _run(args: argparse.Namespace) -> int:
             for split in ("train", "test"):
                 describe_split(f"{args.data.rstrip('/')}/{split}")
             # the in-process transport needs no Spark: W workers one after another in this process
-            sc = None if config.transport == "inprocess" else _context("dist-mnist-train", args.master, "training started")
+            sc = (
+                None
+                if config.transport == "inprocess"
+                else _context("dist-mnist-train", args.master, "training started")
+            )
             train(sc, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
         report = Path(args.out, "evaluation.txt")
         summary = [line for line in report.read_text().splitlines() if not line.startswith("Examples labeled as")]
@@ -203,8 +226,10 @@ def _run(args: argparse.Namespace) -> int:
 
         model = export_onnx(args.run, args.onnx, args.overwrite)
         props = {p.key: p.value for p in model.metadata_props}
-        print(f"wrote {args.onnx}: MLP {props['layer_sizes']}, {props['feature_kind']} features, "
-              f"inputs 'features', outputs 'probability', 'prediction', 'rawPrediction'")
+        print(
+            f"wrote {args.onnx}: MLP {props['layer_sizes']}, {props['feature_kind']} features, "
+            f"inputs 'features', outputs 'probability', 'prediction', 'rawPrediction'"
+        )
     return 0
 
 

@@ -94,9 +94,15 @@ def _validate(c: TrainConfig) -> None:
     for key in ("checkpoint_every_rounds", "max_rounds", "log_every_rounds", "workers"):
         if getattr(c, key) < 0:
             raise ValueError(f"{key} must be >= 0, got {getattr(c, key)}")
-    for key, allowed in (("mode", MODES), ("updater", UPDATERS), ("outer_updater", OUTER_UPDATERS), ("transport", TRANSPORTS),
-                         ("lr_scaling", LR_SCALINGS),
-                         ("activation", ("relu",)), ("weight_init", ("xavier",))):
+    for key, allowed in (
+        ("mode", MODES),
+        ("updater", UPDATERS),
+        ("outer_updater", OUTER_UPDATERS),
+        ("transport", TRANSPORTS),
+        ("lr_scaling", LR_SCALINGS),
+        ("activation", ("relu",)),
+        ("weight_init", ("xavier",)),
+    ):
         if getattr(c, key) not in allowed:
             raise ValueError(f"{key} must be one of {list(allowed)}, got {getattr(c, key)!r}")
     sizes = c.layer_sizes
@@ -194,8 +200,13 @@ def config_from_dict(d: dict, where: str) -> TrainConfig:
 def differing_keys(saved: TrainConfig, requested: TrainConfig) -> list[str]:
     """Names of the settings that change the model where a saved (resolved) config and a
     requested one differ; a requested 0 for an AUTO_KEYS setting matches any saved choice."""
-    return [k for k in _FIELDS if k not in RUN_SETTINGS and getattr(saved, k) != getattr(requested, k)
-            and not (k in AUTO_KEYS and getattr(requested, k) == 0)]
+    return [
+        k
+        for k in _FIELDS
+        if k not in RUN_SETTINGS
+        and getattr(saved, k) != getattr(requested, k)
+        and not (k in AUTO_KEYS and getattr(requested, k) == 0)
+    ]
 
 
 def with_saved_choices(requested: TrainConfig, saved: TrainConfig) -> TrainConfig:

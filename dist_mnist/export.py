@@ -19,8 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dist_mnist import __version__
-from dist_mnist.artifacts import (MODEL_JSON, atomic_write_bytes, check_layer_sizes, check_params, load_model,
-                                  model_files)
+from dist_mnist.artifacts import (
+    MODEL_JSON,
+    atomic_write_bytes,
+    check_layer_sizes,
+    check_params,
+    load_model,
+    model_files,
+)
 from dist_mnist.nn.model import Params
 from dist_mnist.paths import refuse_overlap
 
@@ -41,8 +47,9 @@ def _onnx():
     try:
         import onnx
     except ImportError:
-        raise RuntimeError("dist-mnist export needs the onnx package: pip install 'dist-mnist[onnx]' "
-                           "(or pip install 'onnx>=1.15')") from None
+        raise RuntimeError(
+            "dist-mnist export needs the onnx package: pip install 'dist-mnist[onnx]' (or pip install 'onnx>=1.15')"
+        ) from None
     return onnx
 
 
@@ -88,19 +95,34 @@ def to_onnx(params: Params, meta: dict) -> onnx.ModelProto:
     nodes.append(helper.make_node("ArgMax", [LOGITS], [PREDICTION], name="argmax", axis=1, keepdims=0))
 
     n_in, n_out = sizes[0], sizes[-1]
-    scaling = "pixel values 0..255, scaled by 1/255 in the graph" if kind == "image" else "float features, used as given"
-    doc = (f"dist-mnist MLP {'-'.join(map(str, sizes))} (ReLU hidden layers, softmax output). "
-           f"Input '{INPUT}' float32 [N, {n_in}]: {scaling}. Outputs '{PROBABILITY}' float32 [N, {n_out}], "
-           f"'{PREDICTION}' int64 [N] (argmax), '{LOGITS}' float32 [N, {n_out}] (logits).")
+    scaling = (
+        "pixel values 0..255, scaled by 1/255 in the graph" if kind == "image" else "float features, used as given"
+    )
+    doc = (
+        f"dist-mnist MLP {'-'.join(map(str, sizes))} (ReLU hidden layers, softmax output). "
+        f"Input '{INPUT}' float32 [N, {n_in}]: {scaling}. Outputs '{PROBABILITY}' float32 [N, {n_out}], "
+        f"'{PREDICTION}' int64 [N] (argmax), '{LOGITS}' float32 [N, {n_out}] (logits)."
+    )
     graph = helper.make_graph(
-        nodes, "dist_mnist_mlp",
+        nodes,
+        "dist_mnist_mlp",
         inputs=[helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [BATCH, n_in])],
-        outputs=[helper.make_tensor_value_info(PROBABILITY, TensorProto.FLOAT, [BATCH, n_out]),
-                 helper.make_tensor_value_info(PREDICTION, TensorProto.INT64, [BATCH]),
-                 helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, [BATCH, n_out])],
-        initializer=initializers, doc_string=doc)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                              producer_name="dist-mnist", producer_version=__version__, doc_string=doc)
+        outputs=[
+            helper.make_tensor_value_info(PROBABILITY, TensorProto.FLOAT, [BATCH, n_out]),
+            helper.make_tensor_value_info(PREDICTION, TensorProto.INT64, [BATCH]),
+            helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, [BATCH, n_out]),
+        ],
+        initializer=initializers,
+        doc_string=doc,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="dist-mnist",
+        producer_version=__version__,
+        doc_string=doc,
+    )
     helper.set_model_props(model, {"layer_sizes": json.dumps(sizes), "feature_kind": kind})
     checker.check_model(model, full_check=True)
     return model

@@ -64,8 +64,7 @@ def stats_text(counts: np.ndarray) -> str:
         for pred in range(n):
             if counts[actual, pred]:
                 lines.append(
-                    f"Examples labeled as {actual} classified by model as {pred}: "
-                    f"{counts[actual, pred]} times"
+                    f"Examples labeled as {actual} classified by model as {pred}: {counts[actual, pred]} times"
                 )
     skipped = [c for c in range(n) if s["per_class"]["precision"][c] is None]
     lines += [

@@ -67,8 +67,10 @@ def check_npz_sizes(zf: zipfile.ZipFile, where: str, max_bytes: int) -> None:
         raise Refused(f"{where}: {len(members)} arrays, more than the {NPZ_MEMBERS} allowed; refused")
     declared = sum(m.file_size for m in members)
     if declared > max_bytes:
-        raise Refused(f"{where}: declares {declared:,} bytes of arrays, more than the {max_bytes:,} expected; "
-                         f"refused before inflating")
+        raise Refused(
+            f"{where}: declares {declared:,} bytes of arrays, more than the {max_bytes:,} expected; "
+            f"refused before inflating"
+        )
     for m in members:
         if not m.filename.endswith(".npy"):
             raise Refused(f"{where}: member {m.filename!r} is not an .npy array")
@@ -82,5 +84,7 @@ def check_npz_sizes(zf: zipfile.ZipFile, where: str, max_bytes: int) -> None:
                 raise Refused(f"{where}: contains a pickled object array, refused (not loaded)")
             size = f.tell() + math.prod(shape) * dtype.itemsize
         if size != m.file_size:
-            raise Refused(f"{where}: array {m.filename[:-4]} declares {m.file_size:,} bytes but its header "
-                             f"describes {size:,} ({dtype} {shape}); refused")
+            raise Refused(
+                f"{where}: array {m.filename[:-4]} declares {m.file_size:,} bytes but its header "
+                f"describes {size:,} ({dtype} {shape}); refused"
+            )

@@ -77,8 +77,10 @@ def refuse_overlap(out: str | os.PathLike, out_flag: str, inputs: dict[str, str 
         if relation:
             real = _resolved(out)[1]
             shown = f" (resolved: {real})" if "://" not in str(out) and real != os.path.abspath(out) else ""
-            raise ValueError(f"{out_flag} {out}{shown} {relation} {flag} {path}: writing there could destroy or "
-                             f"corrupt it; choose an {out_flag} apart from it (refused, nothing was touched)")
+            raise ValueError(
+                f"{out_flag} {out}{shown} {relation} {flag} {path}: writing there could destroy or "
+                f"corrupt it; choose an {out_flag} apart from it (refused, nothing was touched)"
+            )
 
 
 def check_writable_dir(out: str | os.PathLike, out_flag: str) -> None:
@@ -89,8 +91,10 @@ def check_writable_dir(out: str | os.PathLike, out_flag: str) -> None:
     """
     out = Path(out)
     if out.is_symlink() and not out.exists():
-        raise ValueError(f"{out_flag} {out} is a symlink to {os.readlink(out)}, which does not exist; "
-                         f"remove the link or choose another {out_flag}")
+        raise ValueError(
+            f"{out_flag} {out} is a symlink to {os.readlink(out)}, which does not exist; "
+            f"remove the link or choose another {out_flag}"
+        )
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out_flag} {out} is a file, not a directory; choose another {out_flag}")
     parent = next(p for p in out.absolute().parents if p.exists() or p.is_symlink())
@@ -101,8 +105,9 @@ def check_writable_dir(out: str | os.PathLike, out_flag: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ValueError(f"{out_flag} {out}: cannot write in {parent} ({e.strerror or e}); "
-                         f"choose another {out_flag}") from None
+        raise ValueError(
+            f"{out_flag} {out}: cannot write in {parent} ({e.strerror or e}); choose another {out_flag}"
+        ) from None
 
 
 def lock_path(run_dir: Path) -> Path:
@@ -151,8 +156,9 @@ def _acquire(path: Path, run_dir: Path, what: str) -> int:
             os.close(fd)
             if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
                 raise RuntimeError(f"{path}: cannot lock {run_dir} ({e.strerror})") from None
-            raise RunInUse(f"{run_dir} is in use by another {what} (pid {holder}); "
-                           f"wait for it to end or choose another --out") from None
+            raise RunInUse(
+                f"{run_dir} is in use by another {what} (pid {holder}); wait for it to end or choose another --out"
+            ) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:

@@ -29,8 +29,9 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise RuntimeError("dist-mnist report needs matplotlib: pip install 'dist-mnist[report]' "
-                           "(or pip install 'matplotlib>=3.7')") from None
+        raise RuntimeError(
+            "dist-mnist report needs matplotlib: pip install 'dist-mnist[report]' (or pip install 'matplotlib>=3.7')"
+        ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -70,8 +71,9 @@ def parquet_files_of(data: str | os.PathLike, recorded_in: Path | None = None) -
     files = sorted(str(p) for p in Path(data, "test").glob("*.parquet"))
     if not files:
         found = f"{recorded_in}'s data.path, where the run was trained" if recorded_in else "--data"
-        raise FileNotFoundError(f"{Path(data, 'test')}: no Parquet files (DATA from {found}; "
-                                f"pass --data DATA, the directory ingest wrote)")
+        raise FileNotFoundError(
+            f"{Path(data, 'test')}: no Parquet files (DATA from {found}; pass --data DATA, the directory ingest wrote)"
+        )
     return files
 
 
@@ -105,8 +107,15 @@ def plot_confusion(plt, counts: np.ndarray, path: Path) -> str:
     for a in range(n):
         for p in range(n):
             if counts[a, p]:
-                ax.text(p, a, str(counts[a, p]), ha="center", va="center", fontsize=8,
-                        color="white" if share[a, p] > 0.5 else "black")
+                ax.text(
+                    p,
+                    a,
+                    str(counts[a, p]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if share[a, p] > 0.5 else "black",
+                )
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set_xlabel("predicted")
@@ -198,25 +207,36 @@ def write_report(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     phases = round_phases(rounds)
     predicted = predict(params, images)
     wrong = misclassified(predicted, images, labels)
-    figures = [("Training", plot_training(plt, metrics.get("epochs", []), out / "training.png")),
-               ("Confusion matrix", plot_confusion(plt, counts, out / "confusion.png")),
-               ("Per-class scores", plot_per_class(plt, s["per_class"], out / "per_class.png")),
-               (f"Misclassified test digits (the first {len(wrong[0])} of {int((predicted != labels).sum())})",
-                plot_misclassified(plt, *wrong, out / "misclassified.png"))]
+    figures = [
+        ("Training", plot_training(plt, metrics.get("epochs", []), out / "training.png")),
+        ("Confusion matrix", plot_confusion(plt, counts, out / "confusion.png")),
+        ("Per-class scores", plot_per_class(plt, s["per_class"], out / "per_class.png")),
+        (
+            f"Misclassified test digits (the first {len(wrong[0])} of {int((predicted != labels).sum())})",
+            plot_misclassified(plt, *wrong, out / "misclassified.png"),
+        ),
+    ]
     if phases:
         figures.append(("Time per round", plot_rounds(plt, phases, rounds.get("rounds", "?"), out / "rounds.png")))
     plt.close("all")
 
     config = model.get("config", {})
-    summary = [["test accuracy", _percent(s["accuracy"])], ["precision (macro)", _percent(s["precision"])],
-               ["recall (macro)", _percent(s["recall"])], ["F1 (macro)", _percent(s["f1"])],
-               ["test examples", str(s["examples"])], ["layers", str(model.get("layer_sizes"))]]
+    summary = [
+        ["test accuracy", _percent(s["accuracy"])],
+        ["precision (macro)", _percent(s["precision"])],
+        ["recall (macro)", _percent(s["recall"])],
+        ["F1 (macro)", _percent(s["f1"])],
+        ["test examples", str(s["examples"])],
+        ["layers", str(model.get("layer_sizes"))],
+    ]
     summary += [[k, str(config[k])] for k in ("mode", "epochs", "batch_size", "learning_rate") if k in config]
-    per_class = [[str(c), *(_percent(s["per_class"][k][c]) for k in ("precision", "recall", "f1"))]
-                 for c in range(len(counts))]
+    per_class = [
+        [str(c), *(_percent(s["per_class"][k][c]) for k in ("precision", "recall", "f1"))] for c in range(len(counts))
+    ]
     timing = [[k, f"{v:,.1f}", f"{rounds[k].get('total_seconds', 0.0):,.2f}"] for k, v in phases.items()]
-    sections = "".join(f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">'
-                       for title, name in figures)
+    sections = "".join(
+        f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">' for title, name in figures
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dist-mnist report: {html.escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}

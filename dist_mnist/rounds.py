@@ -163,8 +163,11 @@ def compute_round(plan: Plan, w: int, rows: Rows, test_rows, flat: np.ndarray, s
     confusion = None
     if spec.evaluate:
         images, labels = test_rows()
-        confusion = confusion_counts(labels, predict(params, images), plan.n_classes) if len(labels) else \
-            np.zeros((plan.n_classes, plan.n_classes), np.int64)
+        confusion = (
+            confusion_counts(labels, predict(params, images), plan.n_classes)
+            if len(labels)
+            else np.zeros((plan.n_classes, plan.n_classes), np.int64)
+        )
     images, labels = rows
     batcher = Batcher(images, labels, c.batch_size)
     if not spec.train:
@@ -190,17 +193,18 @@ def compute_round(plan: Plan, w: int, rows: Rows, test_rows, flat: np.ndarray, s
     return RoundResult(sums, float(loss), int(n), {w: time.perf_counter() - t0}, 0, confusion)
 
 
-def apply_round(plan: Plan, updater, outer: Nesterovs | None, params: Params, state: Params,
-                outer_v: Params, result: RoundResult) -> None:
+def apply_round(
+    plan: Plan, updater, outer: Nesterovs | None, params: Params, state: Params, outer_v: Params, result: RoundResult
+) -> None:
     """The driver's one update per round, in place, from the combined sums (used as scratch)."""
     n = max(result.n, 1)
     if plan.config.mode == "sync":
         updater.step(params, unpack(result.sums, plan.layout), state, result.n)
         return
     # average: sums hold n_w * (local - sent) for params, then state
-    mean_delta = unpack((result.sums[:plan.n_params] / n).astype(np.float32), plan.layout)
+    mean_delta = unpack((result.sums[: plan.n_params] / n).astype(np.float32), plan.layout)
     if plan.ships_state:
-        for k, d in unpack((result.sums[plan.n_params:] / n).astype(np.float32), plan.layout).items():
+        for k, d in unpack((result.sums[plan.n_params :] / n).astype(np.float32), plan.layout).items():
             state[k] += d
     if outer is None:
         for k, d in mean_delta.items():

@@ -16,9 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_mnist.artifacts import (CHECKPOINT_NPZ, MODEL_JSON, MODEL_NPZ, WriteFailed, atomic_write_bytes,
-                                  atomic_write_json, check_arrays, load_checkpoint, model_bytes, param_shapes,
-                                  replace_directory, save_model, write_failure)
+from dist_mnist.artifacts import (
+    CHECKPOINT_NPZ,
+    MODEL_JSON,
+    MODEL_NPZ,
+    WriteFailed,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_arrays,
+    load_checkpoint,
+    model_bytes,
+    param_shapes,
+    replace_directory,
+    save_model,
+    write_failure,
+)
 from dist_mnist.config import TrainConfig, config_from_dict, differing_keys, has_outer_step, local_learning_rate
 from dist_mnist.data.ingest import read_metadata
 from dist_mnist.metrics import stats_text
@@ -46,8 +58,10 @@ def check_run_paths(run_dir: str | os.PathLike, data: str | os.PathLike) -> None
     refuse_overlap(staging, "--out's staging directory", {"--data": data})
     check_writable_dir(run_dir, "--out")
     if staging.is_symlink() or (staging.exists() and not staging.is_dir()):
-        raise ValueError(f"{staging}: expected the staging directory of an unfinished run, found a "
-                         f"{'symlink' if staging.is_symlink() else 'file'}; remove it or choose another --out")
+        raise ValueError(
+            f"{staging}: expected the staging directory of an unfinished run, found a "
+            f"{'symlink' if staging.is_symlink() else 'file'}; remove it or choose another --out"
+        )
 
 
 def check_run_dir(run_dir: str | os.PathLike, resume: bool, overwrite: bool) -> None:
@@ -87,13 +101,23 @@ def read_checkpoint(staging: Path, config: TrainConfig) -> tuple[Params, Params,
     shapes = param_shapes(config.layer_sizes)
     layers = f"layers {list(config.layer_sizes)}"
     check_arrays(params, shapes, str(where), layers, "param/")
-    outer = {k[len("outer/"):]: v for k, v in state.items() if k.startswith("outer/")}
+    outer = {k[len("outer/") :]: v for k, v in state.items() if k.startswith("outer/")}
     updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
     state_shapes = {k: v.shape for k, v in updater.init_state(params).items()}
-    check_arrays({k: v for k, v in state.items() if not k.startswith("outer/")}, state_shapes, str(where),
-                 f"{layers} and updater {config.updater!r}", "state/")
-    check_arrays(outer, shapes if has_outer_step(config) else {}, str(where),
-                 f"{layers} and outer_updater {config.outer_updater!r}", "state/outer/")
+    check_arrays(
+        {k: v for k, v in state.items() if not k.startswith("outer/")},
+        state_shapes,
+        str(where),
+        f"{layers} and updater {config.updater!r}",
+        "state/",
+    )
+    check_arrays(
+        outer,
+        shapes if has_outer_step(config) else {},
+        str(where),
+        f"{layers} and outer_updater {config.outer_updater!r}",
+        "state/outer/",
+    )
     check_counters(meta, config, where)
     return params, state, meta
 
@@ -109,8 +133,9 @@ def check_counters(meta: dict, config: TrainConfig, where: Path) -> None:
         if not (type(value) in (int, float) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{where}: {key!r} must be a finite number >= 0, got {value!r}")
     if meta["epoch"] > config.epochs or (meta["epoch"] == config.epochs and meta["round_in_epoch"]):
-        raise ValueError(f"{where}: at epoch {meta['epoch']} round {meta['round_in_epoch']}, past the run's "
-                         f"{config.epochs} epochs")
+        raise ValueError(
+            f"{where}: at epoch {meta['epoch']} round {meta['round_in_epoch']}, past the run's {config.epochs} epochs"
+        )
     history = meta.get("history")
     if not (isinstance(history, list) and len(history) == meta["epoch"] and all(isinstance(h, dict) for h in history)):
         raise ValueError(f"{where}: 'history' must hold one record per finished epoch ({meta['epoch']})")
@@ -121,8 +146,10 @@ def check_counters(meta: dict, config: TrainConfig, where: Path) -> None:
 def check_rounds(epoch: int, round_in_epoch: int, global_round: int, per_epoch: int, where: Path) -> None:
     """A resumed position against the run's rounds an epoch (known once the data is)."""
     if round_in_epoch >= per_epoch or global_round != epoch * per_epoch + round_in_epoch:
-        raise ValueError(f"{where}: round {round_in_epoch} of epoch {epoch} (round {global_round} overall) does not "
-                         f"fit {per_epoch} rounds an epoch; was the data changed?")
+        raise ValueError(
+            f"{where}: round {round_in_epoch} of epoch {epoch} (round {global_round} overall) does not "
+            f"fit {per_epoch} rounds an epoch; was the data changed?"
+        )
 
 
 def check_resume(run_dir: str | os.PathLike, config: TrainConfig, resume: bool, overwrite: bool) -> None:
@@ -162,8 +189,11 @@ def finish_run_dir(staging: Path, run_dir: Path) -> list[str]:
     new directory first, so the old RUN stays whole until the swap. The checkpoint goes last:
     until RUN is in place, RUN.partial can still be resumed.
     """
-    kept = [name for name in sorted(os.listdir(run_dir)) if name not in (*RUN_FILES, CHECKPOINT_NPZ)] \
-        if run_dir.is_dir() else []
+    kept = (
+        [name for name in sorted(os.listdir(run_dir)) if name not in (*RUN_FILES, CHECKPOINT_NPZ)]
+        if run_dir.is_dir()
+        else []
+    )
     try:
         for name in os.listdir(staging):  # what an interrupted finish had carried over
             if name not in (*RUN_FILES, CHECKPOINT_NPZ):
@@ -212,14 +242,25 @@ def with_resume_hint(e: WriteFailed, run_dir: Path) -> WriteFailed:
     return WriteFailed(e.errno, f"{e}; the last good checkpoint is kept in {staging}: then train --resume")
 
 
-def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dict | None, counts: np.ndarray | None,
-                  history: list[dict], timings: dict, data_path: str, spark_version: str,
-                  feature: str = "image") -> None:
+def write_outputs(
+    staging: Path,
+    config: TrainConfig,
+    params: Params,
+    final: dict | None,
+    counts: np.ndarray | None,
+    history: list[dict],
+    timings: dict,
+    data_path: str,
+    spark_version: str,
+    feature: str = "image",
+) -> None:
     """model.npz, model.json, metrics.json, evaluation.txt and .json, each written atomically
     (the evaluation files only where there was a test set: final and counts not None)."""
     rounds = max(timings["rounds"], 1)
-    breakdown = {k: {"total_seconds": timings.get(k, 0.0), "mean_ms": 1000 * timings.get(k, 0.0) / rounds}
-                 for k in ("executor", "straggler", "overhead", "update")}
+    breakdown = {
+        k: {"total_seconds": timings.get(k, 0.0), "mean_ms": 1000 * timings.get(k, 0.0) / rounds}
+        for k in ("executor", "straggler", "overhead", "update")
+    }
     breakdown["rounds"] = timings["rounds"]
     breakdown["transport"] = timings.get("transport")
     # the round channel: messages dropped for not answering the round in flight, connections
@@ -230,9 +271,11 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
     overhead = timings.get("overhead_ms", [])
     # per round: the time a round costs beyond the slowest worker's compute and the update;
     # the first round also starts the workers and loads the shards
-    breakdown["overhead_ms"] = {"median": float(np.median(overhead)) if overhead else 0.0,
-                                "first_round": overhead[0] if overhead else 0.0,
-                                "median_after_first": float(np.median(overhead[1:])) if overhead[1:] else 0.0}
+    breakdown["overhead_ms"] = {
+        "median": float(np.median(overhead)) if overhead else 0.0,
+        "first_round": overhead[0] if overhead else 0.0,
+        "median_after_first": float(np.median(overhead[1:])) if overhead[1:] else 0.0,
+    }
     # PSS of the shard file mappings summed over the Python workers of the last round, and the
     # uint8 size of the data they hold (train + test). Only the mapped files: it can never exceed
     # them. What the workers hold in all (Arrow buffers, float copies, NumPy) is measured from
@@ -245,14 +288,18 @@ def write_outputs(staging: Path, config: TrainConfig, params: Params, final: dic
     final_public = {k: final[k] for k in ("examples", "accuracy", "precision", "recall", "f1")} if final else None
     hidden = len(config.layer_sizes) - 2
     meta = {
-        "layer_sizes": list(config.layer_sizes), "activations": ["relu"] * hidden + ["softmax"],
+        "layer_sizes": list(config.layer_sizes),
+        "activations": ["relu"] * hidden + ["softmax"],
         # an `image` column's bytes are divided by 255 before the first layer; `features` are used as given
         "feature_kind": "image" if feature == "image" else "float",
-        "input_scaling": "image_bytes / 255" if feature == "image" else "none", "config": config.to_dict(),
+        "input_scaling": "image_bytes / 255" if feature == "image" else "none",
+        "config": config.to_dict(),
         "local_learning_rate": local_learning_rate(config),
         # resolved: `report` and `evaluate` find it from any directory
-        "data": {"path": data_path if "://" in data_path else os.path.abspath(data_path),
-                 "metadata": read_metadata(data_path)},
+        "data": {
+            "path": data_path if "://" in data_path else os.path.abspath(data_path),
+            "metadata": read_metadata(data_path),
+        },
         "metrics": final_public,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "spark": spark_version},
     }

@@ -68,8 +68,12 @@ class InProcessTransport:
         sent = flat.view()
         sent.setflags(write=False)  # as read-only as a broadcast or a received buffer
         with _one_blas_thread():  # as on an executor: the same GEMM summation order, the same bits
-            return combine_all([compute_round(self.plan, w, self.rows[w], lambda w=w: self._test_rows(w), sent, spec)
-                                for w in range(self.plan.workers)])
+            return combine_all(
+                [
+                    compute_round(self.plan, w, self.rows[w], lambda w=w: self._test_rows(w), sent, spec)
+                    for w in range(self.plan.workers)
+                ]
+            )
 
     def close(self) -> None:
         self.rows, self.test = [], {}

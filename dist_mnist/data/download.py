@@ -18,8 +18,9 @@ def fetch(url: str, timeout: float) -> bytes:
         return r.read()
 
 
-def download(out: str | os.PathLike, mirrors: tuple[str, ...] = mnist.MIRRORS, timeout: float = 20.0,
-             log=print) -> list[Path]:
+def download(
+    out: str | os.PathLike, mirrors: tuple[str, ...] = mnist.MIRRORS, timeout: float = 20.0, log=print
+) -> list[Path]:
     """Download, verify (MD5 of the .gz, SHA-256 of its content) and atomically write each file."""
     out = Path(out)
     written = []

@@ -50,9 +50,7 @@ def _header(data: bytes, path: Path, magic: int, n_dims: int) -> tuple[int, ...]
     expected = size + int(np.prod(dims, dtype=np.int64))
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
-        raise ValueError(
-            f"{path}: {what}: header {tuple(dims)} needs {expected} bytes, found {len(data)}"
-        )
+        raise ValueError(f"{path}: {what}: header {tuple(dims)} needs {expected} bytes, found {len(data)}")
     return tuple(dims)
 
 
@@ -81,8 +79,7 @@ def parse_labels(data: bytes, path: Path) -> np.ndarray:
     bad = np.flatnonzero(labels >= N_CLASSES)
     if len(bad):
         raise ValueError(
-            f"{path}: label {labels[bad[0]]} at index {bad[0]} is outside 0-{N_CLASSES - 1}"
-            f" ({len(bad)} bad labels)"
+            f"{path}: label {labels[bad[0]]} at index {bad[0]} is outside 0-{N_CLASSES - 1} ({len(bad)} bad labels)"
         )
     return labels
 
@@ -90,6 +87,4 @@ def parse_labels(data: bytes, path: Path) -> np.ndarray:
 def check_pair(images: np.ndarray, labels: np.ndarray, images_path: Path, labels_path: Path) -> None:
     """Images and labels of one split must have the same count."""
     if len(images) != len(labels):
-        raise ValueError(
-            f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels"
-        )
+        raise ValueError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")

@@ -19,8 +19,9 @@ SCHEMA_VERSION = 1
 METADATA = "metadata.json"
 
 
-def ingest(source: str | os.PathLike, out: str | os.PathLike, partitions: int = 2, seed: int = 123,
-           overwrite: bool = False) -> dict:
+def ingest(
+    source: str | os.PathLike, out: str | os.PathLike, partitions: int = 2, seed: int = 123, overwrite: bool = False
+) -> dict:
     """Verify the four IDX files, shuffle each split by `seed`, write N balanced Parquet parts."""
     if partitions < 1:
         raise ValueError(f"--partitions must be >= 1, got {partitions}")
@@ -28,10 +29,16 @@ def ingest(source: str | os.PathLike, out: str | os.PathLike, partitions: int = 
     refuse_overlap(out, "--out", {"--source": source})
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
-    meta = {"schema_version": SCHEMA_VERSION, "seed": seed, "partitions": partitions,
-            "columns": {"label": "int32 0-9", "image": "binary, 784 bytes, row-major uint8 28x28"},
-            "n_in": N_PIXELS, "n_classes": N_CLASSES,
-            "splits": {}, "sha256_uncompressed": {}}
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "seed": seed,
+        "partitions": partitions,
+        "columns": {"label": "int32 0-9", "image": "binary, 784 bytes, row-major uint8 28x28"},
+        "n_in": N_PIXELS,
+        "n_classes": N_CLASSES,
+        "splits": {},
+        "sha256_uncompressed": {},
+    }
     splits = {}
     for split in mnist.SPLITS:  # read and verify everything before writing anything
         images, labels, digests = mnist.load_split(source, split)

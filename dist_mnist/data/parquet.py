@@ -51,8 +51,9 @@ def label_dtype(n_classes: int) -> type:
     return np.uint8 if n_classes <= 256 else np.int32
 
 
-def from_table(table: pa.Table, where: str, n_classes: int = 10, first_row: int = 0,
-               n_in: int = N_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+def from_table(
+    table: pa.Table, where: str, n_classes: int = 10, first_row: int = 0, n_in: int = N_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
     """Features (n, n_in) and labels (n,) from a table; errors name `where` and the row,
     counted from `first_row` (the table's first row in its file).
 
@@ -71,7 +72,11 @@ def from_table(table: pa.Table, where: str, n_classes: int = 10, first_row: int 
         raise ValueError(
             f"{where}: label {labels[bad[0]]} at row {first_row + bad[0]} is outside the model's classes 0-{n_classes - 1}"
         )
-    x = images_of(feature_col, where, first_row, n_in) if name == "image" else features_of(feature_col, where, first_row, n_in)
+    x = (
+        images_of(feature_col, where, first_row, n_in)
+        if name == "image"
+        else features_of(feature_col, where, first_row, n_in)
+    )
     return x, labels.astype(label_dtype(n_classes))
 
 
@@ -117,8 +122,9 @@ def nonfinite_name(value: float) -> str:
     return "a NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
-def features_of(feature_col, where: str, first_row: int = 0, n_in: int | None = None,
-                name: str = "features", strict: bool = True) -> np.ndarray:
+def features_of(
+    feature_col, where: str, first_row: int = 0, n_in: int | None = None, name: str = "features", strict: bool = True
+) -> np.ndarray:
     """float32 rows (n, n_in) of a list<float|double> column of n_in values a row (n_in None:
     the first row's length), without a copy for float32; errors name `where`, the column and
     the row. strict: a null or non-finite value is an error; else a null value is read as NaN
@@ -126,8 +132,9 @@ def features_of(feature_col, where: str, first_row: int = 0, n_in: int | None = 
     n = len(feature_col)
     feature_col = _combined(feature_col, pa.list_(pa.float32()))
     t = feature_col.type
-    if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) or \
-            not pa.types.is_floating(t.value_type):
+    if not (
+        pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    ) or not pa.types.is_floating(t.value_type):
         raise ValueError(f"{where}: column '{name}' has type {t}, expected an array of float or double")
     if not n:
         return np.empty((0, n_in or 0), np.float32)
@@ -144,15 +151,20 @@ def features_of(feature_col, where: str, first_row: int = 0, n_in: int | None = 
     width = int(offsets[1]) if n_in is None else n_in
     _check_lengths(offsets, width, where, first_row, f"'{name}'", "values")
     if values.null_count and strict:
-        row = int(np.searchsorted(offsets, np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0], "right")) - 1
+        row = (
+            int(np.searchsorted(offsets, np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0], "right"))
+            - 1
+        )
         raise ValueError(f"{where}: column '{name}' has a null value at row {first_row + row}")
     with np.errstate(over="ignore"):  # a double beyond float32's range becomes inf, refused below
         x = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(n, width)
     bad = first_nonfinite(x) if strict else None
     if bad:
         row, index = bad
-        raise ValueError(f"{where}: column '{name}' has {nonfinite_name(x[row, index])} at row {first_row + row}, "
-                         f"index {index}; features must be finite numbers")
+        raise ValueError(
+            f"{where}: column '{name}' has {nonfinite_name(x[row, index])} at row {first_row + row}, "
+            f"index {index}; features must be finite numbers"
+        )
     return x
 
 

@@ -32,22 +32,52 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
     """
 
     @keyword_only
-    def __init__(self, *, featuresCol: str = "features", labelCol: str = "label", predictionCol: str = "prediction",
-                 probabilityCol: str = "probability", rawPredictionCol: str = "rawPrediction",
-                 validationIndicatorCol: str | None = None, layers: list[int] | None = None, maxIter: int = _D.epochs,
-                 blockSize: int = _D.batch_size, stepSize: float = _D.learning_rate, seed: int = _D.seed, momentum: float = _D.momentum,
-                 l2: float = _D.l2, mode: str = _D.mode, workers: int = _D.workers, tempDir: str | None = None,
-                 handleInvalid: str = "error") -> None:
+    def __init__(
+        self,
+        *,
+        featuresCol: str = "features",
+        labelCol: str = "label",
+        predictionCol: str = "prediction",
+        probabilityCol: str = "probability",
+        rawPredictionCol: str = "rawPrediction",
+        validationIndicatorCol: str | None = None,
+        layers: list[int] | None = None,
+        maxIter: int = _D.epochs,
+        blockSize: int = _D.batch_size,
+        stepSize: float = _D.learning_rate,
+        seed: int = _D.seed,
+        momentum: float = _D.momentum,
+        l2: float = _D.l2,
+        mode: str = _D.mode,
+        workers: int = _D.workers,
+        tempDir: str | None = None,
+        handleInvalid: str = "error",
+    ) -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
     @keyword_only
-    def setParams(self, *, featuresCol: str = "features", labelCol: str = "label", predictionCol: str = "prediction",
-                  probabilityCol: str = "probability", rawPredictionCol: str = "rawPrediction",
-                  validationIndicatorCol: str | None = None, layers: list[int] | None = None, maxIter: int = _D.epochs,
-                  blockSize: int = _D.batch_size, stepSize: float = _D.learning_rate, seed: int = _D.seed, momentum: float = _D.momentum,
-                  l2: float = _D.l2, mode: str = _D.mode, workers: int = _D.workers,
-                  tempDir: str | None = None, handleInvalid: str = "error") -> MLPClassifier:
+    def setParams(
+        self,
+        *,
+        featuresCol: str = "features",
+        labelCol: str = "label",
+        predictionCol: str = "prediction",
+        probabilityCol: str = "probability",
+        rawPredictionCol: str = "rawPrediction",
+        validationIndicatorCol: str | None = None,
+        layers: list[int] | None = None,
+        maxIter: int = _D.epochs,
+        blockSize: int = _D.batch_size,
+        stepSize: float = _D.learning_rate,
+        seed: int = _D.seed,
+        momentum: float = _D.momentum,
+        l2: float = _D.l2,
+        mode: str = _D.mode,
+        workers: int = _D.workers,
+        tempDir: str | None = None,
+        handleInvalid: str = "error",
+    ) -> MLPClassifier:
         """Set the given Params (only those passed); ValueError names a bad one."""
         kwargs = {k: v for k, v in self._input_kwargs.items() if v is not None}
         self._set(**kwargs)
@@ -105,9 +135,11 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
 
         config = train_config(self)
         result = fit_dataframe(
-            dataset, config,
+            dataset,
+            config,
             self.getLayers() if self.isSet(self.layers) else None,
-            self.getFeaturesCol(), self.getLabelCol(),
+            self.getFeaturesCol(),
+            self.getLabelCol(),
             self.getValidationIndicatorCol() if self.isSet(self.validationIndicatorCol) else None,
             self.getTempDir() if self.isSet(self.tempDir) else None,
             _log.info,

@@ -79,8 +79,9 @@ class TrainingSummary:
 class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
     """A trained MLP: float32 parameters W0, b0, ..., model.json's metadata and the training summary."""
 
-    def __init__(self, parameters: Params | None = None, meta: dict | None = None,
-                 summary: TrainingSummary | None = None) -> None:
+    def __init__(
+        self, parameters: Params | None = None, meta: dict | None = None, summary: TrainingSummary | None = None
+    ) -> None:
         super().__init__()
         # not `params` / `_params`: pyspark's Params uses those names for its Param list
         self._arrays = {k: np.asarray(v, np.float32) for k, v in (parameters or {}).items()}
@@ -135,7 +136,9 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
     def _row(self, value) -> np.ndarray:
         x = value.toArray() if isinstance(value, Vector) else np.asarray(value)
         if x.shape != (self.numFeatures,):
-            raise ValueError(f"{type(self).__name__}: expected a vector of {self.numFeatures} features, got shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: expected a vector of {self.numFeatures} features, got shape {x.shape}"
+            )
         if x.dtype == np.uint8:  # pixels
             return x[None, :]
         given = np.asarray(x, np.float64)[None, :]  # None reads as NaN
@@ -143,9 +146,14 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             x = given.astype(np.float32)
         bad = first_nonfinite(x)
         if bad:
-            value = nonfinite_name(given[bad]) if not np.isfinite(given[bad]) else f"{given[bad]:g} (beyond float32's range)"
-            raise ValueError(f"{type(self).__name__}: the vector has {value} at index {bad[1]}; "
-                             f"features must be finite numbers")
+            value = (
+                nonfinite_name(given[bad])
+                if not np.isfinite(given[bad])
+                else f"{given[bad]:g} (beyond float32's range)"
+            )
+            raise ValueError(
+                f"{type(self).__name__}: the vector has {value} at index {bad[1]}; features must be finite numbers"
+            )
         return x
 
     def predict(self, value) -> float:
@@ -175,25 +183,32 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             raise RuntimeError(f"{type(self).__name__} has no parameters (build it with fit or load)")
         column = self.getFeaturesCol()
         if column not in dataset.columns:
-            raise ValueError(f"{scoring.WHERE}: featuresCol {column!r}: no such column; the DataFrame has {dataset.columns}")
+            raise ValueError(
+                f"{scoring.WHERE}: featuresCol {column!r}: no such column; the DataFrame has {dataset.columns}"
+            )
         field = dataset.schema[column]
         kind = scoring.feature_kind(field.dataType, column)
         size = field.metadata.get("ml_attr", {}).get("num_attrs") if kind == "vector" else None
         if size is not None and size != self.numFeatures:
-            raise ValueError(f"{scoring.WHERE}: featuresCol {column!r} holds vectors of {size} values "
-                             f"(its metadata says), expected {self.numFeatures} (the model's n_in)")
+            raise ValueError(
+                f"{scoring.WHERE}: featuresCol {column!r} holds vectors of {size} values "
+                f"(its metadata says), expected {self.numFeatures} (the model's n_in)"
+            )
         outputs = {name: self.getOrDefault(getattr(self, f"{name}Col")) for name in scoring.FIELDS}
         outputs = {name: col for name, col in outputs.items() if col}  # "" = not produced (MLlib's convention)
         clash = [col for col in outputs.values() if col in dataset.columns]
         if clash:
-            raise ValueError(f"{scoring.WHERE}: output column(s) {clash} already exist in the DataFrame; "
-                             f"rename them or set other prediction/probability/rawPrediction columns")
+            raise ValueError(
+                f"{scoring.WHERE}: output column(s) {clash} already exist in the DataFrame; "
+                f"rename them or set other prediction/probability/rawPrediction columns"
+            )
         if not outputs:
             logging.getLogger(__name__).warning("%s: every output column is set to ''; nothing to do", scoring.WHERE)
             return dataset
         handle_invalid = self.getHandleInvalid()
-        udf = scoring.make_scoring_udf(self._broadcast_params(dataset.sparkSession.sparkContext), column, kind,
-                                       self.numFeatures, handle_invalid)
+        udf = scoring.make_scoring_udf(
+            self._broadcast_params(dataset.sparkSession.sparkContext), column, kind, self.numFeatures, handle_invalid
+        )
         if '"type":"udt"' in dataset.schema.json():
             # Spark 4.3 feeds an Arrow UDF whose child is columnar (a Parquet scan) through
             # RowToColumnConverter, which fails on any vector column ("Unsupported data type
@@ -212,12 +227,17 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
         frame = dataset.withColumn("__dist_mnist_scores", udf(scoring.feature_values(column, kind)))
         if handle_invalid == "skip":
             frame = frame.where(scored.isNotNull())  # invalid rows come back as a null struct
-        return frame.select(*[F.col("`" + c.replace("`", "``") + "`") for c in dataset.columns],
-                            *[out[name].alias(col) for name, col in outputs.items()])
+        return frame.select(
+            *[F.col("`" + c.replace("`", "``") + "`") for c in dataset.columns],
+            *[out[name].alias(col) for name, col in outputs.items()],
+        )
 
     # --- persistence (dist_mnist.ml.persistence) ---
     def _data_files(self) -> dict[str, bytes]:
-        files = {MODEL_NPZ: npz_bytes(self._arrays), MODEL_JSON: json.dumps(self._meta, indent=2, allow_nan=False).encode()}
+        files = {
+            MODEL_NPZ: npz_bytes(self._arrays),
+            MODEL_JSON: json.dumps(self._meta, indent=2, allow_nan=False).encode(),
+        }
         if self._summary is not None:
             files[SUMMARY_JSON] = json.dumps(self._summary.to_dict(), indent=2, allow_nan=False).encode()
         return files

@@ -11,9 +11,19 @@ from __future__ import annotations
 import dataclasses
 
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import (HasBlockSize, HasFeaturesCol, HasLabelCol, HasMaxIter, HasMomentum,
-                                     HasPredictionCol, HasProbabilityCol, HasRawPredictionCol, HasSeed, HasStepSize,
-                                     HasValidationIndicatorCol)
+from pyspark.ml.param.shared import (
+    HasBlockSize,
+    HasFeaturesCol,
+    HasLabelCol,
+    HasMaxIter,
+    HasMomentum,
+    HasPredictionCol,
+    HasProbabilityCol,
+    HasRawPredictionCol,
+    HasSeed,
+    HasStepSize,
+    HasValidationIndicatorCol,
+)
 
 from dist_mnist.config import TrainConfig
 from dist_mnist.ml.scoring import HANDLE_INVALID
@@ -38,37 +48,62 @@ def _handle_invalid(value) -> str:
     return value
 
 
-class MLPParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol,
-                HasValidationIndicatorCol, HasMaxIter, HasSeed, HasStepSize, HasBlockSize, HasMomentum):
+class MLPParams(
+    HasFeaturesCol,
+    HasLabelCol,
+    HasPredictionCol,
+    HasProbabilityCol,
+    HasRawPredictionCol,
+    HasValidationIndicatorCol,
+    HasMaxIter,
+    HasSeed,
+    HasStepSize,
+    HasBlockSize,
+    HasMomentum,
+):
     """Params of dist-mnist's MLP: the network, DL4J's Nesterov updater, and how to distribute it."""
 
     layers: Param[list[int]] = Param(
-        Params._dummy(), "layers",
+        Params._dummy(),
+        "layers",
         "sizes of the layers from input to output, e.g. [784, 1000, 10]; unset: [n_in, 1000, n_classes] "
         "with n_in from the features and n_classes = the largest label + 1",
-        typeConverter=TypeConverters.toListInt)
+        typeConverter=TypeConverters.toListInt,
+    )
     l2: Param[float] = Param(
-        Params._dummy(), "l2", "L2 regularisation of the weights (not the biases), >= 0",
-        typeConverter=TypeConverters.toFloat)
+        Params._dummy(),
+        "l2",
+        "L2 regularisation of the weights (not the biases), >= 0",
+        typeConverter=TypeConverters.toFloat,
+    )
     mode: Param[str] = Param(
-        Params._dummy(), "mode",
+        Params._dummy(),
+        "mode",
         "how workers combine: 'average' (local steps, then the parameters are averaged) or 'sync' "
         "(one global minibatch a round)",
-        typeConverter=TypeConverters.toString)
+        typeConverter=TypeConverters.toString,
+    )
     workers: Param[int] = Param(
-        Params._dummy(), "workers", "number of data-parallel workers; 0: Spark's defaultParallelism",
-        typeConverter=TypeConverters.toInt)
+        Params._dummy(),
+        "workers",
+        "number of data-parallel workers; 0: Spark's defaultParallelism",
+        typeConverter=TypeConverters.toInt,
+    )
     tempDir: Param[str] = Param(
-        Params._dummy(), "tempDir",
+        Params._dummy(),
+        "tempDir",
         "where fit stages the DataFrame as Parquet (any Hadoop path the executors can read); unset: "
         "/tmp on Hadoop's default filesystem (fs.defaultFS), or the driver's temp dir when that is local",
-        typeConverter=TypeConverters.toString)
+        typeConverter=TypeConverters.toString,
+    )
     handleInvalid: Param[str] = Param(
-        Params._dummy(), "handleInvalid",
+        Params._dummy(),
+        "handleInvalid",
         "what transform does with a row whose features are null or hold a null, NaN or infinite value: "
         "'error' (the default: fail, naming the column and the value's index), 'skip' (drop the row) or "
         "'keep' (null prediction, probability and rawPrediction); fit refuses such rows whatever it says",
-        typeConverter=_handle_invalid)
+        typeConverter=_handle_invalid,
+    )
 
     def __init__(self, *args) -> None:
         super().__init__(*args)

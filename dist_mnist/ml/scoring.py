@@ -36,8 +36,10 @@ def feature_kind(data_type, column: str, where: str = WHERE) -> str:
         return "array"
     if isinstance(data_type, BinaryType):
         return "binary"
-    raise ValueError(f"{where}: featuresCol {column!r} has type {data_type.simpleString()}; expected a vector "
-                     f"(VectorUDT), array<float>, array<double> or binary (n_in bytes a row)")
+    raise ValueError(
+        f"{where}: featuresCol {column!r} has type {data_type.simpleString()}; expected a vector "
+        f"(VectorUDT), array<float>, array<double> or binary (n_in bytes a row)"
+    )
 
 
 def feature_values(column: str, kind: str):
@@ -97,28 +99,41 @@ def make_scoring_udf(bc, column: str, kind: str, n_in: int, handle_invalid: str 
 
     def as_list(m: np.ndarray, mask) -> pa.Array:
         n, C = m.shape
-        return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * C, C, dtype=np.int32)), pa.array(m.ravel()),
-                                        mask=mask)
+        return pa.ListArray.from_arrays(
+            pa.array(np.arange(0, (n + 1) * C, C, dtype=np.int32)), pa.array(m.ravel()), mask=mask
+        )
 
     def scored(col) -> pa.StructArray:
         try:
             X, bad, reasons = invalid_rows(col, kind, n_in, column)
         except ValueError as e:  # a row of the wrong length: an error whatever handle_invalid says
             return pa.StructArray.from_arrays(
-                [pa.nulls(len(col), pa.float64()), pa.nulls(len(col), pa.list_(pa.float32())),
-                 pa.nulls(len(col), pa.list_(pa.float32())), pa.array([str(e)] * len(col))],
-                names=[*FIELDS, "error"])
+                [
+                    pa.nulls(len(col), pa.float64()),
+                    pa.nulls(len(col), pa.list_(pa.float32())),
+                    pa.nulls(len(col), pa.list_(pa.float32())),
+                    pa.array([str(e)] * len(col)),
+                ],
+                names=[*FIELDS, "error"],
+            )
         if bad is not None:
             X = np.where(bad[:, None], np.zeros((), X.dtype), X)  # a copy, only when a batch has bad rows
         prediction, probability, logits = scores_of(bc.value, X)
         mask = None if bad is None else pa.array(bad)
         errors = pa.nulls(len(col), pa.string())
         if bad is not None and handle_invalid == "error":
-            errors = pa.array([f"{WHERE}: featuresCol {column!r} has {reasons[r]}{hint}" if r in reasons else None
-                               for r in range(len(col))], pa.string())
+            errors = pa.array(
+                [
+                    f"{WHERE}: featuresCol {column!r} has {reasons[r]}{hint}" if r in reasons else None
+                    for r in range(len(col))
+                ],
+                pa.string(),
+            )
         return pa.StructArray.from_arrays(
             [pa.array(prediction, mask=bad), as_list(probability, mask), as_list(logits, mask), errors],
-            names=[*FIELDS, "error"], mask=None if handle_invalid == "error" else mask)
+            names=[*FIELDS, "error"],
+            mask=None if handle_invalid == "error" else mask,
+        )
 
     def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
         for col in batches:

@@ -71,8 +71,10 @@ def check_columns(schema, features: str, label: str, validation: str | None) -> 
     if l_type not in _NUMERIC and not l_type.startswith("decimal"):
         raise ValueError(f"labelCol {label!r} has type {l_type}; expected a numeric column of class ids 0..C-1")
     if validation is not None and not isinstance(schema[validation].dataType, BooleanType):
-        raise ValueError(f"validationIndicatorCol {validation!r} has type "
-                         f"{schema[validation].dataType.simpleString()}; expected boolean")
+        raise ValueError(
+            f"validationIndicatorCol {validation!r} has type "
+            f"{schema[validation].dataType.simpleString()}; expected boolean"
+        )
     return Columns(features, label, validation, kind)
 
 
@@ -112,11 +114,21 @@ def _nonfinite_error(cols: Columns, schema, staged, given, fail):
     index = F.array_position(F.transform(staged, bad), True).cast("int")  # 1-based
     kind = scoring.feature_kind(schema[cols.features].dataType, cols.features, WHERE)
     value = F.element_at(vector_to_array(given) if kind == "vector" else given, index)
-    shown = (F.when(value.isNull(), F.lit("a null")).when(F.isnan(value), F.lit("a NaN"))
-             .when(value.isin(float("inf"), float("-inf")), value.cast("string"))
-             .otherwise(F.concat(value.cast("string"), F.lit(" (beyond float32's range)"))))
-    found = fail(f"featuresCol {cols.features!r} has ", shown, F.lit(" at index "), index - 1,
-                 F.lit(" in a row with label "), F.col(cols.label), F.lit("; features must be finite numbers"))
+    shown = (
+        F.when(value.isNull(), F.lit("a null"))
+        .when(F.isnan(value), F.lit("a NaN"))
+        .when(value.isin(float("inf"), float("-inf")), value.cast("string"))
+        .otherwise(F.concat(value.cast("string"), F.lit(" (beyond float32's range)")))
+    )
+    found = fail(
+        f"featuresCol {cols.features!r} has ",
+        shown,
+        F.lit(" at index "),
+        index - 1,
+        F.lit(" in a row with label "),
+        F.col(cols.label),
+        F.lit("; features must be finite numbers"),
+    )
     return F.exists(staged, bad), found
 
 
@@ -136,29 +148,50 @@ def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int,
     def fail(message, *values):
         return F.raise_error(F.concat(F.lit(message), *[F.coalesce(v.cast("string"), F.lit("null")) for v in values]))
 
-    features = (F.when(given.isNull(), fail(f"featuresCol {cols.features!r} has a null row"))
-                .when(width != n_in, fail(f"featuresCol {cols.features!r} has a row of ", width,
-                                          F.lit(f" {unit}; expected {n_in} (the first row's length"
-                                                f"{' and layers[0]' if n_classes else ''}): vectors of mixed length"))))
+    features = F.when(given.isNull(), fail(f"featuresCol {cols.features!r} has a null row")).when(
+        width != n_in,
+        fail(
+            f"featuresCol {cols.features!r} has a row of ",
+            width,
+            F.lit(
+                f" {unit}; expected {n_in} (the first row's length"
+                f"{' and layers[0]' if n_classes else ''}): vectors of mixed length"
+            ),
+        ),
+    )
     if cols.kind == "features":  # pixels (bytes) cannot be anything but 0..255
         features = features.when(*_nonfinite_error(cols, schema, staged, given, fail))
     features = features.otherwise(staged)
     whole = (label >= 0) & (label % 1 == 0)  # NaN and inf are not (and % cannot overflow, floor can)
     classes = f"0-{n_classes - 1}" if n_classes is not None else "0, 1, 2, ..."
-    outside = fail(f"labelCol {cols.label!r} has label ", label,
-                   F.lit(f", outside the classes {classes} (class ids must be whole numbers)"))
-    label_out = (F.when(label.isNull(), fail(f"labelCol {cols.label!r} has a null label"))
-                 .when(~whole, outside)
-                 .when(label > INT_MAX, fail(f"labelCol {cols.label!r} has label ", label,  # before the cast overflows
-                                             F.lit(", too large for a class id (class ids are 0..C-1 for C classes)"))))
+    outside = fail(
+        f"labelCol {cols.label!r} has label ",
+        label,
+        F.lit(f", outside the classes {classes} (class ids must be whole numbers)"),
+    )
+    label_out = (
+        F.when(label.isNull(), fail(f"labelCol {cols.label!r} has a null label"))
+        .when(~whole, outside)
+        .when(
+            label > INT_MAX,
+            fail(
+                f"labelCol {cols.label!r} has label ",
+                label,  # before the cast overflows
+                F.lit(", too large for a class id (class ids are 0..C-1 for C classes)"),
+            ),
+        )
+    )
     if n_classes is not None:
         label_out = label_out.when(label >= n_classes, outside)
     label_out = label_out.otherwise(label.cast("int"))
     out = [label_out.alias("label"), features.alias(cols.kind)]
     if cols.validation is not None:
         v = F.col(cols.validation)
-        out.append(F.when(v.isNull(), fail(f"validationIndicatorCol {cols.validation!r} has a null value"))
-                   .otherwise(v).alias("_test"))
+        out.append(
+            F.when(v.isNull(), fail(f"validationIndicatorCol {cols.validation!r} has a null value"))
+            .otherwise(v)
+            .alias("_test")
+        )
     checked = df.select(*out)
     # the order: a seeded hash of each row's values, so it depends on neither the input's
     # order nor its partitioning nor the features' type (equal rows are interchangeable)
@@ -210,8 +243,10 @@ def classes_from_labels(label_col: str, top: int, distinct: int, n_in: int) -> i
     output layer (and every transform's output) without a word."""
     n_classes = top + 1
     if n_classes > MAX_SPREAD * distinct + MAX_GAP:
-        raise ValueError(f"labelCol {label_col!r} has labels up to {top} but only {distinct} distinct values; class "
-                         f"ids must be 0..C-1 (set layers=[{n_in}, ..., {n_classes}] if {n_classes} classes are meant)")
+        raise ValueError(
+            f"labelCol {label_col!r} has labels up to {top} but only {distinct} distinct values; class "
+            f"ids must be 0..C-1 (set layers=[{n_in}, ..., {n_classes}] if {n_classes} classes are meant)"
+        )
     return n_classes
 
 
@@ -227,8 +262,16 @@ def staging_root(temp_dir: str | None, default_fs: str | None) -> str:
     return tempfile.gettempdir()
 
 
-def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, features_col: str, label_col: str,
-                  validation_col: str | None = None, temp_dir: str | None = None, log=None) -> FitResult:
+def fit_dataframe(
+    dataset,
+    config: TrainConfig,
+    layers: list[int] | None,
+    features_col: str,
+    label_col: str,
+    validation_col: str | None = None,
+    temp_dir: str | None = None,
+    log=None,
+) -> FitResult:
     """Stage `dataset`, train on it with `config` (its layer_sizes replaced), clean up; the result.
 
     layers: the full layer sizes [n_in, hidden..., n_out] (checked against the data), or None
@@ -244,8 +287,10 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
     t0 = time.perf_counter()
     n_in = first_width(dataset, cols)
     if layers and int(layers[0]) != n_in:
-        raise ValueError(f"featuresCol {features_col!r} has rows of {n_in} "
-                         f"{'bytes' if cols.kind == 'image' else 'values'} but layers[0] is {layers[0]}")
+        raise ValueError(
+            f"featuresCol {features_col!r} has rows of {n_in} "
+            f"{'bytes' if cols.kind == 'image' else 'values'} but layers[0] is {layers[0]}"
+        )
     base = staging_root(temp_dir, spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS"))
     staged = f"{base}/dist-mnist-staging-{uuid.uuid4().hex[:12]}"
     run_parent = Path(tempfile.mkdtemp(prefix="dist-mnist-fit-"))
@@ -254,8 +299,10 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
         config = resolve(config, spark.sparkContext.defaultParallelism)
         stage(dataset, cols, n_in, int(layers[-1]) if layers else None, config.seed, config.workers, staged)
         if not hadoopfs.exists(spark, f"{staged}/train"):
-            raise ValueError(f"the DataFrame has no training rows"
-                             f"{f' (every row has {validation_col!r} true)' if validation_col else ''}")
+            raise ValueError(
+                f"the DataFrame has no training rows"
+                f"{f' (every row has {validation_col!r} true)' if validation_col else ''}"
+            )
         if layers:
             n_classes = int(layers[-1])
         else:  # the validation rows' labels count too: the model must have their classes
@@ -264,13 +311,21 @@ def fit_dataframe(dataset, config: TrainConfig, layers: list[int] | None, featur
         if n_classes < 2:
             raise ValueError(f"labelCol {label_col!r} holds a single class (0); a classifier needs at least 2")
         sizes = [int(s) for s in layers] if layers else [n_in, DEFAULT_HIDDEN, n_classes]
-        hadoopfs.write_bytes(spark, f"{staged}/metadata.json", json.dumps({"n_in": n_in, "n_classes": n_classes}).encode())
+        hadoopfs.write_bytes(
+            spark, f"{staged}/metadata.json", json.dumps({"n_in": n_in, "n_classes": n_classes}).encode()
+        )
         staging_seconds = time.perf_counter() - t0
         log(f"staged the DataFrame as {staged} in {staging_seconds:.1f}s; layers {sizes}")
         t1 = time.perf_counter()
         run_dir = run_parent / "run"
-        train(spark.sparkContext, dataclasses.replace(config, layer_sizes=tuple(sizes)), staged, str(run_dir),
-              log=log, require_test=validation_col is not None)
+        train(
+            spark.sparkContext,
+            dataclasses.replace(config, layer_sizes=tuple(sizes)),
+            staged,
+            str(run_dir),
+            log=log,
+            require_test=validation_col is not None,
+        )
         params, meta = load_model(run_dir)
         metrics = read_json(run_dir / "metrics.json")
         return FitResult(params, meta, metrics, staging_seconds, time.perf_counter() - t1)

@@ -29,7 +29,9 @@ def grad_sums(params: Params, batcher: Batcher, rows: np.ndarray) -> tuple[Param
     return loss_and_grads(params, X, y)
 
 
-def local_steps(params: Params, state: Params, updater, batcher: Batcher, batches: list[np.ndarray]) -> tuple[float, int]:
+def local_steps(
+    params: Params, state: Params, updater, batcher: Batcher, batches: list[np.ndarray]
+) -> tuple[float, int]:
     """Run one updater step per minibatch, in place; return (loss sum, examples seen)."""
     loss_sum, seen = 0.0, 0
     for rows in batches:

@@ -78,8 +78,13 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
 
         ctx = BarrierTaskContext.get()
         w = ctx.partitionId()
-        hello = {"generation": generation, "worker": w, "host": ctx.getTaskInfos()[w].address,
-                 "pid": os.getpid(), "attempt": ctx.attemptNumber()}
+        hello = {
+            "generation": generation,
+            "worker": w,
+            "host": ctx.getTaskInfos()[w].address,
+            "pid": os.getpid(),
+            "attempt": ctx.attemptNumber(),
+        }
 
         held = {}  # the task holds its shards after the first round: no lookup per round
 
@@ -90,8 +95,7 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
 
         def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
             r = compute_round(plan, w, rows("train"), lambda: rows("test"), flat, spec)
-            return RoundResult(r.sums, r.loss, r.n, r.seconds,
-                               resident_bytes() if spec.evaluate else 0, r.confusion)
+            return RoundResult(r.sums, r.loss, r.n, r.seconds, resident_bytes() if spec.evaluate else 0, r.confusion)
 
         try:
             serve_rounds(endpoint, hello, compute)
@@ -180,8 +184,9 @@ class BarrierTransport:
         total, nxt = Combiner(), 0
         while nxt < self.plan.workers:
             missing = sorted(set(range(nxt, self.plan.workers)) - set(results))
-            kind, gen, w, info = self._next_event(deadline, f"worker(s) {missing} timed out after {self.timeout:g} s "
-                                                            f"{when}")
+            kind, gen, w, info = self._next_event(
+                deadline, f"worker(s) {missing} timed out after {self.timeout:g} s {when}"
+            )
             if kind == "error":  # our own error on the worker (bad data): a user error, not a fault
                 raise WorkerError(info["type"], info["error"]).exception()
             if kind != "result":

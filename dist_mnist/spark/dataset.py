@@ -57,7 +57,7 @@ def _list_files(path: str) -> list[str]:
     prefix = path[: len(path) - len(root)] if "://" in path else ""
     files, top = [], {}
     for entry in entries:
-        rel = entry.path[len(root):].lstrip("/")
+        rel = entry.path[len(root) :].lstrip("/")
         if "/" not in rel:
             top[rel] = entry.type
         if entry.type == pafs.FileType.File and not any(part[:1] in "._" for part in rel.split("/")):

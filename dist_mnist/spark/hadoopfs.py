@@ -45,8 +45,10 @@ def read_bytes(spark, path: str) -> bytes:
         return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
     except Exception as e:  # noqa: BLE001 - py4j's Py4JJavaError: only a checksum error is the user's
         if java_class(e) == "org.apache.hadoop.fs.ChecksumException":
-            raise ValueError(f"{path}: checksum mismatch (the file was changed after it was saved; "
-                             f"Hadoop's .{jpath.getName()}.crc beside it no longer matches)") from None
+            raise ValueError(
+                f"{path}: checksum mismatch (the file was changed after it was saved; "
+                f"Hadoop's .{jpath.getName()}.crc beside it no longer matches)"
+            ) from None
         raise
     finally:
         stream.close()

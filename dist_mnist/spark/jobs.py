@@ -26,13 +26,20 @@ def make_partition_fn(plan: Plan, bc, spec: RoundSpec):
     def run(w: int, _):
         try:
             rows = get_shard(*plan.rows_of(plan.train[w]), scope=plan.scope)
-            result = compute_round(plan, w, rows, lambda: get_shard(*plan.rows_of(plan.test[w]), scope=plan.scope),
-                                   bc.value, spec)
+            result = compute_round(
+                plan, w, rows, lambda: get_shard(*plan.rows_of(plan.test[w]), scope=plan.scope), bc.value, spec
+            )
         except USER_ERROR_TYPES as e:
             yield WorkerError.of(e)
             return
-        yield RoundResult(result.sums, result.loss, result.n, result.seconds,
-                          resident_bytes() if spec.evaluate else 0, result.confusion)
+        yield RoundResult(
+            result.sums,
+            result.loss,
+            result.n,
+            result.seconds,
+            resident_bytes() if spec.evaluate else 0,
+            result.confusion,
+        )
 
     return run
 

@@ -83,8 +83,10 @@ def make_batch_fn(bc, column: str, n_in: int, errors):
             if failed:
                 continue  # read the rest of the partition's input, score none of it
             try:
-                probs = np.concatenate([probabilities(bc.value, x) for x, _, _ in located_inputs(batch, column, n_in)]
-                                       or [np.empty((0, C), np.float32)])  # (n, C)
+                probs = np.concatenate(
+                    [probabilities(bc.value, x) for x, _, _ in located_inputs(batch, column, n_in)]
+                    or [np.empty((0, C), np.float32)]
+                )  # (n, C)
             except USER_ERROR_TYPES as e:
                 errors.add(WorkerError.of(e))
                 failed = True
@@ -92,8 +94,10 @@ def make_batch_fn(bc, column: str, n_in: int, errors):
             probability = pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), C).cast(pa.list_(pa.float32()))
             prediction = pa.array(probs.argmax(axis=1).astype(np.float64))
             columns = [(name, c) for name, c in zip(batch.schema.names, batch.columns) if name not in (FILE, ROW)]
-            yield pa.RecordBatch.from_arrays([c for _, c in columns] + [prediction, probability],
-                                             names=[name for name, _ in columns] + ["prediction", "probability"])
+            yield pa.RecordBatch.from_arrays(
+                [c for _, c in columns] + [prediction, probability],
+                names=[name for name, _ in columns] + ["prediction", "probability"],
+            )
 
     return run
 
@@ -125,17 +129,26 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     types = {f.name: f.dataType for f in df.schema.fields}
     if isinstance(types.get("image"), BinaryType):
         column = "image"
-    elif isinstance(types.get("features"), ArrayType) and isinstance(types["features"].elementType, (FloatType, DoubleType)):
+    elif isinstance(types.get("features"), ArrayType) and isinstance(
+        types["features"].elementType, (FloatType, DoubleType)
+    ):
         column = "features"
     else:
         found = {name: t.simpleString() for name, t in types.items()}
-        raise ValueError(f"{data}: needs a binary column 'image' ({n_in} bytes a row) or an array<float> column "
-                         f"'features' ({n_in} values a row); found {found}")
+        raise ValueError(
+            f"{data}: needs a binary column 'image' ({n_in} bytes a row) or an array<float> column "
+            f"'features' ({n_in} values a row); found {found}"
+        )
     clash = [c for c in ("prediction", "probability") if c in df.columns]
     if clash:
         raise ValueError(f"{data}: already has column(s) {clash}; rename them before scoring")
-    schema = StructType([*df.schema.fields, StructField("prediction", DoubleType(), False),
-                         StructField("probability", ArrayType(FloatType(), False), False)])
+    schema = StructType(
+        [
+            *df.schema.fields,
+            StructField("prediction", DoubleType(), False),
+            StructField("probability", ArrayType(FloatType(), False), False),
+        ]
+    )
     meta = df.metadataColumn("_metadata")  # Spark's hidden per-row file and row index (Parquet)
     located = df.select("*", meta.getField("file_path").alias(FILE), meta.getField("row_index").alias(ROW))
     bc = spark.sparkContext.broadcast(params)

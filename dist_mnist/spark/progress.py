@@ -53,7 +53,9 @@ class Progress:
         self.epoch_start = self.start
         self.summary: tuple[int, str, str] | None = None  # a finished epoch's line, until its accuracy is known
 
-    def round(self, global_round: int, epoch: int, epochs: int, r: int, rounds: int, loss: float, samples_per_s: float) -> None:
+    def round(
+        self, global_round: int, epoch: int, epochs: int, r: int, rounds: int, loss: float, samples_per_s: float
+    ) -> None:
         """Report after a round, every `every` rounds and at the last round of an epoch."""
         if self.done_at_start is None:
             self.done_at_start = global_round - 1
@@ -65,8 +67,10 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         done = global_round - self.done_at_start
         eta = elapsed / done * (self.total - global_round) if done else 0
-        self.line(f"epoch {epoch}/{epochs} round {r}/{rounds} loss {loss:.4f} "
-                  f"{samples_per_s:,.0f} samples/s ETA {_clock(eta)}")
+        self.line(
+            f"epoch {epoch}/{epochs} round {r}/{rounds} loss {loss:.4f} "
+            f"{samples_per_s:,.0f} samples/s ETA {_clock(eta)}"
+        )
 
     def line(self, text: str) -> None:
         """One line, prefixed with the elapsed time; it does not break a bar."""
@@ -82,12 +86,20 @@ class Progress:
         self._close_bar()
         self._flush_summary()
 
-    def _bar_round(self, global_round: int, epoch: int, epochs: int, r: int, rounds: int, loss: float,
-                   samples_per_s: float) -> None:
+    def _bar_round(
+        self, global_round: int, epoch: int, epochs: int, r: int, rounds: int, loss: float, samples_per_s: float
+    ) -> None:
         self._flush_summary()  # the previous epoch's accuracy did not come with this round
         if self.bar is None:
-            self.bar = tqdm(total=rounds, initial=r - 1, desc=f"epoch {epoch}/{epochs}", unit="round",
-                            file=sys.stdout, leave=False, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=rounds,
+                initial=r - 1,
+                desc=f"epoch {epoch}/{epochs}",
+                unit="round",
+                file=sys.stdout,
+                leave=False,
+                dynamic_ncols=True,
+            )
             _BARS.add(self)
         self.bar.set_postfix_str(f"loss {loss:.4f}, {samples_per_s:,.0f} samples/s", refresh=False)
         self.bar.update(r - self.bar.n)

@@ -12,10 +12,14 @@ from pathlib import Path
 def check_environment() -> None:
     """Fail fast, in one line, when Python or Java cannot run Spark."""
     if sys.version_info < (3, 10):
-        raise RuntimeError(f"dist-mnist needs Python 3.10 or newer, found {sys.version.split()[0]}; install it (help: pyenv or your OS package)")
+        raise RuntimeError(
+            f"dist-mnist needs Python 3.10 or newer, found {sys.version.split()[0]}; install it (help: pyenv or your OS package)"
+        )
     java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     if not java or not os.path.exists(java):
-        raise RuntimeError("Java not found: Spark 4 needs Java 17 or 21 (help: apt-get install openjdk-17-jre-headless, or set JAVA_HOME)")
+        raise RuntimeError(
+            "Java not found: Spark 4 needs Java 17 or 21 (help: apt-get install openjdk-17-jre-headless, or set JAVA_HOME)"
+        )
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -23,7 +27,9 @@ def check_environment() -> None:
     version = out.split('"')[1] if '"' in out else "?"
     major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
     if major < 17:
-        raise RuntimeError(f"Java {version} found at {java}; Spark 4 needs Java 17 or 21 (help: install openjdk-17 and set JAVA_HOME)")
+        raise RuntimeError(
+            f"Java {version} found at {java}; Spark 4 needs Java 17 or 21 (help: install openjdk-17 and set JAVA_HOME)"
+        )
 
 
 def import_pyspark():
@@ -55,8 +61,11 @@ def get_context(app_name: str, master: str | None = None):
         conf.setMaster(master)
     elif not conf.contains("spark.master"):
         conf.setMaster("local[*]")
-    if (conf.get("spark.master").startswith("local") and "PYSPARK_PYTHON" not in os.environ
-            and not conf.contains("spark.pyspark.python")):
+    if (
+        conf.get("spark.master").startswith("local")
+        and "PYSPARK_PYTHON" not in os.environ
+        and not conf.contains("spark.pyspark.python")
+    ):
         # Local workers run beside the driver: give them this interpreter and its packages
         # rather than whatever `python3` is first on PATH.
         os.environ["PYSPARK_PYTHON"] = sys.executable

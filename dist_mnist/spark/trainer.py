@@ -27,8 +27,15 @@ from dist_mnist.nn.model import Params, init_params
 from dist_mnist.nn.updaters import Nesterovs, make_updater, zeros_like
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec, apply_round, round_input
 from dist_mnist.paths import run_lock
-from dist_mnist.runs import (check_rounds, check_run_paths, discard_unless_checkpointed, finish_run_dir,
-                             prepare_run_dir, with_resume_hint, write_outputs)
+from dist_mnist.runs import (
+    check_rounds,
+    check_run_paths,
+    discard_unless_checkpointed,
+    finish_run_dir,
+    prepare_run_dir,
+    with_resume_hint,
+    write_outputs,
+)
 from dist_mnist.shards import plan_shards
 from dist_mnist.spark.dataset import SplitFiles, describe_split
 from dist_mnist.spark.progress import GracefulStop, Progress
@@ -70,7 +77,7 @@ class TrainState:
     def load(cls, checkpoint) -> TrainState:
         params, saved, meta = checkpoint
         state = {k: v for k, v in saved.items() if not k.startswith("outer/")}
-        outer_v = {k[len("outer/"):]: v for k, v in saved.items() if k.startswith("outer/")}
+        outer_v = {k[len("outer/") :]: v for k, v in saved.items() if k.startswith("outer/")}
         return cls(params, state, outer_v, Position(**{f.name: meta[f.name] for f in dataclasses.fields(Position)}))
 
 
@@ -95,8 +102,13 @@ def make_plan(config: TrainConfig, train_split: SplitFiles, test_split: SplitFil
     if config.workers > train_split.n_rows:
         raise ValueError(f"workers {config.workers} exceeds the {train_split.n_rows} training rows")
     layout = layout_of(init_params(list(config.layer_sizes), config.seed))
-    return Plan(config, plan_shards(train_split.files, train_split.rows, config.workers),
-                plan_shards(test_split.files, test_split.rows, config.workers), layout, scope=uuid.uuid4().hex[:12])
+    return Plan(
+        config,
+        plan_shards(train_split.files, train_split.rows, config.workers),
+        plan_shards(test_split.files, test_split.rows, config.workers),
+        layout,
+        scope=uuid.uuid4().hex[:12],
+    )
 
 
 def rounds_per_epoch(plan: Plan) -> int:
@@ -107,8 +119,16 @@ def rounds_per_epoch(plan: Plan) -> int:
     return schedule.rounds_per_epoch_average([s.n for s in plan.train], c.batch_size, c.averaging_frequency)
 
 
-def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = False,
-          overwrite: bool = False, log=None, require_test: bool = True) -> dict | None:
+def train(
+    sc,
+    config: TrainConfig,
+    data_dir: str,
+    run_dir: str,
+    resume: bool = False,
+    overwrite: bool = False,
+    log=None,
+    require_test: bool = True,
+) -> dict | None:
     """Train on DATA/train, evaluate on DATA/test, write RUN/; return the final scores.
 
     sc may be None with transport "inprocess" (no Spark at all). With require_test False,
@@ -123,8 +143,9 @@ def train(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool = F
             raise with_resume_hint(e, Path(run_dir)) from e
 
 
-def _run(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool, overwrite: bool, log,
-         require_test: bool) -> dict | None:
+def _run(
+    sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool, overwrite: bool, log, require_test: bool
+) -> dict | None:
     """train() under its lock: the staging directory, removed again when no checkpoint was written."""
     log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
     if sc is None and config.transport != "inprocess":
@@ -136,13 +157,26 @@ def _run(sc, config: TrainConfig, data_dir: str, run_dir: str, resume: bool, ove
         return _train(sc, config, data_path, run_dir, staging, checkpoint, log, require_test, t_start)
     except BaseException as e:
         # a run stopped before its first checkpoint leaves no RUN.partial that --resume would refuse
-        if discard_unless_checkpointed(staging) and isinstance(e, KeyboardInterrupt) and "nothing was written" not in str(e):
+        if (
+            discard_unless_checkpointed(staging)
+            and isinstance(e, KeyboardInterrupt)
+            and "nothing was written" not in str(e)
+        ):
             raise KeyboardInterrupt("interrupted before the first checkpoint; nothing was written") from None
         raise
 
 
-def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path, checkpoint, log,
-           require_test: bool, t_start: float) -> dict | None:
+def _train(
+    sc,
+    config: TrainConfig,
+    data_path: str,
+    run_dir: Path,
+    staging: Path,
+    checkpoint,
+    log,
+    require_test: bool,
+    t_start: float,
+) -> dict | None:
     """train() in its staging directory: prepare, start the transport, the rounds, finish."""
     from dist_mnist.spark.transports import open_transport
 
@@ -158,8 +192,10 @@ def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path
     plan = make_plan(config, train_split, test_split)
     ts = TrainState.load(checkpoint) if checkpoint else new_state(config)
     if checkpoint:
-        log(f"resuming {staging} at epoch {ts.pos.epoch + 1} round {ts.pos.round_in_epoch + 1} "
-            f"(round {ts.pos.global_round} overall)")
+        log(
+            f"resuming {staging} at epoch {ts.pos.epoch + 1} round {ts.pos.round_in_epoch + 1} "
+            f"(round {ts.pos.global_round} overall)"
+        )
     pos = ts.pos
     row_bytes = config.layer_sizes[0] * (1 if train_split.feature == "image" else 4) + 1  # features + label
     pos.timings["data_bytes"] = (train_split.n_rows + test_split.n_rows) * row_bytes
@@ -176,15 +212,20 @@ def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path
         total_rounds = min(total_rounds, config.max_rounds)
     progress = Progress(total_rounds, config.log_every_rounds or max(1, per_epoch // 10), log)
     local_lr = f", local learning rate {local_learning_rate(config):g}" if config.mode == "average" else ""
-    log(f"training {list(config.layer_sizes)} in {config.mode} mode on {config.workers} workers: "
+    log(
+        f"training {list(config.layer_sizes)} in {config.mode} mode on {config.workers} workers: "
         f"{config.epochs} epochs x {per_epoch} rounds, batch {config.batch_size}{local_lr}"
-        + (f", master {sc.master}" if sc is not None else ", in process"))
+        + (f", master {sc.master}" if sc is not None else ", in process")
+    )
     phases = {"prepare": time.perf_counter() - t_start}  # this process's wall time by phase
     t_phase = time.perf_counter()
 
     notices = ["Ctrl-C: stopping once the workers have started (press again to abort now)"]
-    not_started = ("interrupted before training started; nothing was written" if checkpoint is None else
-                   f"interrupted before training resumed; {staging} is unchanged (resume with --resume)")
+    not_started = (
+        "interrupted before training started; nothing was written"
+        if checkpoint is None
+        else f"interrupted before training resumed; {staging} is unchanged (resume with --resume)"
+    )
     with GracefulStop(lambda: progress.line(notices[-1])) as stop:
         try:  # a Ctrl-C while the barrier stage starts stops before the first round
             transport = open_transport(sc, plan, log)
@@ -206,8 +247,10 @@ def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path
                 result = transport.run_round(round_input(plan, ts.params, ts.state), spec)
                 t_update = time.perf_counter()
                 if not math.isfinite(result.loss):
-                    raise Diverged(f"loss became {result.loss} at epoch {pos.epoch + 1} round {pos.round_in_epoch + 1} "
-                                   f"(round {pos.global_round + 1} overall); lower learning_rate")
+                    raise Diverged(
+                        f"loss became {result.loss} at epoch {pos.epoch + 1} round {pos.round_in_epoch + 1} "
+                        f"(round {pos.global_round + 1} overall); lower learning_rate"
+                    )
                 apply_round(plan, updater, outer, ts.params, ts.state, ts.outer_v, result)
                 record_timings(pos.timings, result, t_update - t_round, time.perf_counter() - t_update)
                 if "first_round" not in phases:  # the workers' start and shard loads land here
@@ -223,33 +266,49 @@ def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path
                     progress.line(f"epoch {pending_eval + 1} test accuracy {accuracy:.4f}")
                     pending_eval = None
                 elapsed = time.perf_counter() - epoch_clock
-                progress.round(pos.global_round, pos.epoch + 1, config.epochs, pos.round_in_epoch, per_epoch,
-                               pos.epoch_loss / max(pos.epoch_seen, 1), pos.epoch_seen / max(elapsed, 1e-9))
+                progress.round(
+                    pos.global_round,
+                    pos.epoch + 1,
+                    config.epochs,
+                    pos.round_in_epoch,
+                    per_epoch,
+                    pos.epoch_loss / max(pos.epoch_seen, 1),
+                    pos.epoch_seen / max(elapsed, 1e-9),
+                )
 
                 # 3. the end of an epoch, checkpoints and Ctrl-C
                 if pos.round_in_epoch == per_epoch:
-                    pos.history.append({
-                        "epoch": pos.epoch + 1, "train_loss": pos.epoch_loss / max(pos.epoch_seen, 1),
-                        "wall_seconds": elapsed, "samples_per_second": pos.epoch_seen / elapsed,
-                        "elapsed_seconds": time.perf_counter() - t_start})
+                    pos.history.append(
+                        {
+                            "epoch": pos.epoch + 1,
+                            "train_loss": pos.epoch_loss / max(pos.epoch_seen, 1),
+                            "wall_seconds": elapsed,
+                            "samples_per_second": pos.epoch_seen / elapsed,
+                            "elapsed_seconds": time.perf_counter() - t_start,
+                        }
+                    )
                     pending_eval = len(pos.history) - 1 if has_test else None
                     pos.epoch, pos.round_in_epoch, pos.epoch_loss, pos.epoch_seen = pos.epoch + 1, 0, 0.0, 0
                     epoch_clock = time.perf_counter()
-                if pos.round_in_epoch == 0 or (config.checkpoint_every_rounds
-                                               and pos.global_round % config.checkpoint_every_rounds == 0):
+                if pos.round_in_epoch == 0 or (
+                    config.checkpoint_every_rounds and pos.global_round % config.checkpoint_every_rounds == 0
+                ):
                     pos.epoch_seconds = time.perf_counter() - epoch_clock
                     ts.save(staging, config)
                 if stop.requested:
-                    raise KeyboardInterrupt(f"stopped by Ctrl-C after round {pos.global_round} (epoch {pos.epoch + 1}); "
-                                            f"checkpoint saved in {staging} (resume with --resume)")
+                    raise KeyboardInterrupt(
+                        f"stopped by Ctrl-C after round {pos.global_round} (epoch {pos.epoch + 1}); "
+                        f"checkpoint saved in {staging} (resume with --resume)"
+                    )
         except KeyboardInterrupt as e:
             transport.close()
             if stop.requested and str(e):
                 pos.epoch_seconds = time.perf_counter() - epoch_clock
                 ts.save(staging, config)
                 raise
-            raise KeyboardInterrupt(f"interrupted at epoch {pos.epoch + 1}; the last checkpoint is in {staging} "
-                                    f"(resume with --resume)") from None
+            raise KeyboardInterrupt(
+                f"interrupted at epoch {pos.epoch + 1}; the last checkpoint is in {staging} (resume with --resume)"
+            ) from None
         except BaseException:
             transport.close()
             raise
@@ -260,8 +319,9 @@ def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path
     counts = final = None
     try:
         if has_test:
-            counts = transport.run_round(round_input(plan, ts.params, ts.state),
-                                         RoundSpec(pos.epoch, 0, train=False, evaluate=True)).confusion
+            counts = transport.run_round(
+                round_input(plan, ts.params, ts.state), RoundSpec(pos.epoch, 0, train=False, evaluate=True)
+            ).confusion
     finally:
         transport.close()
     report_channel(pos.timings, getattr(transport, "channel_counts", dict)(), log)
@@ -271,17 +331,31 @@ def _train(sc, config: TrainConfig, data_path: str, run_dir: Path, staging: Path
         final = scores(counts)
         if pending_eval is not None:
             pos.history[pending_eval]["test_accuracy"] = final["accuracy"]
-        log(f"final test accuracy {final['accuracy']:.4f} after {pos.global_round} rounds, "
-            f"{time.perf_counter() - t_start:.1f}s")
+        log(
+            f"final test accuracy {final['accuracy']:.4f} after {pos.global_round} rounds, "
+            f"{time.perf_counter() - t_start:.1f}s"
+        )
     else:
         log(f"trained {pos.global_round} rounds in {time.perf_counter() - t_start:.1f}s (no test set)")
     pos.timings["phases"] = phases
-    write_outputs(staging, config, ts.params, final, counts, pos.history, pos.timings, data_path,
-                  sc.version if sc is not None else None, train_split.feature)
+    write_outputs(
+        staging,
+        config,
+        ts.params,
+        final,
+        counts,
+        pos.history,
+        pos.timings,
+        data_path,
+        sc.version if sc is not None else None,
+        train_split.feature,
+    )
     kept = finish_run_dir(staging, run_dir)
     if kept:
-        log(f"kept in {run_dir} what train did not write: {', '.join(kept)} (made before this run: "
-            f"remake any made from the old model, e.g. dist-mnist export)")
+        log(
+            f"kept in {run_dir} what train did not write: {', '.join(kept)} (made before this run: "
+            f"remake any made from the old model, e.g. dist-mnist export)"
+        )
     phases["write"] = time.perf_counter() - t_phase  # after metrics.json: printed, not saved
     log(f"phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
     return final
@@ -301,8 +375,11 @@ def report_channel(timings: dict, counts: dict, log) -> None:
     timings.update(counts)
     dropped = counts.get("dropped_messages") or {}
     if dropped:
-        log(f"channel: dropped {sum(dropped.values()):,} message(s) that did not answer the round in flight ("
-            + ", ".join(f"{n:,} {reason}" for reason, n in sorted(dropped.items())) + ")")
+        log(
+            f"channel: dropped {sum(dropped.values()):,} message(s) that did not answer the round in flight ("
+            + ", ".join(f"{n:,} {reason}" for reason, n in sorted(dropped.items()))
+            + ")"
+        )
 
 
 def record_timings(timings: dict, result: RoundResult, wall: float, update: float) -> None:
@@ -314,8 +391,12 @@ def record_timings(timings: dict, result: RoundResult, wall: float, update: floa
     """
     seconds = np.array(list(result.seconds.values()) or [0.0])
     overhead = max(0.0, wall - seconds.max())
-    for key, value in (("executor", seconds.mean()), ("straggler", seconds.max() - seconds.mean()),
-                       ("overhead", overhead), ("update", update)):
+    for key, value in (
+        ("executor", seconds.mean()),
+        ("straggler", seconds.max() - seconds.mean()),
+        ("overhead", overhead),
+        ("update", update),
+    ):
         timings[key] = timings.get(key, 0.0) + float(value)
     timings["rounds"] += 1
     timings.setdefault("overhead_ms", []).append(round(1000 * overhead, 3))
