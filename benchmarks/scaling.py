@@ -8,7 +8,7 @@ cannot start) it measures, on a W-partition RDD:
       round with one forced reduceByKey level, for the cost of a shuffle stage;
   (b) t_step, one local Nesterov step of 128 rows inside a task with one BLAS thread, alone
       and with W tasks at once, and the forward pass per test row (the epoch's evaluation);
-  (c) full trainer rounds (rounds.make_round_fn, k local steps, apply_round), to check the sum;
+  (c) full trainer rounds (rounds.compute_round, k local steps, apply_round), to check the sum;
 and on the driver the packing and the update. It fits the model, prints measured vs model and
 the predictions for a 10 Gbit/s cluster, and writes benchmarks/results/scaling.json (~4 min).
 """
@@ -30,8 +30,8 @@ from dist_mnist.config import TrainConfig
 from dist_mnist.nn.flat import layout_of, pack
 from dist_mnist.nn.model import init_params, predict
 from dist_mnist.nn.steps import Batcher, local_steps
-from dist_mnist.nn.updaters import Nesterovs, make_updater, zeros_like
-from dist_mnist.rounds import Plan, RoundSpec, apply_round, round_input
+from dist_mnist.nn.updaters import Nesterovs
+from dist_mnist.rounds import Plan, RoundSpec, TrainingArrays, apply_round, round_input
 from dist_mnist.shards import Segment, Shard
 from dist_mnist.spark.jobs import SparkJobTransport
 from dist_mnist.spark.shards import get_shard
@@ -232,18 +232,15 @@ def full_rounds(sc, W: int, shard: str, k: int, rounds: int, warmup: int) -> dic
     """Median seconds of real trainer rounds (average mode, k local steps) on W workers, one Spark
     job a round (SparkJobTransport), each worker on the same 30,000-row shard file."""
     config = TrainConfig(averaging_frequency=k, workers=W, lr_scaling="none")
-    params = init_params(LAYERS, config.seed)
-    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
-    state, outer_v = updater.init_state(params), zeros_like(params)
-    outer = Nesterovs(config.outer_learning_rate, config.outer_momentum)
+    arrays = TrainingArrays.new(config)
     shards = tuple(Shard(0, 30_000, (Segment(shard, 0, 30_000),)) for _ in range(W))
-    plan = Plan(config, shards, tuple(Shard(0, 0, ()) for _ in range(W)), layout_of(params))
+    plan = Plan(config, shards, tuple(Shard(0, 0, ()) for _ in range(W)), layout_of(arrays.params))
     transport, times = SparkJobTransport(sc, plan), []
     for r in range(warmup + rounds):
         t0 = time.perf_counter()
         # round 0 of epoch r: the first k minibatches of that epoch's order
-        result = transport.run_round(round_input(plan, params, state), RoundSpec(r, 0))
-        apply_round(plan, updater, outer, params, state, outer_v, result)
+        result = transport.run_round(round_input(plan, arrays.params, arrays.state), RoundSpec(r, 0))
+        apply_round(plan, arrays, result)
         if r >= warmup:
             times.append(time.perf_counter() - t0)
     return {"W": W, "k": k, "round_s": statistics.median(times)}
@@ -254,10 +251,8 @@ def driver_times(reps: int = 20) -> dict:
     from dist_mnist.rounds import RoundResult
 
     config = TrainConfig(workers=2)
-    params = init_params(LAYERS, config.seed)
-    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
-    state, outer_v = updater.init_state(params), zeros_like(params)
-    outer = Nesterovs(config.outer_learning_rate, config.outer_momentum)
+    arrays = TrainingArrays.new(config)
+    params, state = arrays.params, arrays.state
     plan = Plan(config, (), (), layout_of(params))
     vec = np.random.default_rng(0).standard_normal(2 * N_PARAMS) * 1e-4 * N_TRAIN  # n * deltas, float64
     t_pack, t_update = [], []
@@ -265,7 +260,7 @@ def driver_times(reps: int = 20) -> dict:
         t0 = time.perf_counter()
         np.concatenate([pack(params), pack(state)])
         t1 = time.perf_counter()
-        apply_round(plan, updater, outer, params, state, outer_v, RoundResult(vec, 0.0, N_TRAIN))
+        apply_round(plan, arrays, RoundResult(vec, 0.0, N_TRAIN))
         t_pack.append(t1 - t0)
         t_update.append(time.perf_counter() - t1)
     return {"pack_s": statistics.median(t_pack), "update_s": statistics.median(t_update)}

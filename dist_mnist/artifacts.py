@@ -1,4 +1,4 @@
-"""Files a run writes and reads: atomic writes, model .npz + JSON, checkpoints.
+"""Files a run writes and reads: atomic writes, model .npz + JSON (checkpoints: dist_mnist.checkpoint).
 
 Nothing here uses pickle: arrays are .npz loaded with allow_pickle=False, the rest is JSON.
 """
@@ -19,10 +19,9 @@ from typing import Iterator
 import numpy as np
 
 from dist_mnist.nn.model import Params
-from dist_mnist.npz import NPZ_LIMIT, NPZ_SLACK, read_npz
+from dist_mnist.npz import NPZ_SLACK, read_npz
 
 MODEL_NPZ, MODEL_JSON = "model.npz", "model.json"
-CHECKPOINT_NPZ = "checkpoint.npz"
 # the system refused a write: full disk or quota, no file handles, read-only or no permission
 WRITE_HELP = {
     errno.ENOSPC: "free disk space",
@@ -222,35 +221,3 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Params, dict]:
     arrays = read_npz(run_dir / MODEL_NPZ, model_bytes(sizes) + NPZ_SLACK)  # no more than model.json implies
     params = check_params(arrays, sizes, str(run_dir / MODEL_NPZ))
     return params, meta
-
-
-def save_checkpoint(run_dir: str | os.PathLike, params: Params, state: Params, meta: dict) -> None:
-    """One checkpoint.npz: 'param/K', 'state/K' arrays and the JSON meta as a uint8 array.
-
-    A single file renamed into place, so the arrays and the counters can never disagree.
-    """
-    arrays = {f"param/{k}": v for k, v in params.items()}
-    arrays.update({f"state/{k}": v for k, v in state.items()})
-    arrays["meta"] = np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
-    atomic_write_npz(Path(run_dir) / CHECKPOINT_NPZ, arrays)
-
-
-def load_checkpoint(run_dir: str | os.PathLike, max_bytes: int = NPZ_LIMIT) -> tuple[Params, Params, dict]:
-    """(params, updater state, meta) of the last checkpoint in run_dir; `max_bytes` as read_npz's.
-
-    Only the format is checked here; dist_mnist.runs checks the arrays against the run's config.
-    """
-    path = Path(run_dir) / CHECKPOINT_NPZ
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from ({CHECKPOINT_NPZ} is missing)")
-    arrays = read_npz(path, max_bytes)
-    meta = arrays.pop("meta", None)
-    if meta is None or meta.dtype != np.uint8 or meta.ndim != 1:
-        raise ValueError(f"{path}: not a dist-mnist checkpoint (no 'meta' array of JSON bytes)")
-    meta = parse_json_object(meta.tobytes(), f"{path} (array meta)")
-    params = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("param/")}
-    state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("state/")}
-    other = sorted(k for k in arrays if not k.startswith(("param/", "state/")))
-    if other:
-        raise ValueError(f"{path}: unexpected arrays {other} in a checkpoint")
-    return params, state, meta

@@ -115,10 +115,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _session(app: str, master: str | None, before: str = "training started"):
+    """A SparkSession on _context's SparkContext."""
+    from pyspark.sql import SparkSession
+
+    return SparkSession(_context(app, master, before))
+
+
 def _context(app: str, master: str | None, before: str = "Spark started"):
     """The SparkContext; a Ctrl-C while it starts waits for the JVM, then raises
     KeyboardInterrupt("interrupted before {before}; nothing was written")."""
-    from dist_mnist.spark.progress import GracefulStop
+    from dist_mnist.driver.progress import GracefulStop
     from dist_mnist.spark.session import check_environment, get_context, set_jvm_log_level
 
     # Py4J logs a traceback of its own when Ctrl-C lands inside a call to the JVM; the
@@ -164,28 +171,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ingested {rows} rows into {args.out} ({args.partitions} parts per split, seed {args.seed})")
     elif args.command == "train":
         from dist_mnist.config import load_config
-        from dist_mnist.paths import run_lock
-        from dist_mnist.spark.dataset import describe_split
-        from dist_mnist.runs import check_resume, check_run_paths
-        from dist_mnist.spark.trainer import train
+        from dist_mnist.driver import prepare, train_prepared
+        from dist_mnist.runs import EVALUATION_TXT
 
         config = load_config(args.config, args.set)  # bad input fails before Spark starts
-        check_run_paths(args.out, args.data)  # --out apart from --data, writable; nothing touched yet
-        with run_lock(args.out):  # a second train into RUN is refused here, before Spark starts
-            check_resume(Path(args.out), config, args.resume, args.overwrite)
-            for split in ("train", "test"):
-                describe_split(f"{args.data.rstrip('/')}/{split}")
+        # the run directory (locked: one train per RUN), the splits and a resumed checkpoint,
+        # checked before Spark starts; nothing is touched until they are
+        with prepare(config, args.data, args.out, args.resume, args.overwrite) as run:
             # the in-process transport needs no Spark: W workers one after another in this process
-            sc = (
-                None
-                if config.transport == "inprocess"
-                else _context("dist-mnist-train", args.master, "training started")
-            )
-            train(sc, config, args.data, args.out, resume=args.resume, overwrite=args.overwrite)
-        report = Path(args.out, "evaluation.txt")
-        summary = [line for line in report.read_text().splitlines() if not line.startswith("Examples labeled as")]
-        print("\n".join(summary).strip("\n"))
-        print(f"\nDL4J's full stats(), with its 'Examples labeled as ...' lines: {report}")
+            spark = None if config.transport == "inprocess" else _session("dist-mnist-train", args.master)
+            result = train_prepared(spark, run)
+        stats = result.stats()
+        if stats is not None:
+            print("\n".join(line for line in stats.splitlines() if not line.startswith("Examples labeled as")).strip())
+            print(f"\nDL4J's full stats(), with its 'Examples labeled as ...' lines: {Path(args.out, EVALUATION_TXT)}")
         print(f"model written to {args.out} (model.npz, model.json)")
     elif args.command == "evaluate":
         from dist_mnist.artifacts import load_model, model_files
@@ -265,7 +264,7 @@ def exit_code(e: BaseException) -> int:
 
 def _train_interrupted(out: str) -> str:
     """What a Ctrl-C that train() did not word itself left behind."""
-    from dist_mnist.artifacts import CHECKPOINT_NPZ
+    from dist_mnist.checkpoint import CHECKPOINT_NPZ
     from dist_mnist.runs import partial_dir
 
     staging = partial_dir(Path(out))
@@ -282,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:  # noqa: BLE001 - sorted into user errors and bugs below
         if isinstance(e, SystemExit):
             raise
-        from dist_mnist.spark.progress import close_bars
+        from dist_mnist.driver.progress import close_bars
 
         close_bars()  # a progress bar left on the terminal would run into the error's line
         if isinstance(e, KeyboardInterrupt) and not str(e) and args.command == "train":

@@ -11,7 +11,7 @@ import difflib
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -25,7 +25,7 @@ MODES = ("sync", "average")
 TRANSPORTS = ("auto", "barrier", "jobs", "inprocess")
 # how rounds travel, not what they compute: a resumed run may change them
 RUN_SETTINGS = ("transport", "round_timeout", "transport_port", "log_every_rounds")
-# 0 means "chosen at run time" (see dist_mnist.spark.trainer.resolve); a run records the choice
+# 0 means "chosen at run time" (TrainConfig.resolved); a run records the choice
 AUTO_KEYS = ("workers",)
 UPDATERS = ("nesterovs", "sgd")
 OUTER_UPDATERS = ("none", "nesterovs")
@@ -67,6 +67,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    def resolved(self, default_workers: int) -> TrainConfig:
+        """The config as it will run: every 0-means-auto setting (AUTO_KEYS) replaced by its choice."""
+        return dataclasses.replace(self, workers=self.workers or max(1, default_workers))
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every setting."""
@@ -112,21 +116,14 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"layer_sizes must end with at least 2 classes, got {list(sizes)}")
 
 
-def has_outer_step(c: TrainConfig) -> bool:
-    """Average mode with an outer Nesterov step keeps an outer velocity (saved in checkpoints)."""
-    return c.mode == "average" and c.outer_updater == "nesterovs"
-
-
-def local_learning_rate(c: TrainConfig) -> float:
-    """The learning rate of average mode's local steps at c.workers workers.
+def scaled_learning_rate(c: TrainConfig) -> float:
+    """The learning rate of local steps at c.workers workers (average mode's; sync has none).
 
     Linear scaling (Goyal et al., 2017), relative to two workers: each of W workers sees 1/W of
     an epoch, so its local steps take W/2 times the tutorial's rate; with the outer Nesterov
-    step this keeps the accuracy of two workers from W = 1 to 64 (docs/scaling.md).
+    step this keeps the accuracy of two workers from W = 1 to 32 (docs/scaling.md).
     """
-    if c.mode != "average" or c.lr_scaling == "none":
-        return c.learning_rate
-    return c.learning_rate * max(1.0, c.workers / 2)
+    return c.learning_rate if c.lr_scaling == "none" else c.learning_rate * max(1.0, c.workers / 2)
 
 
 def _coerce(key: str, value: object, where: str) -> object:

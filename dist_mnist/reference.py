@@ -15,7 +15,7 @@ from dist_mnist.config import TrainConfig
 from dist_mnist.metrics import confusion_counts, scores
 from dist_mnist.nn.model import Params, init_params, predict
 from dist_mnist.nn.steps import Batcher, grad_sums
-from dist_mnist.nn.updaters import make_updater
+from dist_mnist.rounds import updater_of
 
 
 def train_reference(
@@ -28,7 +28,7 @@ def train_reference(
 ) -> tuple[Params, list[dict]]:
     """Train with one global minibatch per step, as sync mode does; return (params, epoch log)."""
     params = init_params(list(config.layer_sizes), config.seed)
-    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
+    updater = updater_of(config)
     state = updater.init_state(params)
     batcher = Batcher(images, labels, config.batch_size)
     history, step, start = [], 0, time.perf_counter()

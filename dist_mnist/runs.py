@@ -7,41 +7,33 @@ replaces a good one. One train at a time holds RUN (dist_mnist.paths.run_lock). 
 
 from __future__ import annotations
 
-import math
 import os
 import platform
-import resource
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from dist_mnist.artifacts import (
-    CHECKPOINT_NPZ,
     MODEL_JSON,
     MODEL_NPZ,
     WriteFailed,
     atomic_write_bytes,
     atomic_write_json,
-    check_arrays,
-    load_checkpoint,
-    model_bytes,
-    param_shapes,
     replace_directory,
     save_model,
     write_failure,
 )
-from dist_mnist.config import TrainConfig, config_from_dict, differing_keys, has_outer_step, local_learning_rate
+from dist_mnist.checkpoint import CHECKPOINT_NPZ, TrainState, read_checked
+from dist_mnist.config import TrainConfig
 from dist_mnist.data.ingest import read_metadata
 from dist_mnist.metrics import stats_text
 from dist_mnist.nn.model import Params
-from dist_mnist.nn.updaters import make_updater
-from dist_mnist.npz import NPZ_SLACK
 from dist_mnist.paths import check_writable_dir, refuse_overlap
+from dist_mnist.rounds import local_learning_rate
 
 METRICS_JSON, EVALUATION_TXT, EVALUATION_JSON = "metrics.json", "evaluation.txt", "evaluation.json"
 RUN_FILES = (MODEL_NPZ, MODEL_JSON, METRICS_JSON, EVALUATION_TXT, EVALUATION_JSON)  # what train writes
-CHECKPOINT_META_BYTES = 64 << 20  # a checkpoint's JSON counters and history (a few bytes a round)
 
 
 def partial_dir(run_dir: Path) -> Path:
@@ -79,94 +71,23 @@ def check_run_dir(run_dir: str | os.PathLike, resume: bool, overwrite: bool) -> 
         raise FileExistsError(f"{which}: already exists (pass --overwrite to replace it, or --resume to continue)")
 
 
-def check_same_config(meta: dict, config: TrainConfig, where: Path) -> None:
-    """--resume continues the same run: refuse a config that differs, naming the keys."""
-    if not isinstance(meta.get("config"), dict):
-        raise ValueError(f"{where}: not a dist-mnist checkpoint (its meta has no 'config' object)")
-    saved = config_from_dict(meta["config"], str(where))
-    diff = differing_keys(saved, config)
-    if diff:
-        detail = ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in diff)
-        raise ValueError(f"--resume: config differs from the checkpoint's ({where}) in {detail}")
-
-
-def read_checkpoint(staging: Path, config: TrainConfig) -> tuple[Params, Params, dict]:
-    """RUN.partial's checkpoint, checked as a model is: the same config, every array float32,
-    finite and of the shape the config's layers give, counters that fit the run."""
-    where = staging / CHECKPOINT_NPZ
-    # parameters, updater state and outer velocity: at most three models' worth, and the counters
-    limit = 3 * model_bytes(config.layer_sizes) + CHECKPOINT_META_BYTES + NPZ_SLACK
-    params, state, meta = load_checkpoint(staging, limit)
-    check_same_config(meta, config, where)
-    shapes = param_shapes(config.layer_sizes)
-    layers = f"layers {list(config.layer_sizes)}"
-    check_arrays(params, shapes, str(where), layers, "param/")
-    outer = {k[len("outer/") :]: v for k, v in state.items() if k.startswith("outer/")}
-    updater = make_updater(config.updater, config.learning_rate, config.momentum, config.l2)
-    state_shapes = {k: v.shape for k, v in updater.init_state(params).items()}
-    check_arrays(
-        {k: v for k, v in state.items() if not k.startswith("outer/")},
-        state_shapes,
-        str(where),
-        f"{layers} and updater {config.updater!r}",
-        "state/",
-    )
-    check_arrays(
-        outer,
-        shapes if has_outer_step(config) else {},
-        str(where),
-        f"{layers} and outer_updater {config.outer_updater!r}",
-        "state/outer/",
-    )
-    check_counters(meta, config, where)
-    return params, state, meta
-
-
-def check_counters(meta: dict, config: TrainConfig, where: Path) -> None:
-    """A checkpoint's position: non-negative counts, no more epochs than the run has."""
-    for key in ("epoch", "round_in_epoch", "global_round", "epoch_seen"):
-        value = meta.get(key)
-        if not (type(value) is int and value >= 0):
-            raise ValueError(f"{where}: counter {key!r} must be a non-negative integer, got {value!r}")
-    for key in ("epoch_loss", "epoch_seconds"):
-        value = meta.get(key)
-        if not (type(value) in (int, float) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{where}: {key!r} must be a finite number >= 0, got {value!r}")
-    if meta["epoch"] > config.epochs or (meta["epoch"] == config.epochs and meta["round_in_epoch"]):
-        raise ValueError(
-            f"{where}: at epoch {meta['epoch']} round {meta['round_in_epoch']}, past the run's {config.epochs} epochs"
-        )
-    history = meta.get("history")
-    if not (isinstance(history, list) and len(history) == meta["epoch"] and all(isinstance(h, dict) for h in history)):
-        raise ValueError(f"{where}: 'history' must hold one record per finished epoch ({meta['epoch']})")
-    if not (isinstance(meta.get("timings"), dict) and type(meta["timings"].get("rounds")) is int):
-        raise ValueError(f"{where}: 'timings' must be an object with a count of 'rounds'")
-
-
-def check_rounds(epoch: int, round_in_epoch: int, global_round: int, per_epoch: int, where: Path) -> None:
-    """A resumed position against the run's rounds an epoch (known once the data is)."""
-    if round_in_epoch >= per_epoch or global_round != epoch * per_epoch + round_in_epoch:
-        raise ValueError(
-            f"{where}: round {round_in_epoch} of epoch {epoch} (round {global_round} overall) does not "
-            f"fit {per_epoch} rounds an epoch; was the data changed?"
-        )
-
-
 def check_resume(run_dir: str | os.PathLike, config: TrainConfig, resume: bool, overwrite: bool) -> None:
     """check_run_dir, and for --resume the checkpoint too; nothing is changed."""
     check_run_dir(run_dir, resume, overwrite)
     if resume:
-        read_checkpoint(partial_dir(Path(run_dir)), config)
+        read_checked(partial_dir(Path(run_dir)), config)
 
 
-def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool):
-    """The staging directory to train in, and the checkpoint (params, state, meta) or None."""
+def prepare_run_dir(
+    run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool
+) -> tuple[Path, TrainState | None]:
+    """The staging directory to train in, and with --resume its checkpoint (checked against `config`)."""
     staging = partial_dir(run_dir)
     check_run_dir(run_dir, resume, overwrite)
     if staging.exists() and not (staging / CHECKPOINT_NPZ).exists():
         shutil.rmtree(staging)  # a run that failed before its first checkpoint: nothing to keep
     if resume:
-        return staging, read_checkpoint(staging, config)
+        return staging, TrainState.load(staging, config)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -242,52 +163,12 @@ def with_resume_hint(e: WriteFailed, run_dir: Path) -> WriteFailed:
     return WriteFailed(e.errno, f"{e}; the last good checkpoint is kept in {staging}: then train --resume")
 
 
-def write_outputs(
-    staging: Path,
-    config: TrainConfig,
-    params: Params,
-    final: dict | None,
-    counts: np.ndarray | None,
-    history: list[dict],
-    timings: dict,
-    data_path: str,
-    spark_version: str,
-    feature: str = "image",
-) -> None:
-    """model.npz, model.json, metrics.json, evaluation.txt and .json, each written atomically
-    (the evaluation files only where there was a test set: final and counts not None)."""
-    rounds = max(timings["rounds"], 1)
-    breakdown = {
-        k: {"total_seconds": timings.get(k, 0.0), "mean_ms": 1000 * timings.get(k, 0.0) / rounds}
-        for k in ("executor", "straggler", "overhead", "update")
-    }
-    breakdown["rounds"] = timings["rounds"]
-    breakdown["transport"] = timings.get("transport")
-    # the round channel: messages dropped for not answering the round in flight, connections
-    # refused before authenticating, by reason (empty unless the barrier transport ran)
-    breakdown["dropped_messages"] = timings.get("dropped_messages", {})
-    breakdown["refused_connections"] = timings.get("refused_connections", {})
-    breakdown["phases_seconds"] = {k: round(v, 3) for k, v in timings.get("phases", {}).items()}
-    overhead = timings.get("overhead_ms", [])
-    # per round: the time a round costs beyond the slowest worker's compute and the update;
-    # the first round also starts the workers and loads the shards
-    breakdown["overhead_ms"] = {
-        "median": float(np.median(overhead)) if overhead else 0.0,
-        "first_round": overhead[0] if overhead else 0.0,
-        "median_after_first": float(np.median(overhead[1:])) if overhead[1:] else 0.0,
-    }
-    # PSS of the shard file mappings summed over the Python workers of the last round, and the
-    # uint8 size of the data they hold (train + test). Only the mapped files: it can never exceed
-    # them. What the workers hold in all (Arrow buffers, float copies, NumPy) is measured from
-    # outside by benchmarks/memory.py.
-    breakdown["shard_memory_bytes"] = timings.get("shard_bytes", 0)
-    breakdown["data_uint8_bytes"] = timings.get("data_bytes", 0)
-    # the driver's Python process only (RUSAGE_SELF): the JVM it talks to is a separate process,
-    # measured by benchmarks/memory.py
-    breakdown["driver_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    final_public = {k: final[k] for k in ("examples", "accuracy", "precision", "recall", "f1")} if final else None
+def model_meta(
+    config: TrainConfig, feature: str, data_path: str, final: dict | None, spark_version: str | None
+) -> dict:
+    """model.json's content: the network, how its inputs are scaled, the resolved config, the data, the scores."""
     hidden = len(config.layer_sizes) - 2
-    meta = {
+    return {
         "layer_sizes": list(config.layer_sizes),
         "activations": ["relu"] * hidden + ["softmax"],
         # an `image` column's bytes are divided by 255 before the first layer; `features` are used as given
@@ -300,11 +181,23 @@ def write_outputs(
             "path": data_path if "://" in data_path else os.path.abspath(data_path),
             "metadata": read_metadata(data_path),
         },
-        "metrics": final_public,
+        "metrics": public_scores(final),
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "spark": spark_version},
     }
+
+
+def public_scores(final: dict | None) -> dict | None:
+    """The scores model.json and metrics.json keep (not the per-class lists)."""
+    return {k: final[k] for k in ("examples", "accuracy", "precision", "recall", "f1")} if final else None
+
+
+def write_outputs(
+    staging: Path, params: Params, meta: dict, metrics: dict, final: dict | None, counts: np.ndarray | None
+) -> None:
+    """model.npz, model.json, metrics.json, evaluation.txt and .json, each written atomically
+    (the evaluation files only where there was a test set: final and counts not None)."""
     save_model(staging, params, meta)
-    atomic_write_json(staging / METRICS_JSON, {"epochs": history, "rounds": breakdown, "final": final_public})
-    if counts is not None:
+    atomic_write_json(staging / METRICS_JSON, metrics)
+    if counts is not None and final is not None:
         atomic_write_bytes(staging / EVALUATION_TXT, (stats_text(counts) + "\n").encode())
         atomic_write_json(staging / EVALUATION_JSON, {**final, "confusion": counts.tolist()})

@@ -24,15 +24,40 @@ class WorkerLost(RuntimeError):
 
 
 class Transport(Protocol):
-    """Runs rounds on the W workers of a Plan."""
+    """Runs rounds on the W workers of a Plan; held in a `with` block, which closes it."""
 
     name: str
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         """Send `flat` and `spec` to every worker; return their results combined in worker order."""
 
+    def summary(self) -> dict:
+        """For metrics.json: {"transport": name, ...what else it counted (dropped messages, ...)}."""
+
     def close(self) -> None:
         """Release the workers (idempotent)."""
+
+    def __enter__(self) -> Transport: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Closing:
+    """A transport's `with` block and default summary: close on the way out, whatever happened."""
+
+    name = "?"
+
+    def close(self) -> None:
+        """Release the workers (idempotent)."""
+
+    def summary(self) -> dict:
+        return {"transport": self.name}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def load_rows(plan, shard) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +74,7 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-class InProcessTransport:
+class InProcessTransport(Closing):
     """The workers of a Plan, run one after another in this process (no Spark)."""
 
     name = "inprocess"

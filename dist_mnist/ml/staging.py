@@ -21,7 +21,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from dist_mnist.artifacts import load_model, read_json
 from dist_mnist.config import TrainConfig
 from dist_mnist.ml import scoring
 from dist_mnist.spark import hadoopfs
@@ -277,7 +276,8 @@ def fit_dataframe(
     layers: the full layer sizes [n_in, hidden..., n_out] (checked against the data), or None
     for [n_in, 1000, n_classes] with n_in from the features and n_classes = the largest label + 1.
     """
-    from dist_mnist.spark.trainer import resolve, train
+    from dist_mnist.driver import train
+    from dist_mnist.spark.session import default_parallelism
 
     spark = dataset.sparkSession
     log = log or (lambda *_: None)
@@ -296,7 +296,7 @@ def fit_dataframe(
     run_parent = Path(tempfile.mkdtemp(prefix="dist-mnist-fit-"))
     try:
         # as many staged partitions as workers: the order depends on W (as the model does), not the cluster
-        config = resolve(config, spark.sparkContext.defaultParallelism)
+        config = config.resolved(default_parallelism(spark))
         stage(dataset, cols, n_in, int(layers[-1]) if layers else None, config.seed, config.workers, staged)
         if not hadoopfs.exists(spark, f"{staged}/train"):
             raise ValueError(
@@ -317,18 +317,15 @@ def fit_dataframe(
         staging_seconds = time.perf_counter() - t0
         log(f"staged the DataFrame as {staged} in {staging_seconds:.1f}s; layers {sizes}")
         t1 = time.perf_counter()
-        run_dir = run_parent / "run"
-        train(
-            spark.sparkContext,
+        result = train(
+            spark,
             dataclasses.replace(config, layer_sizes=tuple(sizes)),
             staged,
-            str(run_dir),
+            str(run_parent / "run"),
             log=log,
             require_test=validation_col is not None,
         )
-        params, meta = load_model(run_dir)
-        metrics = read_json(run_dir / "metrics.json")
-        return FitResult(params, meta, metrics, staging_seconds, time.perf_counter() - t1)
+        return FitResult(result.params, result.model_meta, result.metrics, staging_seconds, time.perf_counter() - t1)
     finally:
         hadoopfs.delete(spark, staged)
         shutil.rmtree(run_parent, ignore_errors=True)

@@ -23,7 +23,7 @@ import zmq
 from dist_mnist.channel import NO_CURVE, Endpoint, RoundServer, serve_rounds
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
 from dist_mnist.spark.shards import drop_shards, get_shard, release_shard, resident_bytes
-from dist_mnist.transport import WorkerLost
+from dist_mnist.transport import Closing, WorkerLost
 from dist_mnist.worker_errors import WorkerError
 
 
@@ -107,7 +107,7 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
     return task
 
 
-class BarrierTransport:
+class BarrierTransport(Closing):
     """One barrier stage of W long-running tasks; rounds over ZeroMQ.
 
     Raises WorkerLost when the stage cannot start within `timeout` seconds, and from
@@ -127,7 +127,6 @@ class BarrierTransport:
         self.generation = 0
         self.job: threading.Thread | None = None
         self.job_events: queue.Queue = queue.Queue()  # the stage's job failed: (generation, error)
-        self.timings: dict[str, float] = {}
         self.hosts: dict[int, str] = {}  # worker -> "host:port, pid N", for messages
         self.pids: dict[int, int] = {}
         try:
@@ -170,7 +169,6 @@ class BarrierTransport:
                 raise WorkerLost(self._describe(kind, w, info, "while starting"))
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
-        t0 = time.perf_counter()
         when = f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}"
         self.server.begin_round()
         for w in range(self.plan.workers):
@@ -178,7 +176,6 @@ class BarrierTransport:
                 self.server.send(w, flat, spec)
             except zmq.ZMQError as e:
                 raise WorkerLost(f"worker {w} (on {self.hosts.get(w, '?')}) is not connected {when} ({e})") from None
-        t1 = time.perf_counter()
         results: dict[int, RoundResult] = {}
         deadline = time.monotonic() + self.timeout
         total, nxt = Combiner(), 0
@@ -195,7 +192,6 @@ class BarrierTransport:
             while nxt in results:  # combine strictly in worker order, as results arrive
                 total.add(results.pop(nxt))
                 nxt += 1
-        self.timings = {"send": t1 - t0, "job": time.perf_counter() - t1}
         return total.result()
 
     def _next_event(self, deadline: float, timeout_message: str):
@@ -237,9 +233,14 @@ class BarrierTransport:
             self.job.join(timeout=60)
         self.job = None
 
-    def channel_counts(self) -> dict[str, dict[str, int]]:
-        """Messages dropped (not answering the round in flight) and connections refused, by reason."""
-        return {"dropped_messages": dict(self.server.dropped), "refused_connections": self.server.refused()}
+    def summary(self) -> dict:
+        """The transport, and the messages dropped (not answering the round in flight) and the
+        connections refused by the round channel, by reason."""
+        return {
+            "transport": self.name,
+            "dropped_messages": dict(self.server.dropped),
+            "refused_connections": self.server.refused(),
+        }
 
     def close(self) -> None:
         self._cancel()

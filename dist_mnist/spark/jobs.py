@@ -7,12 +7,11 @@ a Spark job, ~0.2 s on two local cores.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec, combine_all, compute_round
 from dist_mnist.spark.shards import drop_shards, get_shard, resident_bytes
+from dist_mnist.transport import Closing
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
 
 
@@ -44,7 +43,7 @@ def make_partition_fn(plan: Plan, bc, spec: RoundSpec):
     return run
 
 
-class SparkJobTransport:
+class SparkJobTransport(Closing):
     """One Spark job a round over W partitions, one per worker."""
 
     name = "jobs"
@@ -52,19 +51,14 @@ class SparkJobTransport:
     def __init__(self, sc, plan: Plan):
         self.sc, self.plan = sc, plan
         self.rdd = sc.parallelize(range(plan.workers), plan.workers)  # element = the worker's index
-        self.timings: dict[str, float] = {}
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
-        t0 = time.perf_counter()
         bc = self.sc.broadcast(flat)
-        t1 = time.perf_counter()
         # collect, then combine in worker order on the driver: the same sums, bit for bit, as
         # the other transports (a treeAggregate would add in an order that depends on W)
         results = self.rdd.mapPartitionsWithIndex(make_partition_fn(self.plan, bc, spec)).collect()
-        t2 = time.perf_counter()
         bc.destroy()
         raise_worker_error(results)
-        self.timings = {"send": t1 - t0, "job": t2 - t1}
         return combine_all(results)
 
     def close(self) -> None:

@@ -113,3 +113,8 @@ def set_jvm_log_level(level: str, log4j2_file: Path) -> None:
     # now (from the file in force: silent, unless it is Spark's own default profile)
     jvm.org.apache.spark.SparkConf(False).initializeLogIfNecessary(False)
     log4j.core.config.Configurator.setRootLevel(log4j.Level.toLevel(level, log4j.Level.WARN))
+
+
+def default_parallelism(spark) -> int:
+    """Spark's default parallelism for a session: the cores of local[*], or of the executors."""
+    return spark.sparkContext.defaultParallelism

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from dist_mnist import cli
-from dist_mnist.artifacts import load_checkpoint
+from dist_mnist.checkpoint import read_arrays
 from dist_mnist.config import TrainConfig
-from dist_mnist.spark import trainer
+from dist_mnist import driver
 
 from .conftest import REPO
 
@@ -125,11 +125,11 @@ def test_divergence_names_the_round_and_keeps_the_checkpoint(spark, datasets, tm
     config = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=3, mode="sync", learning_rate=1e10,
                          checkpoint_every_rounds=1)
     run = tmp_path / "RUN"
-    with pytest.raises(trainer.Diverged) as info:
-        trainer.train(spark.sparkContext, config, str(datasets[2]), str(run), log=quiet)
+    with pytest.raises(driver.Diverged) as info:
+        driver.train(spark, config, str(datasets[2]), str(run), log=quiet)
     msg = str(info.value)
     assert "round" in msg and "learning_rate" in msg
-    _, _, meta = load_checkpoint(tmp_path / "RUN.partial")
+    _, _, _, meta = read_arrays(tmp_path / "RUN.partial")
     assert meta["global_round"] >= 1
     assert f"(round {meta['global_round'] + 1} overall)" in msg  # the last round before it was checkpointed
     assert not run.exists()

@@ -11,9 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from dist_mnist.artifacts import load_checkpoint, load_model
+from dist_mnist.artifacts import load_model
+from dist_mnist.checkpoint import read_arrays
 from dist_mnist.config import load_config
-from dist_mnist.spark.trainer import train
+from dist_mnist.driver import train
 
 from .conftest import REPO
 
@@ -57,7 +58,7 @@ def test_sigkill_then_resume_equals_uninterrupted(spark, datasets, tmp_path, qui
             proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not run.exists()
-    _, _, meta = load_checkpoint(tmp_path / "RUN.partial")
+    _, _, _, meta = read_arrays(tmp_path / "RUN.partial")
     assert 4 <= meta["global_round"] < 32
 
     resumed = subprocess.run(_train_cmd(data, run, "--resume"), capture_output=True, text=True, env=_env(),
@@ -66,7 +67,7 @@ def test_sigkill_then_resume_equals_uninterrupted(spark, datasets, tmp_path, qui
     assert "resuming" in resumed.stdout
 
     # the uninterrupted run, on the shared session (same code, same NumPy: bit-identical)
-    train(spark.sparkContext, load_config(None, SETTINGS), str(data), str(tmp_path / "ONE"), log=quiet)
+    train(spark, load_config(None, SETTINGS), str(data), str(tmp_path / "ONE"), log=quiet)
     a, _ = load_model(tmp_path / "ONE")
     b, _ = load_model(run)
     for k in a:
@@ -94,5 +95,5 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(datasets, tmp_path):
     lines = [line for line in err.splitlines() if line.startswith("dist-mnist")]
     assert len(lines) == 1 and "--resume" in lines[0] and str(tmp_path / "RUN.partial") in lines[0], err[-3000:]
     assert "stopped by Ctrl-C" in lines[0]
-    _, _, meta = load_checkpoint(tmp_path / "RUN.partial")  # the checkpoint is whole
+    _, _, _, meta = read_arrays(tmp_path / "RUN.partial")  # the checkpoint is whole
     assert meta["global_round"] >= 4

@@ -9,7 +9,7 @@ import pytest
 
 from dist_mnist import cli
 from dist_mnist.config import TrainConfig
-from dist_mnist.spark.trainer import train
+from dist_mnist.driver import train
 
 pytestmark = pytest.mark.spark
 
@@ -18,7 +18,7 @@ CONFIG = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="a
 
 def test_report_of_a_real_run(spark, datasets, tmp_path, quiet, capsys):
     run = tmp_path / "RUN"
-    train(spark.sparkContext, CONFIG, str(datasets[2]), str(run), log=quiet)
+    train(spark, CONFIG, str(datasets[2]), str(run), log=quiet)
     assert cli.main(["report", str(run)]) == 0  # the test data found through model.json
     assert "report written to" in capsys.readouterr().out
     page = (run / "report" / "index.html").read_text()

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from dist_mnist import cli
-from dist_mnist.artifacts import load_checkpoint, load_model, save_checkpoint
+from dist_mnist.artifacts import load_model
+from dist_mnist.checkpoint import read_arrays, write_arrays
 from dist_mnist.config import TrainConfig
 from dist_mnist.nn.model import init_params
-from dist_mnist.spark import trainer
+from dist_mnist import driver
+from dist_mnist.driver import loop
 
 from .conftest import REPO
 
@@ -28,7 +30,7 @@ AVERAGE = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="
 
 def _interrupt_after(monkeypatch, calls: int) -> None:
     """Make the driver's update raise KeyboardInterrupt (like Ctrl-C) on its `calls`-th round."""
-    real, seen = trainer.apply_round, []
+    real, seen = loop.apply_round, []
 
     def apply_round(*args, **kwargs):
         seen.append(1)
@@ -36,7 +38,7 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "apply_round", apply_round)
+    monkeypatch.setattr(loop, "apply_round", apply_round)
 
 
 @pytest.mark.parametrize("config, stop_at, checkpoint_round", [
@@ -47,20 +49,20 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
 def test_interrupted_then_resumed_equals_uninterrupted(spark, datasets, tmp_path, quiet, monkeypatch,
                                                        config, stop_at, checkpoint_round):
     data = str(datasets[2])
-    trainer.train(spark.sparkContext, config, data, str(tmp_path / "A"), log=quiet)
+    driver.train(spark, config, data, str(tmp_path / "A"), log=quiet)
 
     run = tmp_path / "B"
     _interrupt_after(monkeypatch, stop_at)
     with pytest.raises(KeyboardInterrupt) as info:
-        trainer.train(spark.sparkContext, config, data, str(run), log=quiet)
+        driver.train(spark, config, data, str(run), log=quiet)
     assert "--resume" in str(info.value) and "B.partial" in str(info.value)
     monkeypatch.undo()
     assert not run.exists()
-    _, _, meta = load_checkpoint(tmp_path / "B.partial")
+    _, _, _, meta = read_arrays(tmp_path / "B.partial")
     assert meta["global_round"] == checkpoint_round
 
     lines = []
-    trainer.train(spark.sparkContext, config, data, str(run), resume=True, log=lines.append)
+    driver.train(spark, config, data, str(run), resume=True, log=lines.append)
     assert any(line.startswith("resuming") for line in lines)
     assert not (tmp_path / "B.partial").exists() and not (run / "checkpoint.npz").exists()
 
@@ -79,13 +81,13 @@ def test_interrupted_then_resumed_equals_uninterrupted(spark, datasets, tmp_path
 def test_existing_run_is_refused_then_overwritten(spark, datasets, tmp_path, quiet, capsys, monkeypatch):
     config = dataclasses.replace(SYNC, max_rounds=2)
     run = tmp_path / "RUN"
-    trainer.train(spark.sparkContext, config, str(datasets[2]), str(run), log=quiet)
+    driver.train(spark, config, str(datasets[2]), str(run), log=quiet)
     first = (run / "model.npz").read_bytes()
     with pytest.raises(FileExistsError) as info:
-        trainer.train(spark.sparkContext, config, str(datasets[2]), str(run), log=quiet)
+        driver.train(spark, config, str(datasets[2]), str(run), log=quiet)
     assert str(run) in str(info.value) and "--overwrite" in str(info.value) and "--resume" in str(info.value)
     with pytest.raises(FileExistsError, match="already finished"):
-        trainer.train(spark.sparkContext, config, str(datasets[2]), str(run), resume=True, log=quiet)
+        driver.train(spark, config, str(datasets[2]), str(run), resume=True, log=quiet)
     assert (run / "model.npz").read_bytes() == first
 
     # the same through the command line: one line, exit 2
@@ -97,7 +99,7 @@ def test_existing_run_is_refused_then_overwritten(spark, datasets, tmp_path, qui
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "--overwrite" in err
 
     config2 = dataclasses.replace(config, seed=7)
-    trainer.train(spark.sparkContext, config2, str(datasets[2]), str(run), overwrite=True, log=quiet)
+    driver.train(spark, config2, str(datasets[2]), str(run), overwrite=True, log=quiet)
     _, meta = load_model(run)
     assert meta["config"]["seed"] == 7
     assert sorted(os.listdir(tmp_path)) == ["RUN"]  # no staging or old directories left
@@ -105,7 +107,7 @@ def test_existing_run_is_refused_then_overwritten(spark, datasets, tmp_path, qui
 
 def test_resume_without_checkpoint(spark, datasets, tmp_path, quiet):
     with pytest.raises(FileNotFoundError) as info:
-        trainer.train(spark.sparkContext, SYNC, str(datasets[2]), str(tmp_path / "RUN"), resume=True, log=quiet)
+        driver.train(spark, SYNC, str(datasets[2]), str(tmp_path / "RUN"), resume=True, log=quiet)
     assert "RUN.partial" in str(info.value) and "no checkpoint" in str(info.value)
 
 
@@ -113,7 +115,7 @@ def _fake_checkpoint(run_dir, config: TrainConfig) -> None:
     staging = run_dir.with_name(run_dir.name + ".partial")
     staging.mkdir()
     params = init_params(list(config.layer_sizes), config.seed)
-    save_checkpoint(staging, params, {k: np.zeros_like(v) for k, v in params.items()},
+    write_arrays(staging, params, {k: np.zeros_like(v) for k, v in params.items()}, {},
                     {"epoch": 0, "round_in_epoch": 3, "global_round": 3, "config": config.to_dict(),
                      "history": [], "timings": {}})
 
@@ -123,7 +125,7 @@ def test_resume_with_a_different_config_names_the_keys(spark, datasets, tmp_path
     _fake_checkpoint(run, SYNC)
     changed = dataclasses.replace(SYNC, learning_rate=0.01, batch_size=64)
     with pytest.raises(ValueError) as info:
-        trainer.train(spark.sparkContext, changed, str(datasets[2]), str(run), resume=True, log=quiet)
+        driver.train(spark, changed, str(datasets[2]), str(run), resume=True, log=quiet)
     msg = str(info.value)
     assert "learning_rate: 0.006 -> 0.01" in msg and "batch_size: 128 -> 64" in msg
     assert "epochs" not in msg
@@ -134,6 +136,6 @@ def test_unfinished_run_is_refused_without_resume_or_overwrite(spark, datasets, 
     run = tmp_path / "RUN"
     _fake_checkpoint(run, SYNC)
     with pytest.raises(FileExistsError) as info:
-        trainer.train(spark.sparkContext, SYNC, str(datasets[2]), str(run), log=quiet)
+        driver.train(spark, SYNC, str(datasets[2]), str(run), log=quiet)
     assert "RUN.partial" in str(info.value) and "--resume" in str(info.value)
     assert (tmp_path / "RUN.partial" / "checkpoint.npz").exists()

@@ -14,7 +14,7 @@ from dist_mnist.nn.model import init_params
 from dist_mnist.nn.steps import Batcher, local_steps
 from dist_mnist.nn.updaters import make_updater
 from dist_mnist.reference import train_reference
-from dist_mnist.spark.trainer import train
+from dist_mnist.driver import train
 
 pytestmark = pytest.mark.spark
 
@@ -32,7 +32,7 @@ def _model(run_dir):
 @pytest.mark.parametrize("P, W", [(1, 1), (2, 2), (4, 4), (1, 3)])
 def test_sync_mode_equals_the_reference_for_any_worker_count(spark, datasets, arrays, tmp_path, quiet, P, W):
     config = dataclasses.replace(SYNC, workers=W)
-    final = train(spark.sparkContext, config, str(datasets[P]), str(tmp_path / "RUN"), log=quiet)
+    final = train(spark, config, str(datasets[P]), str(tmp_path / "RUN"), log=quiet).scores
     params, meta = _model(tmp_path / "RUN")
     expected, _ = train_reference(SYNC, *arrays["train"], max_steps=SYNC.max_rounds)
     for k in expected:
@@ -43,8 +43,8 @@ def test_sync_mode_equals_the_reference_for_any_worker_count(spark, datasets, ar
 
 @pytest.mark.parametrize("config", [SYNC, AVERAGE], ids=["sync", "average"])
 def test_same_config_twice_is_bit_identical(spark, datasets, tmp_path, quiet, config):
-    train(spark.sparkContext, config, str(datasets[2]), str(tmp_path / "A"), log=quiet)
-    train(spark.sparkContext, config, str(datasets[2]), str(tmp_path / "B"), log=quiet)
+    train(spark, config, str(datasets[2]), str(tmp_path / "A"), log=quiet)
+    train(spark, config, str(datasets[2]), str(tmp_path / "B"), log=quiet)
     a, _ = _model(tmp_path / "A")
     b, _ = _model(tmp_path / "B")
     for k in a:
@@ -53,7 +53,7 @@ def test_same_config_twice_is_bit_identical(spark, datasets, tmp_path, quiet, co
 
 def test_average_mode_learns(spark, datasets, tmp_path, quiet):
     config = TrainConfig(**{**AVERAGE.to_dict(), "epochs": 3})
-    final = train(spark.sparkContext, config, str(datasets[2]), str(tmp_path / "RUN"), log=quiet)
+    final = train(spark, config, str(datasets[2]), str(tmp_path / "RUN"), log=quiet).scores
     assert final["accuracy"] > 0.8  # chance is 0.1
 
 
@@ -62,7 +62,7 @@ def test_average_mode_on_one_partition_is_a_plain_local_loop(spark, datasets, ar
     k, batch, epochs = 3, 64, 2
     config = TrainConfig(layer_sizes=(784, 32, 10), batch_size=batch, epochs=epochs, mode="average",
                          averaging_frequency=k, outer_updater="none", workers=1)
-    train(spark.sparkContext, config, str(datasets[1]), str(tmp_path / "RUN"), log=quiet)
+    train(spark, config, str(datasets[1]), str(tmp_path / "RUN"), log=quiet)
     got, _ = _model(tmp_path / "RUN")
 
     images, labels = arrays["train"]
@@ -85,7 +85,7 @@ def test_average_mode_on_one_partition_is_a_plain_local_loop(spark, datasets, ar
 def test_sync_mode_on_the_tutorial_network_equals_the_reference(spark, datasets, arrays, tmp_path, quiet, W):
     """The real 784-1000-10 network, 30 rounds (crossing an epoch): W workers = one process."""
     config = TrainConfig(mode="sync", workers=W, max_rounds=30)
-    train(spark.sparkContext, config, str(datasets[2]), str(tmp_path / "RUN"), log=quiet)
+    train(spark, config, str(datasets[2]), str(tmp_path / "RUN"), log=quiet)
     params, _ = _model(tmp_path / "RUN")
     expected, _ = train_reference(config, *arrays["train"], max_steps=30)
     for k in expected:

@@ -16,7 +16,7 @@ from dist_mnist.artifacts import load_model
 from dist_mnist.config import TrainConfig
 from dist_mnist.spark import barrier
 from dist_mnist.spark.barrier import BarrierTransport
-from dist_mnist.spark.trainer import train
+from dist_mnist.driver import train
 
 pytestmark = pytest.mark.spark
 
@@ -27,7 +27,7 @@ AVERAGE = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="
 
 def _train(spark, config, data, run, **changes):
     lines: list[str] = []
-    train(spark.sparkContext if spark else None, dataclasses.replace(config, **changes), str(data), str(run),
+    train(spark if spark else None, dataclasses.replace(config, **changes), str(data), str(run),
           log=lines.append)
     return load_model(run)[0], lines
 
@@ -159,7 +159,7 @@ def test_a_message_for_no_round_in_flight_is_dropped_counted_and_told(spark, dat
 
 def test_a_barrier_stage_that_cannot_start_leaves_no_socket_behind(spark, datasets, monkeypatch):
     from dist_mnist.spark.dataset import describe_split
-    from dist_mnist.spark.trainer import make_plan
+    from dist_mnist.driver.prepare import make_plan
     from dist_mnist.transport import WorkerLost
 
     servers = []

@@ -6,9 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from dist_mnist import artifacts
-from dist_mnist.artifacts import (atomic_directory, atomic_write_bytes, load_checkpoint, load_model, read_npz,
-                                  save_checkpoint, save_model)
+from dist_mnist.artifacts import atomic_directory, atomic_write_bytes, load_model, read_npz, save_model
 from dist_mnist.nn.model import init_params
 
 SIZES = [784, 8, 10]
@@ -185,34 +183,6 @@ def test_pickled_object_arrays_are_refused_and_never_unpickled(tmp_path, key):
     with pytest.raises(ValueError, match="pickled"):
         read_npz(tmp_path / "model.npz")
     assert not marker.exists()
-
-
-def test_checkpoint_round_trip(tmp_path):
-    params = init_params(SIZES, 1)
-    state = {k: np.full_like(v, 0.5) for k, v in params.items()}
-    state["outer/W0"] = np.ones_like(params["W0"])
-    meta = {"epoch": 2, "round_in_epoch": 3, "global_round": 40, "config": {"seed": 1},
-            "history": [{"epoch": 1, "train_loss": 0.25}]}
-    save_checkpoint(tmp_path, params, state, meta)
-    assert os.listdir(tmp_path) == [artifacts.CHECKPOINT_NPZ]
-    p, s, m = load_checkpoint(tmp_path)
-    assert m == meta and list(p) == list(params) and list(s) == list(state)
-    for k in params:
-        np.testing.assert_array_equal(p[k], params[k])
-    for k in state:
-        np.testing.assert_array_equal(s[k], state[k])
-
-
-def test_load_checkpoint_without_checkpoint_names_the_dir(tmp_path):
-    with pytest.raises(FileNotFoundError) as info:
-        load_checkpoint(tmp_path)
-    assert str(tmp_path) in str(info.value) and "checkpoint" in str(info.value)
-
-
-def test_load_checkpoint_refuses_a_foreign_npz(tmp_path):
-    np.savez(tmp_path / artifacts.CHECKPOINT_NPZ, W0=np.zeros(3, np.float32))
-    with pytest.raises(ValueError, match="not a dist-mnist checkpoint"):
-        load_checkpoint(tmp_path)
 
 
 def test_atomic_writes_leave_files_readable_as_the_umask_allows(tmp_path):

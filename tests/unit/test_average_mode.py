@@ -17,7 +17,7 @@ from dist_mnist import schedule
 from dist_mnist.artifacts import load_model
 from dist_mnist.config import MODES, OUTER_UPDATERS, UPDATERS, TrainConfig
 from dist_mnist.nn.model import init_params, loss_and_grads, to_inputs
-from dist_mnist.spark.trainer import train
+from dist_mnist.driver import train
 
 from ..spark.conftest import write_dataset
 from .fakes import learnable
@@ -114,7 +114,7 @@ def test_the_model_does_not_depend_on_the_file_layout(tmp_path, arrays, mode):
 @pytest.mark.parametrize("mode, updater, outer", list(itertools.product(MODES, UPDATERS, OUTER_UPDATERS)))
 def test_every_accepted_combination_trains(tmp_path, arrays, mode, updater, outer):
     config = dataclasses.replace(CONFIG, mode=mode, updater=updater, outer_updater=outer, workers=2, max_rounds=3)
-    final = train(None, config, _data(tmp_path / "DATA", arrays, 2), str(tmp_path / "RUN"), log=lambda *_: None)
+    final = train(None, config, _data(tmp_path / "DATA", arrays, 2), str(tmp_path / "RUN"), log=lambda *_: None).scores
     assert final["examples"] == 20
     params, _ = load_model(tmp_path / "RUN")
     assert all(np.isfinite(v).all() for v in params.values())
@@ -143,7 +143,7 @@ def test_float_features_train_the_same_model_as_the_pixels_they_come_from(tmp_pa
     (train_x, train_y), (test_x, test_y) = arrays
     _write_features_split(tmp_path / "FLT" / "train", train_x, train_y, 3)
     _write_features_split(tmp_path / "FLT" / "test", test_x, test_y, 1)
-    final = train(None, config, str(tmp_path / "FLT"), str(tmp_path / "RUN_FLT"), log=lambda *_: None)
+    final = train(None, config, str(tmp_path / "FLT"), str(tmp_path / "RUN_FLT"), log=lambda *_: None).scores
     pixels, floats = load_model(tmp_path / "RUN_PIX"), load_model(tmp_path / "RUN_FLT")
     assert (pixels[1]["feature_kind"], floats[1]["feature_kind"]) == ("image", "float")
     for key in pixels[0]:
@@ -156,7 +156,7 @@ def test_a_run_without_a_test_split_trains_and_keeps_its_loss_history(tmp_path, 
     data = tmp_path / "DATA"
     write_dataset(data, arrays[0], arrays[1], 2)
     shutil.rmtree(data / "test")
-    final = train(None, config, str(data), str(tmp_path / "RUN"), log=lambda *_: None, require_test=False)
+    final = train(None, config, str(data), str(tmp_path / "RUN"), log=lambda *_: None, require_test=False).scores
     assert final is None
     metrics = json.loads((tmp_path / "RUN" / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from dist_mnist import cli
-from dist_mnist.artifacts import save_checkpoint, save_model
+from dist_mnist.artifacts import save_model
+from dist_mnist.checkpoint import write_arrays
 from dist_mnist.config import TrainConfig
 from dist_mnist.data import mnist
 from dist_mnist.nn.model import init_params
@@ -182,7 +183,7 @@ def test_resume_with_a_different_config_names_the_keys(tmp_path, capsys, no_spar
     staging = tmp_path / "RUN.partial"
     staging.mkdir()
     params = init_params([784, 1000, 10], 123)
-    save_checkpoint(staging, params, params, {"config": TrainConfig().to_dict()})
+    write_arrays(staging, params, params, {}, {"config": TrainConfig().to_dict()})
     before = snapshot(staging)
     assert _train(tmp_path, "--resume", "--set", "epochs=20", "--set", "learning_rate=0.01") == 2
     line = one_line_error(capsys, "train")

@@ -48,7 +48,7 @@ def mnist_data(tmp_path_factory, mnist_dir):
 
 @pytest.mark.parametrize("mode", sorted(GOLDEN))
 def test_the_tutorial_model_is_bit_identical_to_the_recorded_one(mode, mnist_data, tmp_path):
-    from dist_mnist.spark.trainer import train
+    from dist_mnist.driver import train
 
     sets, expected = GOLDEN[mode]
     config = load_config(REPO / "conf" / "tutorial.toml", [*sets, "transport='inprocess'"])

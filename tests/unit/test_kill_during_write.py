@@ -17,19 +17,19 @@ import textwrap
 
 import pytest
 
-from dist_mnist.artifacts import CHECKPOINT_NPZ, load_checkpoint
+from dist_mnist.checkpoint import CHECKPOINT_NPZ, read_arrays
 
 # Arrays and meta of checkpoint i all carry the counter i.
 WRITER = textwrap.dedent("""
     import os, sys, time
     import numpy as np
-    from dist_mnist.artifacts import save_checkpoint
+    from dist_mnist.checkpoint import write_arrays
 
     run, fraction = sys.argv[1], float(sys.argv[2])
 
     def checkpoint(i):
         params = {"W0": np.full((784, 300), i, np.float32), "b0": np.full(300, i, np.float32)}
-        save_checkpoint(run, params, {k: v * 2 for k, v in params.items()}, {"global_round": i})
+        write_arrays(run, params, {k: v * 2 for k, v in params.items()}, {}, {"global_round": i})
 
     checkpoint(1)
     print("saved", flush=True)
@@ -81,6 +81,6 @@ def test_sigkill_inside_the_temporary_file_write_keeps_the_previous_checkpoint(t
     assert proc.returncode == -signal.SIGKILL
     assert temporary[0].exists()  # killed mid-write: the half-written file stays behind, unused
     assert _digest(tmp_path / CHECKPOINT_NPZ) == good
-    params, state, meta = load_checkpoint(tmp_path)
+    params, state, _, meta = read_arrays(tmp_path)
     assert meta["global_round"] == 1
     assert (params["W0"] == 1).all() and (params["b0"] == 1).all() and (state["W0"] == 2).all()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import termios
 
-from dist_mnist.spark.progress import Progress, close_bars
+from dist_mnist.driver.progress import Progress, close_bars
 
 EPOCHS, ROUNDS = 2, 5
 
@@ -29,7 +29,7 @@ CHILD = f"""
 import functools, sys
 sys.path.insert(0, {os.getcwd()!r})
 from tests.unit.test_progress import fake_run
-from dist_mnist.spark.progress import Progress, close_bars
+from dist_mnist.driver.progress import Progress, close_bars
 fake_run(Progress({EPOCHS * ROUNDS}, 2, functools.partial(print, flush=True)))
 print("final test accuracy 0.9500", flush=True)
 """

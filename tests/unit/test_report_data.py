@@ -13,7 +13,7 @@ from dist_mnist.config import TrainConfig
 from dist_mnist.data.parquet import to_table
 from dist_mnist.metrics import confusion_counts, scores
 from dist_mnist.nn.model import init_params, predict
-from dist_mnist.runs import write_outputs
+from dist_mnist.runs import model_meta, write_outputs
 
 from .conftest import one_line_error
 from .fakes import learnable
@@ -33,7 +33,9 @@ def trained_elsewhere(tmp_path, monkeypatch):
     counts = confusion_counts(labels, predict(params, images))
     (where / "RUN").mkdir()
     monkeypatch.chdir(where)
-    write_outputs(where / "RUN", config, params, scores(counts), counts, [], {"rounds": 0}, "DATA", None)
+    final = scores(counts)
+    meta = model_meta(config, "image", "DATA", final, None)
+    write_outputs(where / "RUN", params, meta, {"epochs": [], "rounds": {"rounds": 0}, "final": None}, final, counts)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from dist_mnist.spark import trainer
+from dist_mnist.driver import loop
 
 from .conftest import one_line_error
 from .test_bad_input_cli import snapshot
@@ -45,8 +45,8 @@ CASES = {  # the checkpoint of round 6 of the tiny run: layers [784, 16, 10], sy
                                 "array param/W1 has shape (16, 9), expected (16, 10)"),
     "NaN velocity": (_nan_at("state/b1"), "array state/b1 has NaN or inf values"),
     "missing velocity": (lambda a: a.pop("state/W0"), "missing arrays ['state/W0']"),
-    "outer velocity a sync run has not": (_set("state/outer/W0", np.zeros((784, 16), np.float32)),
-                                          "unexpected arrays ['state/outer/W0']"),
+    "outer velocity a sync run has not": (_set("outer/W0", np.zeros((784, 16), np.float32)),
+                                          "unexpected arrays ['outer/W0']"),
     "epoch past the run": (_meta(epoch=5), "past the run's 2 epochs"),
     "negative counter": (_meta(global_round=-1), "counter 'global_round' must be a non-negative integer"),
     "fractional counter": (_meta(epoch_seen=1.5), "counter 'epoch_seen' must be a non-negative integer"),
@@ -60,7 +60,7 @@ CASES = {  # the checkpoint of round 6 of the tiny run: layers [784, 16, 10], sy
 def interrupted(tmp_path, monkeypatch):
     """DATA and RUN, where RUN was stopped after round 7: RUN.partial holds the round-6 checkpoint."""
     data = tiny_data(tmp_path / "DATA")
-    real, seen = trainer.apply_round, []
+    real, seen = loop.apply_round, []
 
     def apply_round(*args, **kwargs):
         seen.append(1)
@@ -68,7 +68,7 @@ def interrupted(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "apply_round", apply_round)
+    monkeypatch.setattr(loop, "apply_round", apply_round)
     assert train_cli(data, tmp_path / "RUN") == 130
     monkeypatch.undo()
     return data, tmp_path / "RUN"

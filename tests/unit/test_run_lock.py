@@ -25,9 +25,10 @@ from .tiny_runs import TINY, tiny_data, train_cli
 CHILD = """
 import json, sys
 from dist_mnist import cli
-from dist_mnist.spark import trainer
+from dist_mnist import driver
+from dist_mnist.driver import loop
 
-real, seen = trainer.apply_round, []
+real, seen = loop.apply_round, []
 
 def apply_round(*args, **kwargs):
     seen.append(1)
@@ -36,7 +37,7 @@ def apply_round(*args, **kwargs):
         sys.stdin.readline()
     return real(*args, **kwargs)
 
-trainer.apply_round = apply_round
+loop.apply_round = apply_round
 sys.exit(cli.main(json.loads(sys.argv[1])))
 """
 

@@ -16,16 +16,16 @@ from dist_mnist.channel import NO_CURVE
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec
 from dist_mnist.spark.barrier import BarrierTransport, barrier_unavailable
 from dist_mnist.spark.jobs import SparkJobTransport
-from dist_mnist.transport import InProcessTransport, Transport, WorkerLost
+from dist_mnist.transport import Closing, InProcessTransport, Transport, WorkerLost
 
 MAX_RELAUNCHES = 3  # then one Spark job a round for the rest of the run
 RELAUNCH_TIMEOUT = 60.0  # seconds a relaunched stage may take to connect before the fallback
 LOSS_GRACE = 1.0  # seconds
 
 
-def open_transport(sc, plan: Plan, log) -> Transport:
+def open_transport(spark, plan: Plan, log) -> Transport:
     """The transport the config asks for: 'auto' (barrier if it can run), 'barrier', 'jobs', 'inprocess'."""
-    choice = plan.config.transport
+    sc, choice = spark.sparkContext, plan.config.transport
     if choice == "inprocess":
         return InProcessTransport(plan)
     if choice == "jobs":
@@ -43,7 +43,7 @@ def open_transport(sc, plan: Plan, log) -> Transport:
     return SparkJobTransport(sc, plan)
 
 
-class FailoverTransport:
+class FailoverTransport(Closing):
     """The barrier transport, relaunched after a lost worker, or replaced by Spark jobs."""
 
     def __init__(self, sc, plan: Plan, log):
@@ -57,13 +57,9 @@ class FailoverTransport:
     def name(self) -> str:
         return self.current.name
 
-    @property
-    def timings(self) -> dict:
-        return getattr(self.current, "timings", {})
-
-    def channel_counts(self) -> dict[str, dict[str, int]]:
-        """What the round channel dropped or refused over the run, by reason (see BarrierTransport)."""
-        return self.barrier.channel_counts()
+    def summary(self) -> dict:
+        """The transport that ran last, and what the round channel dropped or refused over the run."""
+        return {**self.barrier.summary(), "transport": self.current.name}
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         while True:

@@ -1,0 +1,123 @@
+"""train(): prepare the run, open a transport, run the rounds, finish. Spark only at the edges:
+a session (classic or Spark Connect) picks the transport and the default worker count; with
+no session the workers run in this process (transport "inprocess").
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from dist_mnist.config import TrainConfig
+from dist_mnist.driver.finish import TrainResult, final_counts, finish
+from dist_mnist.driver.loop import EpochListener, run_rounds
+from dist_mnist.driver.prepare import Prepared, prepare
+from dist_mnist.driver.progress import GracefulStop, Progress
+from dist_mnist.rounds import Plan, local_learning_rate
+from dist_mnist.transport import InProcessTransport, Transport
+
+
+def train(
+    spark,
+    config: TrainConfig,
+    data_dir: str,
+    run_dir: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    log=None,
+    require_test: bool = True,
+    on_epoch: EpochListener | None = None,
+) -> TrainResult:
+    """Train on DATA/train, evaluate on DATA/test, write RUN/; the TrainResult.
+
+    spark: a SparkSession, or None with transport "inprocess" (no Spark at all). With
+    require_test False, DATA/test may be missing or empty: the run then has no test scores.
+    """
+    with prepare(config, data_dir, run_dir, resume, overwrite, require_test) as run:
+        return train_prepared(spark, run, log, on_epoch)
+
+
+def train_prepared(spark, run: Prepared, log=None, on_epoch: EpochListener | None = None) -> TrainResult:
+    """Train a prepared run (prepare() needs no Spark: the CLI prepares before Spark starts)."""
+    log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
+    if spark is None and run.config.transport != "inprocess":
+        raise ValueError(f"transport {run.config.transport!r} needs a SparkSession; without one use 'inprocess'")
+    plan = run.plan(default_workers(spark))
+    total = plan.rounds_per_epoch * plan.config.epochs
+    progress = Progress(
+        min(total, plan.config.max_rounds or total),
+        plan.config.log_every_rounds or max(1, plan.rounds_per_epoch // 10),
+        log,
+    )
+    if run.resumed:
+        pos = run.state.pos
+        log(
+            f"resuming {run.staging} at epoch {pos.epoch + 1} round {pos.round_in_epoch + 1} "
+            f"(round {pos.global_round} overall)"
+        )
+    log(headline(plan, spark))
+    run.phases.mark("prepare")
+    notices = ["Ctrl-C: stopping once the workers have started (press again to abort now)"]
+    with GracefulStop(lambda: progress.line(notices[-1])) as stop:
+        with start_transport(spark, plan, run, stop, log) as transport:
+            run.phases.mark("transport_start")
+            notices.append("Ctrl-C: stopping after this round (press again to abort now)")
+            pending = run_rounds(plan, run, transport, stop, progress, on_epoch)
+            run.phases.mark("rounds")
+            counts = final_counts(plan, run, transport)
+        facts = transport.summary()
+    report_channel(facts, log)
+    return finish(run, plan, counts, pending, facts, spark.version if spark is not None else None, log, on_epoch)
+
+
+def default_workers(spark) -> int:
+    """W when the config says 0: Spark's default parallelism (1 without Spark)."""
+    if spark is None:
+        return 1
+    from dist_mnist.spark.session import default_parallelism
+
+    return default_parallelism(spark)
+
+
+def start_transport(spark, plan: Plan, run: Prepared, stop: GracefulStop, log) -> Transport:
+    """The config's transport, started; a Ctrl-C while it starts ends the run before its first round."""
+    not_started = (
+        f"interrupted before training resumed; {run.staging} is unchanged (resume with --resume)"
+        if run.resumed
+        else "interrupted before training started; nothing was written"
+    )
+    try:
+        if spark is None:
+            transport: Transport = InProcessTransport(plan)
+        else:
+            from dist_mnist.spark.failover import open_transport
+
+            transport = open_transport(spark, plan, log)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(not_started) from None
+    if stop.requested:
+        transport.close()
+        raise KeyboardInterrupt(not_started)
+    return transport
+
+
+def headline(plan: Plan, spark) -> str:
+    """The run's first line: network, mode, workers, rounds, batch, where."""
+    c = plan.config
+    local_lr = f", local learning rate {local_learning_rate(c):g}" if plan.mode.local_steps else ""
+    where = f", master {spark.conf.get('spark.master', '?')}" if spark is not None else ", in process"
+    return (
+        f"training {list(c.layer_sizes)} in {c.mode} mode on {c.workers} workers: "
+        f"{c.epochs} epochs x {plan.rounds_per_epoch} rounds, batch {c.batch_size}{local_lr}{where}"
+    )
+
+
+def report_channel(facts: dict, log) -> None:
+    """Say once if the round channel dropped messages (refused connections are told as they happen)."""
+    dropped = facts.get("dropped_messages") or {}
+    if dropped:
+        log(
+            f"channel: dropped {sum(dropped.values()):,} message(s) that did not answer the round in flight ("
+            + ", ".join(f"{n:,} {reason}" for reason, n in sorted(dropped.items()))
+            + ")"
+        )
