@@ -47,8 +47,10 @@ train: $(VENV)/.installed $(DATA)/metadata.json
 	$(BIN)/spark-submit --master '$(MASTER)' jobs/train.py --data $(DATA) --out $(RUN) --overwrite
 	$(BIN)/dist-mnist report $(RUN) --data $(DATA)
 
+# Two pytest processes: a Spark Connect client cannot share its process with classic sessions.
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/connect $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit -q

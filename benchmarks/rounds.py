@@ -34,7 +34,9 @@ from dist_mnist.nn.model import init_params  # noqa: E402
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec  # noqa: E402
 from dist_mnist.shards import Shard  # noqa: E402
 from dist_mnist.spark.barrier import BarrierTransport  # noqa: E402
+from dist_mnist.spark.cluster import Cluster  # noqa: E402
 from dist_mnist.spark.session import get_context  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
 
 
 def bare_plan(workers: int) -> Plan:
@@ -48,13 +50,16 @@ def bare_plan(workers: int) -> Plan:
 def bare_task(plan: Plan, endpoint, generation: int):
     """The barrier task of BarrierTransport, answering every round with zeros of the sent size."""
 
-    def task(_):
+    def task(batches):
+        import pyarrow as pa
         from pyspark import BarrierTaskContext
 
+        for _ in batches:
+            pass
         w = BarrierTaskContext.get().partitionId()
         serve_rounds(endpoint, {"generation": generation, "worker": w, "pid": os.getpid()},
                      lambda flat, spec: RoundResult(np.zeros(len(flat), np.float32), 0.0, 0, {w: 0.0}))
-        yield w
+        yield pa.RecordBatch.from_pydict({"w": pa.array([w], pa.int32())})
 
     return task
 
@@ -106,7 +111,8 @@ def main() -> None:
     rdd = sc.parallelize(range(W), W)
     n_jobs = max(20, args.rounds // 10) if args.jobs_rounds < 0 else args.jobs_rounds
     jobs = timed(lambda: spark_job_round(sc, rdd, flat), n_jobs) if n_jobs else []
-    transport = BarrierTransport(sc, plan, timeout=120, log=lambda *_: None, make_task=bare_task)
+    transport = BarrierTransport(Cluster(SparkSession(sc)), plan, timeout=120, log=lambda *_: None,
+                                 make_task=bare_task)
     try:
         barrier = timed(lambda: transport.run_round(flat, RoundSpec(0, 0)), args.rounds)
     finally:

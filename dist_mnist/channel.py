@@ -74,7 +74,17 @@ class RoundServer:
     `dropped` counts the messages dropped, by reason.
     """
 
-    def __init__(self, kind: str, host: str, port: int, workers: int, max_floats: int, n_classes: int, log=print):
+    def __init__(
+        self,
+        kind: str,
+        host: str,
+        port: int,
+        workers: int,
+        max_floats: int,
+        n_classes: int,
+        log=print,
+        bind_host: str | None = None,
+    ):
         if kind not in ("tcp", "ipc"):
             raise ValueError(f"channel kind must be 'tcp' or 'ipc', got {kind!r}")
         if kind == "tcp" and not zmq.has("curve"):
@@ -97,12 +107,13 @@ class RoundServer:
         self.sock.rcvhwm = RCVHWM
         self.sock.handshake_ivl = 1000 * HANDSHAKE_SECONDS
         try:
-            self.endpoint = self._bind(kind, host, port, workers, max_frame, log)
+            self.endpoint = self._bind(kind, host, bind_host or host, port, workers, max_frame, log)
         except BaseException:
             self.shutdown()
             raise
 
-    def _bind(self, kind: str, host: str, port: int, workers: int, max_frame: int, log) -> Endpoint:
+    def _bind(self, kind: str, host: str, bind_host: str, port: int, workers: int, max_frame: int, log) -> Endpoint:
+        """Listen (tcp: on bind_host, told to the workers as host; ipc: in a private directory)."""
         keys: tuple[WorkerKeys, ...] = ()
         if kind == "tcp":
             raise_open_files_limit()
@@ -121,9 +132,9 @@ class RoundServer:
             )
             self.port = port
             if port:
-                self.sock.bind(f"tcp://{host}:{port}")
+                self.sock.bind(f"tcp://{bind_host}:{port}")
             else:
-                self.port = self.sock.bind_to_random_port(f"tcp://{host}")
+                self.port = self.sock.bind_to_random_port(f"tcp://{bind_host}")
             self.guard.start(self.port)
             address = f"tcp://{host}:{self.port}"
         else:
@@ -218,6 +229,10 @@ class RoundServer:
     def _identity(generation: int, w: int) -> bytes:
         return f"{generation}:{w}".encode()
 
+    def release(self, generation: int, w: int) -> None:
+        """Tell worker w of `generation` to finish (a reachability probe is worker 0 of generation 0)."""
+        self._stop(generation, w)
+
     def _stop(self, generation: int, w: int) -> None:
         try:
             self.sock.send_multipart(
@@ -249,18 +264,8 @@ def serve_rounds(endpoint: Endpoint, hello: dict, compute) -> None:
     unless it is a user error (bad data), which fails the round, not the task."""
     generation, w = hello["generation"], hello["worker"]
     binding = {"run": endpoint.run, "generation": generation, "worker": w}
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.identity = f"{generation}:{w}".encode()
-    sock.maxmsgsize = endpoint.max_frame
-    if endpoint.address.startswith("tcp://"):
-        if not endpoint.keys:
-            raise RuntimeError(f"the round channel at {endpoint.address} has no CURVE keys; refusing a clear channel")
-        keys = endpoint.keys[w]
-        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = keys.server_public, keys.public, keys.secret
-    sock.linger = 1000
+    ctx, sock = _worker_socket(endpoint, generation, w)
     try:
-        sock.connect(endpoint.address)
         sock.send_multipart([b"hello", json.dumps({**hello, **binding}).encode()])
         while True:
             frames = sock.recv_multipart(copy=False)
@@ -286,4 +291,37 @@ def serve_rounds(endpoint: Endpoint, hello: dict, compute) -> None:
             sock.send_multipart([b"result", *encode_result(result, answer, endpoint.chunk)], copy=False)
     finally:
         sock.close()
+        ctx.term()
+
+
+def _worker_socket(endpoint: Endpoint, generation: int, w: int) -> tuple[zmq.Context, zmq.Socket]:
+    """A worker's DEALER socket, connected (CURVE with worker w's keys over TCP; never in clear)."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.identity = f"{generation}:{w}".encode()
+    sock.maxmsgsize = endpoint.max_frame
+    sock.linger = 1000
+    if endpoint.address.startswith("tcp://"):
+        if not endpoint.keys:
+            sock.close(0)
+            ctx.term()
+            raise RuntimeError(f"the round channel at {endpoint.address} has no CURVE keys; refusing a clear channel")
+        keys = endpoint.keys[w]
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = keys.server_public, keys.public, keys.secret
+    sock.connect(endpoint.address)
+    return ctx, sock
+
+
+def probe(endpoint: Endpoint, seconds: float) -> bool:
+    """From an executor: whether the driver's end answers a hello within `seconds` (the whole
+    CURVE handshake, so only a peer holding this run's keys can pass; worker 0, generation 0)."""
+    ctx, sock = _worker_socket(endpoint, 0, 0)
+    try:
+        binding = {"run": endpoint.run, "generation": 0, "worker": 0}
+        sock.send_multipart([b"hello", json.dumps({**binding, "probe": True}).encode()])
+        if not sock.poll(int(1000 * seconds)):
+            return False
+        return sock.recv_multipart()[0] == b"stop"
+    finally:
+        sock.close(0)
         ctx.term()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import zmq
 
 from dist_mnist.rounds import RoundResult
 
@@ -37,16 +36,17 @@ def frames_of(chunk: int, *arrays: np.ndarray | None) -> list[memoryview]:
     return out
 
 
-def joined(frames: list[zmq.Frame], nbytes: int) -> np.ndarray | None:
-    """Received frames as one read-only byte array (one frame: a view; more: one copy), or None
-    if they do not hold exactly nbytes (libzmq has bounded each frame)."""
-    if sum(len(f) for f in frames) != nbytes:
+def joined(frames: list, nbytes: int) -> np.ndarray | None:
+    """Received frames (zmq.Frame or bytes) as one read-only byte array (one frame: a view;
+    more: one copy), or None if they do not hold exactly nbytes (libzmq has bounded each frame)."""
+    buffers = [getattr(f, "buffer", f) for f in frames]
+    if sum(len(b) for b in buffers) != nbytes:
         return None
-    if len(frames) == 1:
-        out = np.frombuffer(frames[0].buffer, np.uint8)
+    if len(buffers) == 1:
+        out = np.frombuffer(buffers[0], np.uint8)
     else:
         out = np.empty(nbytes, np.uint8)
-        np.concatenate([np.frombuffer(f.buffer, np.uint8) for f in frames], out=out)
+        np.concatenate([np.frombuffer(b, np.uint8) for b in buffers], out=out)
     out.setflags(write=False)
     return out
 
@@ -68,8 +68,8 @@ def encode_result(r: RoundResult, answer: dict, chunk: int) -> list:
     return [json.dumps(meta).encode(), *frames_of(chunk, np.ascontiguousarray(r.sums, np.float32), confusion)]
 
 
-def decode_result(meta: dict, frames: list[zmq.Frame]) -> RoundResult | None:
-    """The RoundResult of a result message's metadata and raw frames, or None if they disagree."""
+def decode_result(meta: dict, frames: list) -> RoundResult | None:
+    """The RoundResult of a result message's metadata and raw frames (or bytes), or None if they disagree."""
     try:
         n, c = int(meta["floats"]), meta["classes"]
         c = None if c is None else int(c)

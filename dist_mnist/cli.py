@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
     t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    t.add_argument(
+        "--remote",
+        default=os.environ.get("SPARK_REMOTE"),
+        metavar="sc://HOST:PORT",
+        help="train from this Spark Connect server's cluster instead (default: $SPARK_REMOTE)",
+    )
     t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
@@ -115,8 +121,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _session(app: str, master: str | None, before: str = "training started"):
-    """A SparkSession on _context's SparkContext."""
+def _session(app: str, master: str | None, remote: str | None = None, before: str = "training started"):
+    """A Spark Connect session at `remote` (sc://HOST:PORT), or a classic one on _context's SparkContext."""
+    if remote:
+        from dist_mnist.spark.session import connect_session, ship_package
+
+        if master:
+            raise ValueError(
+                "--master and --remote (or SPARK_REMOTE) exclude each other: the Connect server has its own"
+            )
+        spark = connect_session(remote, app)
+        ship_package(spark)  # the executors run this client's dist_mnist, whatever they have installed
+        return spark
     from pyspark.sql import SparkSession
 
     return SparkSession(_context(app, master, before))
@@ -179,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
         # checked before Spark starts; nothing is touched until they are
         with prepare(config, args.data, args.out, args.resume, args.overwrite) as run:
             # the in-process transport needs no Spark: W workers one after another in this process
-            spark = None if config.transport == "inprocess" else _session("dist-mnist-train", args.master)
+            spark = None if config.transport == "inprocess" else _session("dist-mnist-train", args.master, args.remote)
             result = train_prepared(spark, run)
         stats = result.stats()
         if stats is not None:

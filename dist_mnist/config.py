@@ -24,7 +24,7 @@ from dist_mnist.nn.model import N_CLASSES, N_PIXELS
 MODES = ("sync", "average")
 TRANSPORTS = ("auto", "barrier", "jobs", "inprocess")
 # how rounds travel, not what they compute: a resumed run may change them
-RUN_SETTINGS = ("transport", "round_timeout", "transport_port", "log_every_rounds")
+RUN_SETTINGS = ("transport", "round_timeout", "transport_port", "transport_host", "log_every_rounds")
 # 0 means "chosen at run time" (TrainConfig.resolved); a run records the choice
 AUTO_KEYS = ("workers",)
 UPDATERS = ("nesterovs", "sgd")
@@ -58,8 +58,11 @@ class TrainConfig:
     # --- how rounds travel (the model does not depend on these) ---
     transport: str = "auto"  # "barrier": one long barrier stage + ZeroMQ; "jobs": a Spark job a
     #                          round; "auto": barrier where it can run; "inprocess": no Spark (studies)
-    round_timeout: float = 300.0  # seconds a round (or the stage's start) may take before its worker counts as lost
+    round_timeout: float = (
+        300.0  # seconds a round (or, if longer than 60, the stage's start) may take before its worker counts as lost
+    )
     transport_port: int = 0  # the driver's port for the round channel; 0: any free port
+    transport_host: str = ""  # the address executors reach the driver (a Connect client) at; "": found
     # --- bookkeeping ---
     checkpoint_every_rounds: int = 0  # 0: checkpoint at the end of each epoch only
     max_rounds: int = 0  # 0: no limit; else stop after this many rounds (tests, smoke runs)

@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 
-
 # One random stream per purpose. NumPy's SeedSequence ignores trailing zero words, so every
 # id is offset by one: [seed, purpose, epoch + 1, partition + 1] never collides across purposes.
 INIT, INGEST, SYNC_ORDER, LOCAL_ORDER = 1, 2, 3, 4

@@ -53,3 +53,15 @@ def mnist_dir() -> Path:
     if path is None:
         pytest.skip(reason)
     return path
+
+
+CONNECT_TESTS = REPO / "tests" / "connect"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/connect only when the command line names it: a process with a Spark Connect
+    session cannot also hold a classic one (`make test` runs it in a second pytest)."""
+    if collection_path != CONNECT_TESTS:
+        return None
+    named = [Path(str(a).split("::")[0]).resolve() for a in config.args]
+    return not any(p == CONNECT_TESTS or CONNECT_TESTS in p.parents for p in named)

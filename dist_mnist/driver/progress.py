@@ -12,7 +12,6 @@ from functools import partial
 
 from tqdm import tqdm
 
-
 _EPOCH_ACCURACY = re.compile(r"^epoch (\d+) test accuracy (\S+)$")  # the trainer's line after a side evaluation
 _BARS: weakref.WeakSet = weakref.WeakSet()  # the Progress objects showing a bar now
 

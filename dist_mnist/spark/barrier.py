@@ -17,65 +17,58 @@ import threading
 import time
 
 import numpy as np
-
 import zmq
 
 from dist_mnist.channel import NO_CURVE, Endpoint, RoundServer, serve_rounds
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
+from dist_mnist.spark.cluster import Cluster
 from dist_mnist.spark.shards import drop_shards, get_shard, release_shard, resident_bytes
 from dist_mnist.transport import Closing, WorkerLost
 from dist_mnist.worker_errors import WorkerError
 
-
-ENCRYPTION_SETTINGS = ("spark.network.crypto.enabled", "spark.ssl.enabled", "spark.io.encryption.enabled")
-
-
-def channel_kind(sc) -> str:
-    """'ipc' on a local master (every worker is a process of this user on this host), else 'tcp'."""
-    return "ipc" if sc.master.startswith("local") else "tcp"
+START_SECONDS = 60.0  # a stage's start (every worker's hello) may take this long, or round_timeout if longer;
+#                     where the free slots are unknown (Connect), this long only: too few would show as a wait
+PROBE_SECONDS = 5.0  # an executor's wait for this client's answer to its hello
+PROBE_JOB_SECONDS = 60.0  # the probe's one-task job, scheduling included
 
 
-def encryption_asked(sc) -> list[str]:
-    """The settings by which the cluster asks for encrypted traffic."""
-    conf = sc.getConf()
-    return [k for k in ENCRYPTION_SETTINGS if conf.get(k, "false").strip().lower() == "true"]
+def channel_kind(cluster: Cluster) -> str:
+    """'ipc' where every worker is a process of this user on this host, else 'tcp'."""
+    return "ipc" if cluster.all_local() else "tcp"
 
 
-def describe_channel(sc, address: str) -> str:
+def describe_channel(cluster: Cluster, address: str) -> str:
     """How rounds travel, for the transport line."""
     if address.startswith("ipc://"):
         return f"over a Unix socket, same user only (nothing crosses a network), at {address}"
-    asked = encryption_asked(sc)
+    asked = cluster.encryption_asked()
     return f"(CURVE-encrypted{'; the cluster asks for encryption: ' + ', '.join(asked) if asked else ''}) at {address}"
 
 
-def barrier_unavailable(sc, workers: int) -> str | None:
-    """Why a barrier stage of `workers` tasks cannot run now, or None if it can."""
-    if channel_kind(sc) == "tcp" and not zmq.has("curve"):
-        asked = encryption_asked(sc)
+def barrier_unavailable(cluster: Cluster, workers: int) -> str | None:
+    """Why a barrier stage of `workers` tasks cannot run now, or None if it may (under Connect
+    the free slots are unknown: the stage's start then tells, within START_SECONDS)."""
+    if channel_kind(cluster) == "tcp" and not zmq.has("curve"):
+        asked = cluster.encryption_asked()
         return NO_CURVE + (f" (the cluster asks for encryption: {', '.join(asked)})" if asked else "")
-    conf = sc.getConf()
-    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+    if cluster.dynamic_allocation():
         return "dynamic allocation is on, and barrier stages refuse it"
-    slots = free_slots(sc)
-    if slots < workers:
+    slots = cluster.free_slots()
+    if slots is not None and slots < workers:
         return f"{workers} workers need {workers} task slots at once, the application has {slots}"
     return None
-
-
-def free_slots(sc) -> int:
-    """Tasks the application can run at once now (cores / spark.task.cpus over live executors)."""
-    jsc = sc._jsc.sc()
-    return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
 
 
 def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
     """The barrier task: worker w connects, then serves rounds; its shard is loaded in the first
     round, so a data error reaches the driver as that round's error, not as a failed stage."""
 
-    def task(_):
+    def task(batches):
+        import pyarrow as pa
         from pyspark import BarrierTaskContext
 
+        for _ in batches:  # the input rows only say how many tasks there are
+            pass
         ctx = BarrierTaskContext.get()
         w = ctx.partitionId()
         hello = {
@@ -102,9 +95,28 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
         finally:  # the run's shard files go with the task (the arrays stay mapped until it ends)
             for split in held:
                 release_shard(*plan.rows_of(getattr(plan, split)[w]), scope=plan.scope)
-        yield w
+        yield pa.RecordBatch.from_pydict({"w": pa.array([w], pa.int32())})
 
     return task
+
+
+def make_probe_fn(endpoint: Endpoint, seconds: float):
+    """One task that says whether it reached the driver's end of the round channel (see channel.probe)."""
+
+    def run(batches):
+        import pyarrow as pa
+
+        from dist_mnist.channel import probe
+
+        for _ in batches:
+            pass
+        try:
+            ok, detail = probe(endpoint, seconds), f"no answer in {seconds:g} s"
+        except Exception as e:  # noqa: BLE001 - reported to the driver as the reason
+            ok, detail = False, f"{type(e).__name__}: {e}"
+        yield pa.RecordBatch.from_pydict({"ok": [ok], "detail": ["" if ok else detail]})
+
+    return run
 
 
 class BarrierTransport(Closing):
@@ -116,20 +128,27 @@ class BarrierTransport(Closing):
 
     name = "barrier"
 
-    def __init__(self, sc, plan: Plan, timeout: float, port: int = 0, log=print, make_task=make_task_fn):
-        self.sc, self.plan, self.timeout, self.log = sc, plan, timeout, log
+    def __init__(self, cluster: Cluster, plan: Plan, timeout: float, port: int = 0, log=print, make_task=make_task_fn):
+        self.cluster, self.plan, self.timeout, self.log = cluster, plan, timeout, log
         self.make_task = make_task  # (plan, endpoint, generation) -> the barrier task function
-        host = sc.getConf().get("spark.driver.host", "127.0.0.1")
         largest = plan.n_params * (2 if plan.ships_state else 1)  # the round's vector, floats
-        self.server = RoundServer(channel_kind(sc), host, port, plan.workers, largest, plan.n_classes, log)
+        kind = channel_kind(cluster)
+        # a Connect client listens on every interface (CURVE admits only this run's keys) and says
+        # which address the executors should use; a classic driver listens where Spark's driver does
+        bind = "*" if cluster.connect else None
+        self.server = RoundServer(
+            kind, cluster.driver_host(), port, plan.workers, largest, plan.n_classes, log, bind_host=bind
+        )
         self.address = self.server.endpoint.address
-        self.channel = describe_channel(sc, self.address)
+        self.channel = describe_channel(cluster, self.address)
         self.generation = 0
         self.job: threading.Thread | None = None
         self.job_events: queue.Queue = queue.Queue()  # the stage's job failed: (generation, error)
         self.hosts: dict[int, str] = {}  # worker -> "host:port, pid N", for messages
         self.pids: dict[int, int] = {}
         try:
+            if cluster.connect:  # the executors may not reach this client: try, in seconds
+                self.probe()
             self.launch()
         except BaseException:  # the caller falls back to Spark jobs: free the socket (and a Unix socket's directory)
             self.close()
@@ -137,29 +156,27 @@ class BarrierTransport(Closing):
 
     def launch(self, timeout: float | None = None) -> None:
         """Start a new generation of the barrier stage and wait (at most `timeout` seconds, default
-        the round timeout) until every worker has connected."""
+        START_SECONDS or the round timeout if longer) until every worker has connected."""
         self._cancel()
         self.generation += 1
         self.server.start_generation(self.generation)
-        group = f"dist-mnist-rounds-{self.server.run}-{self.generation}"
-        rdd = self.sc.parallelize(range(self.plan.workers), self.plan.workers).barrier()
-        fn = self.make_task(self.plan, self.server.endpoint, self.generation)
+        tag = f"dist-mnist-rounds-{self.server.run}-{self.generation}"
+        W, generation = self.plan.workers, self.generation
+        fn = self.make_task(self.plan, self.server.endpoint, generation)
+        stage = self.cluster.spark.range(W, numPartitions=W).mapInArrow(fn, "w int", barrier=True)
 
         def run_job():
-            self.sc.setJobGroup(group, "dist-mnist: persistent round transport", interruptOnCancel=True)
             try:
-                rdd.mapPartitions(fn).collect()
+                self.cluster.run_tagged(tag, stage.collect)
             except BaseException as e:  # noqa: BLE001 - reported by the waiting driver
                 self.job_events.put((generation, e))
 
-        generation = self.generation
-
-        from pyspark import InheritableThread
-
-        self.group = group
-        self.job = InheritableThread(target=run_job, daemon=True, name=f"dist-mnist-barrier-{self.generation}")
+        self.tag = tag
+        self.job = self.cluster.thread(run_job, f"dist-mnist-barrier-{generation}")
         self.job.start()
-        deadline, waiting = time.monotonic() + (timeout or self.timeout), set(range(self.plan.workers))
+        if timeout is None:
+            timeout = START_SECONDS if self.cluster.free_slots() is None else max(self.timeout, START_SECONDS)
+        deadline, waiting = time.monotonic() + timeout, set(range(self.plan.workers))
         while waiting:
             kind, gen, w, info = self._next_event(deadline, f"workers {sorted(waiting)} did not connect")
             if kind == "hello":
@@ -167,6 +184,36 @@ class BarrierTransport(Closing):
                 self.hosts[w], self.pids[w] = f"{info.get('host', '?')}, pid {info.get('pid', '?')}", info.get("pid")
             else:
                 raise WorkerLost(self._describe(kind, w, info, "while starting"))
+
+    def probe(self) -> None:
+        """WorkerLost unless an executor reaches this process's channel (a one-task job says hello)."""
+        answers: queue.Queue = queue.Queue()
+        stage = self.cluster.spark.range(1, numPartitions=1).mapInArrow(
+            make_probe_fn(self.server.endpoint, PROBE_SECONDS), "ok boolean, detail string"
+        )
+
+        def run_job():
+            try:
+                answers.put(stage.collect()[0])
+            except BaseException as e:  # noqa: BLE001 - told below
+                answers.put(e)
+
+        self.cluster.thread(run_job, "dist-mnist-probe").start()
+        deadline, unreachable = time.monotonic() + PROBE_JOB_SECONDS, f"the executors cannot reach {self.address}"
+        while time.monotonic() < deadline:
+            event = self.server.poll(0.05)
+            if event is not None and event[0] == "hello":
+                self.server.release(0, 0)
+            try:
+                answer = answers.get_nowait()
+            except queue.Empty:
+                continue
+            if isinstance(answer, BaseException):
+                raise WorkerLost(f"{unreachable}: the probe failed ({str(answer).strip().splitlines()[0][:200]})")
+            if not answer["ok"]:
+                raise WorkerLost(f"{unreachable} ({answer['detail']}; help: --set transport_host=ADDRESS they reach)")
+            return
+        raise WorkerLost(f"{unreachable}: the probe did not finish in {PROBE_JOB_SECONDS:g} s")
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         when = f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}"
@@ -229,7 +276,7 @@ class BarrierTransport(Closing):
             self.server.poll(0.05)  # answer late hellos
         self.job.join(timeout=0.1)
         if self.job.is_alive():
-            self.sc.cancelJobGroup(self.group)
+            self.cluster.cancel(self.tag)
             self.job.join(timeout=60)
         self.job = None
 

@@ -14,42 +14,51 @@ import numpy as np
 
 from dist_mnist.channel import NO_CURVE
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec
-from dist_mnist.spark.barrier import BarrierTransport, barrier_unavailable
-from dist_mnist.spark.jobs import SparkJobTransport
+from dist_mnist.spark.barrier import START_SECONDS, BarrierTransport, barrier_unavailable
+from dist_mnist.spark.cluster import Cluster
+from dist_mnist.spark.jobs import FrameJobTransport, SparkJobTransport
 from dist_mnist.transport import Closing, InProcessTransport, Transport, WorkerLost
 
 MAX_RELAUNCHES = 3  # then one Spark job a round for the rest of the run
-RELAUNCH_TIMEOUT = 60.0  # seconds a relaunched stage may take to connect before the fallback
 LOSS_GRACE = 1.0  # seconds
 
 
 def open_transport(spark, plan: Plan, log) -> Transport:
     """The transport the config asks for: 'auto' (barrier if it can run), 'barrier', 'jobs', 'inprocess'."""
-    sc, choice = spark.sparkContext, plan.config.transport
+    cluster, choice = Cluster(spark, plan.config.transport_host), plan.config.transport
     if choice == "inprocess":
         return InProcessTransport(plan)
     if choice == "jobs":
-        return SparkJobTransport(sc, plan)
-    why = barrier_unavailable(sc, plan.workers)
+        return job_transport(cluster, plan)
+    why = barrier_unavailable(cluster, plan.workers)
     if why is None:
         try:
-            return FailoverTransport(sc, plan, log)
+            return FailoverTransport(cluster, plan, log)
         except WorkerLost as e:
-            why = f"the barrier stage did not start ({e})"
+            why = (
+                str(e) if str(e).startswith("the executors cannot reach") else f"the barrier stage did not start ({e})"
+            )
     if choice == "barrier":
         hint = "a pyzmq whose libzmq has CURVE (its wheels do)" if why.startswith(NO_CURVE) else "free the slots"
         raise RuntimeError(f"transport 'barrier' cannot run: {why} (help: --set transport=jobs, or {hint})")
     log(f"transport: one Spark job a round, because {why}")
-    return SparkJobTransport(sc, plan)
+    return job_transport(cluster, plan)
+
+
+def job_transport(cluster: Cluster, plan: Plan) -> Transport:
+    """One Spark job a round: an RDD job with a broadcast (classic), a DataFrame job (Connect)."""
+    if cluster.connect:
+        return FrameJobTransport(cluster.spark, plan)
+    return SparkJobTransport(cluster.spark.sparkContext, plan)
 
 
 class FailoverTransport(Closing):
     """The barrier transport, relaunched after a lost worker, or replaced by Spark jobs."""
 
-    def __init__(self, sc, plan: Plan, log):
-        self.sc, self.plan, self.log = sc, plan, log
+    def __init__(self, cluster: Cluster, plan: Plan, log):
+        self.cluster, self.plan, self.log = cluster, plan, log
         self.relaunches = 0
-        self.barrier = BarrierTransport(sc, plan, plan.config.round_timeout, plan.config.transport_port, log)
+        self.barrier = BarrierTransport(cluster, plan, plan.config.round_timeout, plan.config.transport_port, log)
         self.current: Transport = self.barrier
         log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}")
 
@@ -71,11 +80,11 @@ class FailoverTransport(Closing):
 
     def _recover(self) -> None:
         time.sleep(LOSS_GRACE)  # let the cluster manager register a lost executor before counting slots
-        why = barrier_unavailable(self.sc, self.plan.workers)
+        why = barrier_unavailable(self.cluster, self.plan.workers)
         if why is None and self.relaunches < MAX_RELAUNCHES and isinstance(self.current, BarrierTransport):
             self.relaunches += 1
             try:
-                self.current.launch(timeout=min(self.plan.config.round_timeout, RELAUNCH_TIMEOUT))
+                self.current.launch(timeout=START_SECONDS)
                 self.log(f"transport: barrier stage relaunched (generation {self.current.generation})")
                 return
             except WorkerLost as e:
@@ -83,7 +92,7 @@ class FailoverTransport(Closing):
         why = why or f"the barrier stage was already relaunched {self.relaunches} times"
         self.current.close()
         self.log(f"transport: falling back to one Spark job a round, because {why}")
-        self.current = SparkJobTransport(self.sc, self.plan)
+        self.current = job_transport(self.cluster, self.plan)
 
     def close(self) -> None:
         self.current.close()

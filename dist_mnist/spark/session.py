@@ -117,4 +117,57 @@ def set_jvm_log_level(level: str, log4j2_file: Path) -> None:
 
 def default_parallelism(spark) -> int:
     """Spark's default parallelism for a session: the cores of local[*], or of the executors."""
-    return spark.sparkContext.defaultParallelism
+    return leaf_parallelism(spark) if is_connect(spark) else spark.sparkContext.defaultParallelism
+
+
+def is_connect(spark) -> bool:
+    """Whether `spark` is a Spark Connect session (no SparkContext, no JVM in this process).
+    By its type: pyspark's is_remote() describes the process, not the session."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def connect_session(url: str, app_name: str):
+    """A Spark Connect session at `url` (sc://HOST:PORT); a RuntimeError in seconds when nothing
+    answers there (the client's own retries would go on for ten minutes)."""
+    import_pyspark()
+    try:
+        from pyspark.sql.connect.client.retries import DefaultPolicy
+    except ImportError as e:
+        raise RuntimeError(
+            f"Spark Connect needs pyspark's connect extra ({e}); help: pip install 'dist-mnist[connect]'"
+        ) from None
+    from pyspark.sql import SparkSession
+
+    # through pyspark.sql's builder: it marks this process remote, which pyspark.sql.functions
+    # and pyspark.ml go by (so a process holds Connect sessions or classic ones, not both)
+    spark = SparkSession.builder.remote(url).appName(app_name).getOrCreate()
+    policies = spark.client.get_retry_policies()
+    spark.client.set_retry_policies([DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=1000)])
+    try:
+        spark.version  # one round trip: is a server there?
+    except Exception as e:  # noqa: BLE001 - any failure here means no usable server
+        spark.client.close()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeError(f"no Spark Connect server answers at {url} ({first[:200]})") from None
+    finally:
+        spark.client.set_retry_policies(policies)
+    return spark
+
+
+def leaf_parallelism(spark) -> int:
+    """The partitions Spark gives a scan it is not told how to split: spark.default.parallelism,
+    else the cores of local[N] or of the executors (what sc.defaultParallelism says), asked
+    through the DataFrame API so that a Connect client can ask it too."""
+    from pyspark.sql import functions as F
+
+    return int(spark.range(1 << 16).select(F.spark_partition_id().alias("p")).agg(F.max("p")).first()[0]) + 1
+
+
+def ship_package(spark) -> None:
+    """Send this dist_mnist to a Connect session's executors (a zip on their Python path)."""
+    import tempfile
+
+    from dist_mnist.packaging import build_zip
+
+    with tempfile.TemporaryDirectory(prefix="dist-mnist-ship-") as tmp:
+        spark.addArtifacts(str(build_zip(f"{tmp}/dist_mnist.zip")), pyfile=True)

@@ -16,6 +16,7 @@ from dist_mnist.artifacts import load_model
 from dist_mnist.config import TrainConfig
 from dist_mnist.spark import barrier
 from dist_mnist.spark.barrier import BarrierTransport
+from dist_mnist.spark.cluster import Cluster
 from dist_mnist.driver import train
 
 pytestmark = pytest.mark.spark
@@ -105,17 +106,15 @@ def test_without_curve_asking_for_the_barrier_transport_is_refused(spark, datase
     assert not (tmp_path / "RUN").exists()
 
 
-class _Cluster:
-    """A SparkContext's master and settings, for the functions that only read them."""
+class _Cluster(Cluster):
+    """A session's master and settings, for the functions that only read them."""
 
     def __init__(self, master: str, **conf: str):
-        self.master, self.conf = master, {k.replace("_", "."): v for k, v in conf.items()}
+        self.connect, self.host_setting = False, ""
+        self.settings = {"spark.master": master, **{k.replace("_", "."): v for k, v in conf.items()}}
 
-    def getConf(self):
-        return self
-
-    def get(self, key, default=None):
-        return self.conf.get(key, default)
+    def conf(self, key: str, default: str = "") -> str:
+        return self.settings.get(key, default)
 
 
 def test_the_transport_line_says_how_rounds_are_protected(monkeypatch):
@@ -170,14 +169,14 @@ def test_a_barrier_stage_that_cannot_start_leaves_no_socket_behind(spark, datase
             servers.append(self)
 
     def failing_task(plan, endpoint, generation):
-        def task(_):
+        def task(batches):
             raise OSError("this executor cannot start")
         return task
 
     monkeypatch.setattr(barrier, "RoundServer", Recorded)
     plan = make_plan(SYNC, describe_split(str(datasets[2] / "train")), describe_split(str(datasets[2] / "test")))
     with pytest.raises(WorkerLost, match="the barrier stage failed while starting"):
-        BarrierTransport(spark.sparkContext, plan, 30, make_task=failing_task)
+        BarrierTransport(Cluster(spark), plan, 30, make_task=failing_task)
     assert servers and servers[0].sock.closed and not os.path.exists(servers[0].dir)
 
 
