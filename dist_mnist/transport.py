@@ -37,7 +37,7 @@ class Transport(Protocol):
 
 def load_rows(plan, shard) -> tuple[np.ndarray, np.ndarray]:
     """A shard's rows, read from its Parquet segments."""
-    return read_segments(*plan.rows_of(shard))
+    return read_segments(*plan.reader_args(shard))
 
 
 def _one_blas_thread():
