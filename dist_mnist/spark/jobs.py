@@ -2,7 +2,7 @@
 
 Always works, on any number of free slots, and Spark retries a lost task by itself; it is
 the fallback of the persistent transport and the baseline of its benchmark. A round costs
-a Spark job, ~0.2 s on two local cores.
+a Spark job: benchmarks/rounds.py measures it against the barrier stage's round.
 """
 
 from __future__ import annotations
