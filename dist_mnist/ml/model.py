@@ -18,15 +18,23 @@ import numpy as np
 from pyspark.ml import Model
 from pyspark.ml.linalg import DenseVector, Vector
 
-from dist_mnist.artifacts import check_layer_sizes, check_params, model_bytes, npz_bytes, parse_json_object
-from dist_mnist.npz import NPZ_SLACK, parse_npz
+from dist_mnist.artifacts import (
+    MODEL_JSON,
+    MODEL_NPZ,
+    check_layer_sizes,
+    check_params,
+    model_bytes,
+    npz_bytes,
+    parse_json_object,
+)
 from dist_mnist.data.parquet import first_nonfinite, nonfinite_name
 from dist_mnist.ml import scoring
 from dist_mnist.ml.params import MLPParams
 from dist_mnist.ml.persistence import MLPReadable, MLPWritable
 from dist_mnist.nn.model import Params, layer_sizes_of
+from dist_mnist.npz import NPZ_SLACK, parse_npz
 
-MODEL_NPZ, MODEL_JSON, SUMMARY_JSON = "model.npz", "model.json", "summary.json"
+SUMMARY_JSON = "summary.json"  # the training summary, beside the model's MODEL_NPZ and MODEL_JSON
 
 
 @dataclass(frozen=True)
