@@ -46,6 +46,7 @@ def batch_function_seconds(model: str, data: str, repeat: int) -> dict[str, list
 
     from dist_mnist.artifacts import load_model
     from dist_mnist.data.parquet import images_of
+    from dist_mnist.features import FeatureKind
     from dist_mnist.spark.dataset import read_footers
     from dist_mnist.spark.predict import FILE, ROW, make_batch_fn, probabilities
 
@@ -63,7 +64,7 @@ def batch_function_seconds(model: str, data: str, repeat: int) -> dict[str, list
         def add(self, error):
             raise AssertionError(error)
 
-    run = make_batch_fn(Value(), "image", params["W0"].shape[0], Value())
+    run = make_batch_fn(Value(), FeatureKind.IMAGE, params["W0"].shape[0], Value())
     images = [images_of(b.column("image"), "") for b in batches]
     out = {"batch_function": [], "forward_pass": []}
     for _ in range(repeat):

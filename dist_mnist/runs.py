@@ -33,6 +33,7 @@ from dist_mnist.artifacts import (
 )
 from dist_mnist.config import TrainConfig, config_from_dict, differing_keys, has_outer_step, local_learning_rate
 from dist_mnist.data.ingest import read_metadata
+from dist_mnist.features import FeatureKind
 from dist_mnist.metrics import stats_text
 from dist_mnist.nn.model import Params
 from dist_mnist.nn.updaters import make_updater
@@ -291,7 +292,7 @@ def write_outputs(
         "layer_sizes": list(config.layer_sizes),
         "activations": ["relu"] * hidden + ["softmax"],
         # an `image` column's bytes are divided by 255 before the first layer; `features` are used as given
-        "feature_kind": "image" if feature == "image" else "float",
+        "feature_kind": FeatureKind(feature).value,
         "input_scaling": "image_bytes / 255" if feature == "image" else "none",
         "config": config.to_dict(),
         "local_learning_rate": local_learning_rate(config),

@@ -196,7 +196,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             )
         field = dataset.schema[column]
         kind = scoring.feature_kind(field.dataType, column)
-        size = field.metadata.get("ml_attr", {}).get("num_attrs") if kind == "vector" else None
+        size = scoring.declared_width(field)
         if size is not None and size != self.numFeatures:
             raise ValueError(
                 f"{scoring.WHERE}: featuresCol {column!r} holds vectors of {size} values "
@@ -232,7 +232,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             return value if field == "prediction" else F.when(value.isNotNull(), array_to_vector(value))
 
         out = {name: checked(name) for name in scoring.FIELDS}
-        frame = dataset.withColumn("__dist_mnist_scores", udf(scoring.feature_values(column, kind)))
+        frame = dataset.withColumn("__dist_mnist_scores", udf(scoring.input_expr(column, field.dataType)))
         if handle_invalid == "skip":
             frame = frame.where(scored.isNotNull())  # invalid rows come back as a null struct
         return frame.select(

@@ -1,7 +1,7 @@
 """Scoring at scale: a trained model's predictions for a Parquet dataset, written as Parquet.
 
-The dataset has our layout's features: a binary `image` column (n_in bytes a row, divided by
-255) or an array<float|double> `features` column (n_in values a row, as given).
+The dataset has our layout's features (FeatureKind): a binary `image` column (n_in bytes a
+row, divided by 255) or an array<float|double> `features` column (n_in values a row, as given).
 
 The forward pass runs on the executors, vectorised per Arrow batch (`mapInArrow`); the
 parameters ship once per task in a broadcast. The output keeps every input column and adds
@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from dist_mnist.artifacts import load_model, model_files
-from dist_mnist.data.parquet import features_of, images_of, local_path
+from dist_mnist.data.parquet import inputs_of, local_path
+from dist_mnist.features import FeatureKind
 from dist_mnist.nn.model import layer_sizes_of, logits_of, softmax, to_inputs
 from dist_mnist.paths import refuse_overlap
 from dist_mnist.spark import hadoopfs
@@ -55,18 +56,18 @@ def file_name(uri: str) -> str:
     return unquote(local_path(uri)) if uri.startswith("file:") else uri
 
 
-def located_inputs(batch, column: str, n_in: int):
+def located_inputs(batch, kind: FeatureKind, n_in: int):
     """The model inputs of a batch, run by run: (x, file, first_row) with x (n, n_in).
 
     Every check of predict's input goes through here, so its error names the file and the
     row counted from the file's start, not from the batch.
     """
-    rows_of = images_of if column == "image" else features_of
+    col = batch.column(kind.column)
     for file, first_row, start, stop in file_runs(batch):
-        yield rows_of(batch.column(column).slice(start, stop - start), file, first_row, n_in), file, first_row
+        yield inputs_of(kind, col.slice(start, stop - start), file, first_row, n_in), file, first_row
 
 
-def make_batch_fn(bc, column: str, n_in: int, errors):
+def make_batch_fn(bc, kind: FeatureKind, n_in: int, errors):
     """mapInArrow's function: each batch with `prediction` and `probability` appended.
 
     Bad input (say a 783-byte image) is not raised: it goes to the `errors` accumulator, the
@@ -84,7 +85,7 @@ def make_batch_fn(bc, column: str, n_in: int, errors):
                 continue  # read the rest of the partition's input, score none of it
             try:
                 probs = np.concatenate(
-                    [probabilities(bc.value, x) for x, _, _ in located_inputs(batch, column, n_in)]
+                    [probabilities(bc.value, x) for x, _, _ in located_inputs(batch, kind, n_in)]
                     or [np.empty((0, C), np.float32)]
                 )  # (n, C)
             except USER_ERROR_TYPES as e:
@@ -112,9 +113,28 @@ def check_input(data: str) -> None:
         raise ValueError(f"{data}: no Parquet files")
 
 
+def input_kind(schema, data: str, n_in: int) -> FeatureKind:
+    """Which features column of our layout the dataset `data` (its Spark schema) has, IMAGE
+    first; a one-line ValueError naming `data` and its columns when it has neither."""
+    from pyspark.sql.types import ArrayType, BinaryType
+
+    types = {f.name: f.dataType for f in schema.fields}
+    for kind in FeatureKind:
+        data_type = types.get(kind.column)
+        # binary or an array only: mapInArrow would hand a vector column over as a struct
+        if isinstance(data_type, (BinaryType, ArrayType)) and FeatureKind.from_spark(data_type) is kind:
+            return kind
+    image, features = FeatureKind.IMAGE, FeatureKind.FEATURES
+    found = {name: t.simpleString() for name, t in types.items()}
+    raise ValueError(
+        f"{data}: needs a binary column '{image.column}' ({n_in} {image.unit} a row) or an array<float> column "
+        f"'{features.column}' ({n_in} {features.unit} a row); found {found}"
+    )
+
+
 def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
     """Score the Parquet dataset `data` with RUN's model into Parquet at `out`; the rows written."""
-    from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType, StructField, StructType
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField, StructType
 
     params, _ = load_model(run_dir)
     refuse_overlap(out, "--out", {"--data": data, **model_files(run_dir)})
@@ -126,19 +146,7 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     except Exception as e:  # noqa: BLE001 - Spark's AnalysisException names the path
         raise ValueError(f"{data}: cannot be read as Parquet ({str(e).splitlines()[0]})") from None
     n_in = layer_sizes_of(params)[0]
-    types = {f.name: f.dataType for f in df.schema.fields}
-    if isinstance(types.get("image"), BinaryType):
-        column = "image"
-    elif isinstance(types.get("features"), ArrayType) and isinstance(
-        types["features"].elementType, (FloatType, DoubleType)
-    ):
-        column = "features"
-    else:
-        found = {name: t.simpleString() for name, t in types.items()}
-        raise ValueError(
-            f"{data}: needs a binary column 'image' ({n_in} bytes a row) or an array<float> column "
-            f"'features' ({n_in} values a row); found {found}"
-        )
+    kind = input_kind(df.schema, data, n_in)
     clash = [c for c in ("prediction", "probability") if c in df.columns]
     if clash:
         raise ValueError(f"{data}: already has column(s) {clash}; rename them before scoring")
@@ -156,7 +164,7 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     try:
         # --overwrite: the new output is complete before the old one goes
         with hadoopfs.replacing(spark, out, overwrite) as tmp:
-            located.mapInArrow(make_batch_fn(bc, column, n_in, errors), schema).write.parquet(tmp)
+            located.mapInArrow(make_batch_fn(bc, kind, n_in, errors), schema).write.parquet(tmp)
             if errors.value is not None:
                 raise errors.value.exception()
             rows = spark.read.parquet(tmp).count()
