@@ -166,15 +166,15 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
 
     def predict(self, value) -> float:
         """The predicted class of one feature vector (pyspark Vector or array-like)."""
-        return float(scoring.scores_of(self._arrays, self._row(value))[0][0])
+        return float(scoring.scores_of(self._arrays, self._row(value)).prediction[0])
 
     def predictProbability(self, value) -> DenseVector:
         """The class probabilities of one feature vector."""
-        return DenseVector(scoring.scores_of(self._arrays, self._row(value))[1][0].astype(np.float64))
+        return DenseVector(scoring.scores_of(self._arrays, self._row(value)).probability[0].astype(np.float64))
 
     def predictRaw(self, value) -> DenseVector:
         """The logits (rawPrediction) of one feature vector."""
-        return DenseVector(scoring.scores_of(self._arrays, self._row(value))[2][0].astype(np.float64))
+        return DenseVector(scoring.scores_of(self._arrays, self._row(value)).rawPrediction[0].astype(np.float64))
 
     # --- a DataFrame ---
     def _broadcast_params(self, sc):
