@@ -28,6 +28,7 @@ from dist_mnist.artifacts import (
     model_files,
 )
 from dist_mnist.features import FeatureKind
+from dist_mnist.ml.scoring import FIELDS
 from dist_mnist.nn.model import Params
 from dist_mnist.paths import refuse_overlap
 
@@ -38,7 +39,12 @@ if TYPE_CHECKING:
 # one axis since opset 13) and loads in every onnxruntime since 1.13; pinning both keeps the
 # file the same whichever onnx wrote it, and readable by older runtimes.
 OPSET, IR_VERSION = 17, 8
-INPUT, LOGITS, PROBABILITY, PREDICTION = "features", "rawPrediction", "probability", "prediction"
+INPUT = "features"  # the graph's input: MLlib's default featuresCol, whatever the FeatureKind
+PREDICTION, PROBABILITY, LOGITS = FIELDS  # the outputs, named as every scorer names them
+SCALING = {
+    FeatureKind.IMAGE: "pixel values 0..255, scaled by 1/255 in the graph",
+    FeatureKind.FEATURES: "float features, used as given",
+}
 BATCH = "N"  # the symbolic batch dimension
 
 
@@ -51,6 +57,29 @@ def _onnx():
             "dist-mnist export needs the onnx package: pip install 'dist-mnist[onnx]' (or pip install 'onnx>=1.15')"
         ) from None
     return onnx
+
+
+def _layers(params: Params, kind: FeatureKind, n_layers: int) -> tuple[list, list]:
+    """The graph's nodes (scale for IMAGE, then Gemm + Relu per layer, Softmax, ArgMax) and its
+    initializers (the parameters, and IMAGE's 1/255)."""
+    from onnx import helper, numpy_helper
+
+    initializers = [numpy_helper.from_array(np.ascontiguousarray(params[k]), name=k) for k in params]
+    nodes = []
+    h = INPUT
+    if kind is FeatureKind.IMAGE:  # the same float32 multiply as nn.model.to_inputs, so the same rounding
+        initializers.append(numpy_helper.from_array(np.array(1.0 / 255.0, dtype=np.float32), name="scale"))
+        nodes.append(helper.make_node("Mul", [INPUT, "scale"], ["x"], name="scale_pixels"))
+        h = "x"
+    for i in range(n_layers):
+        z = LOGITS if i == n_layers - 1 else f"z{i}"
+        nodes.append(helper.make_node("Gemm", [h, f"W{i}", f"b{i}"], [z], name=f"dense{i}"))  # h @ W + b
+        if i < n_layers - 1:
+            h = f"h{i}"
+            nodes.append(helper.make_node("Relu", [z], [h], name=f"relu{i}"))
+    nodes.append(helper.make_node("Softmax", [LOGITS], [PROBABILITY], name="softmax", axis=1))
+    nodes.append(helper.make_node("ArgMax", [LOGITS], [PREDICTION], name="argmax", axis=1, keepdims=0))
+    return nodes, initializers
 
 
 def to_onnx(params: Params, meta: dict) -> onnx.ModelProto:
@@ -67,34 +96,13 @@ def to_onnx(params: Params, meta: dict) -> onnx.ModelProto:
     params = check_params(params, sizes, "parameters")
     kind = FeatureKind.of_model(meta, MODEL_JSON)
     checker = _onnx().checker
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    n_layers = len(sizes) - 1
-    initializers = [numpy_helper.from_array(np.ascontiguousarray(params[k]), name=k) for k in params]
-    nodes = []
-    h = INPUT
-    if kind is FeatureKind.IMAGE:  # the same float32 multiply as nn.model.to_inputs, so the same rounding
-        initializers.append(numpy_helper.from_array(np.array(1.0 / 255.0, dtype=np.float32), name="scale"))
-        nodes.append(helper.make_node("Mul", [INPUT, "scale"], ["x"], name="scale_pixels"))
-        h = "x"
-    for i in range(n_layers):
-        z = LOGITS if i == n_layers - 1 else f"z{i}"
-        nodes.append(helper.make_node("Gemm", [h, f"W{i}", f"b{i}"], [z], name=f"dense{i}"))  # h @ W + b
-        if i < n_layers - 1:
-            h = f"h{i}"
-            nodes.append(helper.make_node("Relu", [z], [h], name=f"relu{i}"))
-    nodes.append(helper.make_node("Softmax", [LOGITS], [PROBABILITY], name="softmax", axis=1))
-    nodes.append(helper.make_node("ArgMax", [LOGITS], [PREDICTION], name="argmax", axis=1, keepdims=0))
-
+    nodes, initializers = _layers(params, kind, len(sizes) - 1)
     n_in, n_out = sizes[0], sizes[-1]
-    scaling = (
-        "pixel values 0..255, scaled by 1/255 in the graph"
-        if kind is FeatureKind.IMAGE
-        else "float features, used as given"
-    )
     doc = (
         f"dist-mnist MLP {'-'.join(map(str, sizes))} (ReLU hidden layers, softmax output). "
-        f"Input '{INPUT}' float32 [N, {n_in}]: {scaling}. Outputs '{PROBABILITY}' float32 [N, {n_out}], "
+        f"Input '{INPUT}' float32 [N, {n_in}]: {SCALING[kind]}. Outputs '{PROBABILITY}' float32 [N, {n_out}], "
         f"'{PREDICTION}' int64 [N] (argmax), '{LOGITS}' float32 [N, {n_out}] (logits)."
     )
     graph = helper.make_graph(
