@@ -46,8 +46,10 @@ def batch_function_seconds(model: str, data: str, repeat: int) -> dict[str, list
 
     from dist_mnist.artifacts import load_model
     from dist_mnist.data.parquet import images_of
+    from dist_mnist.features import FeatureKind
+    from dist_mnist.ml.scoring import scores_of
     from dist_mnist.spark.dataset import read_footers
-    from dist_mnist.spark.predict import FILE, ROW, make_batch_fn, probabilities
+    from dist_mnist.spark.predict import FILE, ROW, make_batch_fn
 
     params, _ = load_model(model)
     batches = []
@@ -63,12 +65,12 @@ def batch_function_seconds(model: str, data: str, repeat: int) -> dict[str, list
         def add(self, error):
             raise AssertionError(error)
 
-    run = make_batch_fn(Value(), "image", params["W0"].shape[0], Value())
+    run = make_batch_fn(Value(), FeatureKind.IMAGE, params["W0"].shape[0], Value())
     images = [images_of(b.column("image"), "") for b in batches]
     out = {"batch_function": [], "forward_pass": []}
     for _ in range(repeat):
         out["batch_function"].append(timed(lambda: list(run(iter(batches)))))
-        out["forward_pass"].append(timed(lambda: [probabilities(params, x) for x in images]))
+        out["forward_pass"].append(timed(lambda: [scores_of(params, x) for x in images]))
     return out
 
 

@@ -34,7 +34,7 @@ from dist_mnist.nn.updaters import Nesterovs
 from dist_mnist.rounds import Plan, RoundSpec, TrainingArrays, apply_round, round_input
 from dist_mnist.shards import Segment, Shard
 from dist_mnist.spark.jobs import SparkJobTransport
-from dist_mnist.spark.shards import get_shard
+from dist_mnist.spark.shard_cache import get_shard
 
 SMALL_HEAD = 3  # the old round's small vector: loss, examples, shard bytes
 

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     spark = spark_session(args.master, args.driver_memory)
     try:
         params = init_params(LAYERS, 123)
-        ours = MLPClassificationModel(params, {"layer_sizes": LAYERS, "feature_kind": "float"})
+        ours = MLPClassificationModel(params, {"layer_sizes": LAYERS, "feature_kind": "features"})
         theirs = mllib_model(spark, ours.weights.toArray())
         transforms = {"dist_mnist": ours.transform, "mllib": theirs.transform, "scan_only": lambda df: df}
         tables = {

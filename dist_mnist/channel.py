@@ -41,7 +41,7 @@ from dist_mnist.channel_messages import decode_result, encode_result, frame_size
 from dist_mnist.rounds import RoundSpec
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError
 
-IO_THREADS = 2  # sends to several workers at once (measured: 6.3 ms a sync round against 6.9 with one)
+IO_THREADS = 2  # ZeroMQ's I/O threads: sends to several workers at once (benchmarks/channels.py times rounds with it)
 RCVHWM = 4  # messages queued per worker connection; a worker sends one a round
 NO_CURVE = "this libzmq has no CURVE encryption (zmq.has('curve') is False), and rounds never travel in clear over TCP"
 

@@ -242,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
         model = export_onnx(args.run, args.onnx, args.overwrite)
         props = {p.key: p.value for p in model.metadata_props}
         print(
-            f"wrote {args.onnx}: MLP {props['layer_sizes']}, {props['feature_kind']} features, "
+            f"wrote {args.onnx}: MLP {props['layer_sizes']}, feature_kind {props['feature_kind']}, "
             f"inputs 'features', outputs 'probability', 'prediction', 'rawPrediction'"
         )
     return 0

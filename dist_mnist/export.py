@@ -3,7 +3,7 @@
 The graph computes what `nn.model.logits_of` does, so any ONNX runtime can score without this
 package, Spark or Python. Input `features` float32 (N, n_in) of raw values: 0..255 pixels for
 an "image" model (the graph starts with the multiply by 1/255 that `to_inputs` does), or
-features used as given for a "float" model. Outputs `rawPrediction` float32 (N, C) (the
+features used as given for a "features" model (model.json's feature_kind, FeatureKind). Outputs `rawPrediction` float32 (N, C) (the
 logits), `probability` float32 (N, C) (their softmax) and `prediction` int64 (N,) (the argmax
 of the logits, as `nn.model.predict` takes it). Built with onnx.helper only (the `onnx` extra;
 no torch). No Spark here.
@@ -27,6 +27,8 @@ from dist_mnist.artifacts import (
     load_model,
     model_files,
 )
+from dist_mnist.features import FeatureKind
+from dist_mnist.ml.scoring import FIELDS
 from dist_mnist.nn.model import Params
 from dist_mnist.paths import refuse_overlap
 
@@ -37,8 +39,12 @@ if TYPE_CHECKING:
 # one axis since opset 13) and loads in every onnxruntime since 1.13; pinning both keeps the
 # file the same whichever onnx wrote it, and readable by older runtimes.
 OPSET, IR_VERSION = 17, 8
-FEATURE_KINDS = ("image", "float")  # model.json "feature_kind"; absent means "image"
-INPUT, LOGITS, PROBABILITY, PREDICTION = "features", "rawPrediction", "probability", "prediction"
+INPUT = "features"  # the graph's input: MLlib's default featuresCol, whatever the FeatureKind
+PREDICTION, PROBABILITY, LOGITS = FIELDS  # the outputs, named as every scorer names them
+SCALING = {
+    FeatureKind.IMAGE: "pixel values 0..255, scaled by 1/255 in the graph",
+    FeatureKind.FEATURES: "float features, used as given",
+}
 BATCH = "N"  # the symbolic batch dimension
 
 
@@ -53,12 +59,27 @@ def _onnx():
     return onnx
 
 
-def feature_kind_of(meta: dict, where: str = MODEL_JSON) -> str:
-    """model.json's "feature_kind" ("image" when absent); errors name `where`."""
-    kind = meta.get("feature_kind", "image")
-    if kind not in FEATURE_KINDS:
-        raise ValueError(f"{where}: 'feature_kind' must be one of {list(FEATURE_KINDS)}, got {kind!r}")
-    return kind
+def _layers(params: Params, kind: FeatureKind, n_layers: int) -> tuple[list, list]:
+    """The graph's nodes (scale for IMAGE, then Gemm + Relu per layer, Softmax, ArgMax) and its
+    initializers (the parameters, and IMAGE's 1/255)."""
+    from onnx import helper, numpy_helper
+
+    initializers = [numpy_helper.from_array(np.ascontiguousarray(params[k]), name=k) for k in params]
+    nodes = []
+    h = INPUT
+    if kind is FeatureKind.IMAGE:  # the same float32 multiply as nn.model.to_inputs, so the same rounding
+        initializers.append(numpy_helper.from_array(np.array(1.0 / 255.0, dtype=np.float32), name="scale"))
+        nodes.append(helper.make_node("Mul", [INPUT, "scale"], ["x"], name="scale_pixels"))
+        h = "x"
+    for i in range(n_layers):
+        z = LOGITS if i == n_layers - 1 else f"z{i}"
+        nodes.append(helper.make_node("Gemm", [h, f"W{i}", f"b{i}"], [z], name=f"dense{i}"))  # h @ W + b
+        if i < n_layers - 1:
+            h = f"h{i}"
+            nodes.append(helper.make_node("Relu", [z], [h], name=f"relu{i}"))
+    nodes.append(helper.make_node("Softmax", [LOGITS], [PROBABILITY], name="softmax", axis=1))
+    nodes.append(helper.make_node("ArgMax", [LOGITS], [PREDICTION], name="argmax", axis=1, keepdims=0))
+    return nodes, initializers
 
 
 def to_onnx(params: Params, meta: dict) -> onnx.ModelProto:
@@ -73,34 +94,15 @@ def to_onnx(params: Params, meta: dict) -> onnx.ModelProto:
     """
     sizes = check_layer_sizes(meta, MODEL_JSON)
     params = check_params(params, sizes, "parameters")
-    kind = feature_kind_of(meta)
+    kind = FeatureKind.of_model(meta, MODEL_JSON)
     checker = _onnx().checker
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    n_layers = len(sizes) - 1
-    initializers = [numpy_helper.from_array(np.ascontiguousarray(params[k]), name=k) for k in params]
-    nodes = []
-    h = INPUT
-    if kind == "image":  # the same float32 multiply as nn.model.to_inputs, so the same rounding
-        initializers.append(numpy_helper.from_array(np.array(1.0 / 255.0, dtype=np.float32), name="scale"))
-        nodes.append(helper.make_node("Mul", [INPUT, "scale"], ["x"], name="scale_pixels"))
-        h = "x"
-    for i in range(n_layers):
-        z = LOGITS if i == n_layers - 1 else f"z{i}"
-        nodes.append(helper.make_node("Gemm", [h, f"W{i}", f"b{i}"], [z], name=f"dense{i}"))  # h @ W + b
-        if i < n_layers - 1:
-            h = f"h{i}"
-            nodes.append(helper.make_node("Relu", [z], [h], name=f"relu{i}"))
-    nodes.append(helper.make_node("Softmax", [LOGITS], [PROBABILITY], name="softmax", axis=1))
-    nodes.append(helper.make_node("ArgMax", [LOGITS], [PREDICTION], name="argmax", axis=1, keepdims=0))
-
+    nodes, initializers = _layers(params, kind, len(sizes) - 1)
     n_in, n_out = sizes[0], sizes[-1]
-    scaling = (
-        "pixel values 0..255, scaled by 1/255 in the graph" if kind == "image" else "float features, used as given"
-    )
     doc = (
         f"dist-mnist MLP {'-'.join(map(str, sizes))} (ReLU hidden layers, softmax output). "
-        f"Input '{INPUT}' float32 [N, {n_in}]: {scaling}. Outputs '{PROBABILITY}' float32 [N, {n_out}], "
+        f"Input '{INPUT}' float32 [N, {n_in}]: {SCALING[kind]}. Outputs '{PROBABILITY}' float32 [N, {n_out}], "
         f"'{PREDICTION}' int64 [N] (argmax), '{LOGITS}' float32 [N, {n_out}] (logits)."
     )
     graph = helper.make_graph(
@@ -123,7 +125,7 @@ def to_onnx(params: Params, meta: dict) -> onnx.ModelProto:
         producer_version=__version__,
         doc_string=doc,
     )
-    helper.set_model_props(model, {"layer_sizes": json.dumps(sizes), "feature_kind": kind})
+    helper.set_model_props(model, {"layer_sizes": json.dumps(sizes), "feature_kind": kind.value})
     checker.check_model(model, full_check=True)
     return model
 
@@ -147,7 +149,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike, overwrite: b
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run directory")
     params, meta = load_model(run_dir)
-    feature_kind_of(meta, str(run_dir / MODEL_JSON))  # a bad value is reported with the file's path
+    FeatureKind.of_model(meta, str(run_dir / MODEL_JSON))  # a bad value is reported with the file's path
     model = to_onnx(params, meta)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, model.SerializeToString())

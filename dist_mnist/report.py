@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_mnist.artifacts import atomic_write_bytes, load_model, read_json
+from dist_mnist.artifacts import MODEL_JSON, atomic_write_bytes, load_model, read_json
 from dist_mnist.data.parquet import read_files
 from dist_mnist.metrics import scores
 from dist_mnist.nn.model import predict
@@ -194,10 +194,10 @@ def write_report(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     counts = np.asarray(evaluation.get("confusion", []), dtype=np.int64)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or not counts.size:
         raise ValueError(f"{run_dir / 'evaluation.json'}: 'confusion' must be a square matrix of counts")
-    recorded_in = None if data else run_dir / "model.json"
+    recorded_in = None if data else run_dir / MODEL_JSON
     data = data or model.get("data", {}).get("path")
     if data is None:
-        raise ValueError(f"{run_dir / 'model.json'}: no data.path recorded (pass --data DATA)")
+        raise ValueError(f"{run_dir / MODEL_JSON}: no data.path recorded (pass --data DATA)")
     images, labels = read_files(parquet_files_of(data, recorded_in))
     out = run_dir / "report"
     out.mkdir(exist_ok=True)

@@ -53,7 +53,7 @@ class Plan:
     def n_classes(self) -> int:
         return self.config.layer_sizes[-1]
 
-    def rows_of(self, shard: Shard) -> tuple[list, int, int]:
+    def reader_args(self, shard: Shard) -> tuple[list, int, int]:
         """What a reader needs for a shard: its segments, the input width and the classes."""
         return list(shard.segments), self.n_classes, self.n_in
 

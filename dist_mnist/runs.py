@@ -27,6 +27,7 @@ from dist_mnist.artifacts import (
 from dist_mnist.checkpoint import CHECKPOINT_NPZ, TrainState, read_checked
 from dist_mnist.config import TrainConfig
 from dist_mnist.data.ingest import read_metadata
+from dist_mnist.features import FeatureKind
 from dist_mnist.metrics import stats_text
 from dist_mnist.nn.model import Params
 from dist_mnist.paths import check_writable_dir, refuse_overlap
@@ -172,8 +173,8 @@ def model_meta(
         "layer_sizes": list(config.layer_sizes),
         "activations": ["relu"] * hidden + ["softmax"],
         # an `image` column's bytes are divided by 255 before the first layer; `features` are used as given
-        "feature_kind": "image" if feature == "image" else "float",
-        "input_scaling": "image_bytes / 255" if feature == "image" else "none",
+        "feature_kind": FeatureKind(feature).value,
+        "input_scaling": "image_bytes / 255" if FeatureKind(feature) is FeatureKind.IMAGE else "none",
         "config": config.to_dict(),
         "local_learning_rate": local_learning_rate(config),
         # resolved: `report` and `evaluate` find it from any directory

@@ -62,7 +62,7 @@ class Closing:
 
 def load_rows(plan, shard) -> tuple[np.ndarray, np.ndarray]:
     """A shard's rows, read from its Parquet segments."""
-    return read_segments(*plan.rows_of(shard))
+    return read_segments(*plan.reader_args(shard))
 
 
 def _one_blas_thread():

@@ -1,6 +1,7 @@
 """The Parquet layout of a training split, written and read with pyarrow.
 
-Columns: `label` (integer class ids 0..C-1) and the features, one of
+Columns: `label` (integer class ids 0..C-1) and the features, one column named by its
+dist_mnist.features.FeatureKind:
 - `image`: binary, exactly n_in bytes a row, uint8 pixels scaled by 1/255 before the first
   layer (what `dist-mnist ingest` writes: 784 bytes, row-major 28x28), or
 - `features`: array<float>, exactly n_in floats a row, used as given (what
@@ -15,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dist_mnist.features import FeatureKind
 from dist_mnist.nn.model import N_PIXELS
 
-SCHEMA = pa.schema([("label", pa.int32()), ("image", pa.binary())])
+SCHEMA = pa.schema([("label", pa.int32()), (FeatureKind.IMAGE.column, pa.binary())])
 
 
 def to_table(images: np.ndarray, labels: np.ndarray) -> pa.Table:
@@ -30,19 +32,16 @@ def to_table(images: np.ndarray, labels: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays([pa.array(labels.astype(np.int32)), image], schema=SCHEMA)
 
 
-FEATURE_COLUMNS = ("image", "features")
-
-
-def feature_column(names, where: str) -> str:
-    """Which features column a split's schema has; errors name `where`."""
+def feature_kind(names, where: str) -> FeatureKind:
+    """Which features column (FeatureKind) a split's schema has; errors name `where`."""
     names = list(names)
-    found = [c for c in FEATURE_COLUMNS if c in names]
-    missing = [c for c in ("label",) if c not in names] + ([] if found else ["image"])
+    found = [k for k in FeatureKind if k.column in names]
+    missing = [c for c in ("label",) if c not in names] + ([] if found else [FeatureKind.IMAGE.column])
     if missing:
-        alternative = " (or 'features', an array of floats)" if not found else ""
+        alternative = f" (or '{FeatureKind.FEATURES.column}', an array of floats)" if not found else ""
         raise ValueError(f"{where}: missing column(s) {missing}{alternative}; found {names}")
     if len(found) > 1:
-        raise ValueError(f"{where}: has both 'image' and 'features' columns; keep one")
+        raise ValueError(f"{where}: has both {' and '.join(repr(k.column) for k in found)} columns; keep one")
     return found[0]
 
 
@@ -59,11 +58,11 @@ def from_table(
 
     An `image` column gives uint8 pixels, a `features` column float32 values.
     """
-    name = feature_column(table.column_names, where)
-    label_col, feature_col = table.column("label"), table.column(name)
+    kind = feature_kind(table.column_names, where)
+    label_col, feature_col = table.column("label"), table.column(kind.column)
     if not pa.types.is_integer(label_col.type):
         raise ValueError(f"{where}: column 'label' has type {label_col.type}, expected an integer type")
-    for col_name, col in (("label", label_col), (name, feature_col)):
+    for col_name, col in (("label", label_col), (kind.column, feature_col)):
         if col.null_count:
             raise ValueError(f"{where}: column '{col_name}' has {col.null_count} null values")
     labels = label_col.to_numpy()
@@ -72,12 +71,14 @@ def from_table(
         raise ValueError(
             f"{where}: label {labels[bad[0]]} at row {first_row + bad[0]} is outside the model's classes 0-{n_classes - 1}"
         )
-    x = (
-        images_of(feature_col, where, first_row, n_in)
-        if name == "image"
-        else features_of(feature_col, where, first_row, n_in)
-    )
-    return x, labels.astype(label_dtype(n_classes))
+    return inputs_of(kind, feature_col, where, first_row, n_in), labels.astype(label_dtype(n_classes))
+
+
+def inputs_of(kind: FeatureKind, col, where: str, first_row: int = 0, n_in: int = N_PIXELS) -> np.ndarray:
+    """The model inputs (n, n_in) of a features column of `kind`: uint8 pixels (images_of) or
+    float32 values (features_of); errors name `where` and the row counted from `first_row`."""
+    reader = images_of if kind is FeatureKind.IMAGE else features_of
+    return reader(col, where, first_row, n_in)
 
 
 def _combined(col, empty_type):
@@ -98,13 +99,12 @@ def images_of(image_col, where: str, first_row: int = 0, n_in: int = N_PIXELS) -
     possible; errors name `where` and the row."""
     n = len(image_col)
     image_col = _combined(image_col, pa.binary())
-    if not pa.types.is_binary(image_col.type) and not pa.types.is_large_binary(image_col.type):
-        raise ValueError(f"{where}: column 'image' has type {image_col.type}, expected binary")
+    FeatureKind.IMAGE.check_arrow(image_col.type, where)
     if not n:
         return np.empty((0, n_in), np.uint8)
     offsets = np.frombuffer(image_col.buffers()[1], dtype=np.int32 if pa.types.is_binary(image_col.type) else np.int64)
     offsets = offsets[image_col.offset : image_col.offset + n + 1]
-    _check_lengths(offsets, n_in, where, first_row, "image", "bytes")
+    _check_lengths(offsets, n_in, where, first_row, FeatureKind.IMAGE.column, FeatureKind.IMAGE.unit)
     data = np.frombuffer(image_col.buffers()[2], dtype=np.uint8)
     return data[offsets[0] : offsets[0] + n * n_in].reshape(n, n_in)
 
@@ -123,7 +123,12 @@ def nonfinite_name(value: float) -> str:
 
 
 def features_of(
-    feature_col, where: str, first_row: int = 0, n_in: int | None = None, name: str = "features", strict: bool = True
+    feature_col,
+    where: str,
+    first_row: int = 0,
+    n_in: int | None = None,
+    name: str = FeatureKind.FEATURES.column,
+    strict: bool = True,
 ) -> np.ndarray:
     """float32 rows (n, n_in) of a list<float|double> column of n_in values a row (n_in None:
     the first row's length), without a copy for float32; errors name `where`, the column and
@@ -132,10 +137,7 @@ def features_of(
     n = len(feature_col)
     feature_col = _combined(feature_col, pa.list_(pa.float32()))
     t = feature_col.type
-    if not (
-        pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-    ) or not pa.types.is_floating(t.value_type):
-        raise ValueError(f"{where}: column '{name}' has type {t}, expected an array of float or double")
+    FeatureKind.FEATURES.check_arrow(t, where, name)
     if not n:
         return np.empty((0, n_in or 0), np.float32)
     if feature_col.null_count:
@@ -149,7 +151,7 @@ def features_of(
         values = feature_col.values.slice(offsets[0], offsets[-1] - offsets[0])
         offsets = offsets - offsets[0]
     width = int(offsets[1]) if n_in is None else n_in
-    _check_lengths(offsets, width, where, first_row, f"'{name}'", "values")
+    _check_lengths(offsets, width, where, first_row, f"'{name}'", FeatureKind.FEATURES.unit)
     if values.null_count and strict:
         row = (
             int(np.searchsorted(offsets, np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0], "right"))

@@ -12,6 +12,7 @@ import numpy as np
 
 from dist_mnist.driver.loop import EpochListener
 from dist_mnist.driver.prepare import Prepared
+from dist_mnist.features import FeatureKind
 from dist_mnist.metrics import scores, stats_text
 from dist_mnist.nn.model import Params
 from dist_mnist.rounds import Plan, RoundSpec, round_input
@@ -101,7 +102,8 @@ def rounds_block(run: Prepared, transport_facts: dict) -> dict:
     # them. What the workers hold in all (Arrow buffers, float copies, NumPy) is measured from
     # outside by benchmarks/memory.py.
     block["shard_memory_bytes"] = run.state.pos.timings.shard_bytes
-    row_bytes = run.config.layer_sizes[0] * (1 if run.train_split.feature == "image" else 4) + 1  # features + label
+    itemsize = 1 if run.train_split.feature is FeatureKind.IMAGE else 4  # uint8 pixels or float32 features
+    row_bytes = run.config.layer_sizes[0] * itemsize + 1  # and a label
     block["data_uint8_bytes"] = (run.train_split.n_rows + run.test_split.n_rows) * row_bytes
     # the driver's Python process only (RUSAGE_SELF): the JVM it talks to is a separate process,
     # measured by benchmarks/memory.py

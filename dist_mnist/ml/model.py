@@ -18,7 +18,15 @@ import numpy as np
 from pyspark.ml import Model
 from pyspark.ml.linalg import DenseVector, Vector
 
-from dist_mnist.artifacts import check_layer_sizes, check_params, model_bytes, npz_bytes, parse_json_object
+from dist_mnist.artifacts import (
+    MODEL_JSON,
+    MODEL_NPZ,
+    check_layer_sizes,
+    check_params,
+    model_bytes,
+    npz_bytes,
+    parse_json_object,
+)
 from dist_mnist.data.parquet import first_nonfinite, nonfinite_name
 from dist_mnist.ml import scoring
 from dist_mnist.ml.params import MLPParams
@@ -26,7 +34,7 @@ from dist_mnist.ml.persistence import MLPReadable, MLPWritable
 from dist_mnist.nn.model import Params, layer_sizes_of
 from dist_mnist.npz import NPZ_SLACK, parse_npz
 
-MODEL_NPZ, MODEL_JSON, SUMMARY_JSON = "model.npz", "model.json", "summary.json"
+SUMMARY_JSON = "summary.json"  # the training summary, beside the model's MODEL_NPZ and MODEL_JSON
 
 
 @dataclass(frozen=True)
@@ -158,15 +166,15 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
 
     def predict(self, value) -> float:
         """The predicted class of one feature vector (pyspark Vector or array-like)."""
-        return float(scoring.scores_of(self._arrays, self._row(value))[0][0])
+        return float(scoring.scores_of(self._arrays, self._row(value)).prediction[0])
 
     def predictProbability(self, value) -> DenseVector:
         """The class probabilities of one feature vector."""
-        return DenseVector(scoring.scores_of(self._arrays, self._row(value))[1][0].astype(np.float64))
+        return DenseVector(scoring.scores_of(self._arrays, self._row(value)).probability[0].astype(np.float64))
 
     def predictRaw(self, value) -> DenseVector:
         """The logits (rawPrediction) of one feature vector."""
-        return DenseVector(scoring.scores_of(self._arrays, self._row(value))[2][0].astype(np.float64))
+        return DenseVector(scoring.scores_of(self._arrays, self._row(value)).rawPrediction[0].astype(np.float64))
 
     # --- a DataFrame ---
     def _broadcast_params(self, sc):
@@ -188,7 +196,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             )
         field = dataset.schema[column]
         kind = scoring.feature_kind(field.dataType, column)
-        size = field.metadata.get("ml_attr", {}).get("num_attrs") if kind == "vector" else None
+        size = scoring.declared_width(field)
         if size is not None and size != self.numFeatures:
             raise ValueError(
                 f"{scoring.WHERE}: featuresCol {column!r} holds vectors of {size} values "
@@ -224,7 +232,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             return value if field == "prediction" else F.when(value.isNotNull(), array_to_vector(value))
 
         out = {name: checked(name) for name in scoring.FIELDS}
-        frame = dataset.withColumn("__dist_mnist_scores", udf(scoring.feature_values(column, kind)))
+        frame = dataset.withColumn("__dist_mnist_scores", udf(scoring.input_expr(column, field.dataType)))
         if handle_invalid == "skip":
             frame = frame.where(scored.isNotNull())  # invalid rows come back as a null struct
         return frame.select(

@@ -1,73 +1,136 @@
-"""Model.transform's forward pass: the features column as Arrow arrays in, a struct of
-prediction, probability and rawPrediction out, vectorised per Arrow batch on the executors.
+"""The one scoring path: a batch of model inputs in, prediction, probability and rawPrediction out.
 
-Vectors are turned into array<float> on the JVM (`vector_to_array`, dense and sparse alike),
-arrays of floats or doubles and binary rows (n_in uint8 pixels, scaled by 1/255 as in our
-`image` layout) go as they are. The parameters arrive in a broadcast read once per Python
+`scores_of` is the forward pass of every scorer: Model.transform's Arrow UDF (here),
+`dist-mnist predict` (dist_mnist.spark.predict) and the model's one-vector predict*.
+`Scores` names its outputs as the output columns are named (xgboost.spark's `Pred`), and
+`arrow_columns` / `output_fields` give them the types both outputs have: prediction double,
+probability and rawPrediction array<float> (transform turns the arrays into Vectors).
+
+Transform's input: a features column of either FeatureKind. How its Spark type reaches the
+UDF is this module's own business (`input_expr`): vectors are turned into array<float> on the
+JVM (dense and sparse alike), arrays of floats or doubles and binary rows (n_in uint8 pixels,
+scaled by 1/255) go as they are. The parameters arrive in a broadcast read once per Python
 worker; the UDF's closure holds only that handle and a few strings.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dist_mnist.data.parquet import features_of, images_of, nonfinite_name
+from dist_mnist.features import FeatureKind
 from dist_mnist.nn.model import logits_of, softmax, to_inputs
 
 WHERE = "MLPClassificationModel.transform"
 HANDLE_INVALID = ("error", "skip", "keep")  # transform's handleInvalid, as MLlib's VectorAssembler
-# the output fields of the UDF's struct, in order (then `error`)
-FIELDS = ("prediction", "probability", "rawPrediction")
 
 
-def feature_kind(data_type, column: str, where: str = WHERE) -> str:
-    """'vector', 'array' or 'binary' for the features column's Spark type; ValueError names
-    `where`, the column and what it found."""
-    from pyspark.ml.linalg import VectorUDT
-    from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType
+class Scores(NamedTuple):
+    """A batch's scores, each field named as its output column (MLlib's classifier columns)."""
 
-    if isinstance(data_type, VectorUDT):
-        return "vector"
-    if isinstance(data_type, ArrayType) and isinstance(data_type.elementType, (FloatType, DoubleType)):
-        return "array"
-    if isinstance(data_type, BinaryType):
-        return "binary"
-    raise ValueError(
-        f"{where}: featuresCol {column!r} has type {data_type.simpleString()}; expected a vector "
-        f"(VectorUDT), array<float>, array<double> or binary (n_in bytes a row)"
+    prediction: np.ndarray  # float64 (n,): the most probable class
+    probability: np.ndarray  # float32 (n, C): softmax of the logits
+    rawPrediction: np.ndarray  # float32 (n, C): the logits
+
+
+FIELDS = Scores._fields  # the output columns, in the order every scorer writes them
+
+
+def scores_of(params, X: np.ndarray) -> Scores:
+    """The scores of inputs X: uint8 pixels (n, n_in) or float features (n, n_in)."""
+    logits = logits_of(params, to_inputs(X))
+    probs = softmax(logits)
+    return Scores(probs.argmax(axis=1).astype(np.float64), probs, logits)
+
+
+def joined(parts: list[Scores], n_classes: int) -> Scores:
+    """The scores of consecutive batches as one; no parts gives zero rows of n_classes."""
+    if not parts:
+        empty = np.empty((0, n_classes), np.float32)
+        return Scores(np.empty(0, np.float64), empty, empty)
+    if len(parts) == 1:
+        return parts[0]
+    return Scores(*(np.concatenate(field) for field in zip(*parts)))
+
+
+def _as_list(m: np.ndarray, mask) -> pa.Array:
+    n, C = m.shape
+    return pa.ListArray.from_arrays(
+        pa.array(np.arange(0, (n + 1) * C, C, dtype=np.int32)), pa.array(m.ravel()), mask=mask
     )
 
 
-def feature_values(column: str, kind: str):
-    """The Spark expression the UDF is given: array<float> for vectors, else the column."""
+def arrow_columns(scores: Scores, bad: np.ndarray | None = None) -> list[pa.Array]:
+    """The scores as Arrow arrays in FIELDS order (float64, list<float>, list<float>); the rows
+    where `bad` is True are null."""
+    mask = None if bad is None else pa.array(bad)
+    return [
+        pa.array(scores.prediction, mask=bad),
+        _as_list(scores.probability, mask),
+        _as_list(scores.rawPrediction, mask),
+    ]
+
+
+def output_fields(nullable: bool = True) -> list:
+    """The output columns as Spark StructFields: prediction double, probability and
+    rawPrediction array<float>; `nullable` for the columns and the arrays' elements."""
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField
+
+    types = {"prediction": DoubleType(), "probability": ArrayType(FloatType(), nullable)}
+    types["rawPrediction"] = types["probability"]
+    return [StructField(name, types[name], nullable) for name in FIELDS]
+
+
+# --- transform's input: a Spark column of either kind ---
+def feature_kind(data_type, column: str, where: str = WHERE) -> FeatureKind:
+    """The FeatureKind of a featuresCol's Spark type; ValueError names `where`, the column and
+    what it found."""
+    kind = FeatureKind.from_spark(data_type)
+    if kind is None:
+        raise ValueError(
+            f"{where}: featuresCol {column!r} has type {data_type.simpleString()}; expected a vector "
+            f"(VectorUDT), array<float>, array<double> or binary (n_in bytes a row)"
+        )
+    return kind
+
+
+def input_expr(column, data_type, dtype: str = "float32"):
+    """The column (a name or a Column) as the UDF takes it: a vector becomes an array of
+    `dtype` on the JVM; arrays and binary stay as they are."""
     from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import VectorUDT
     from pyspark.sql import functions as F
 
-    return vector_to_array(F.col(column), "float32") if kind == "vector" else F.col(column)
+    col = F.col(column) if isinstance(column, str) else column
+    return vector_to_array(col, dtype) if isinstance(data_type, VectorUDT) else col
 
 
-def scores_of(params, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(prediction float64 (n,), probability float32 (n, C), logits float32 (n, C)) of inputs
-    X: uint8 pixels (n, n_in) or float features (n, n_in)."""
-    logits = logits_of(params, to_inputs(X))
-    probs = softmax(logits)
-    return probs.argmax(axis=1).astype(np.float64), probs, logits
+def declared_width(field) -> int | None:
+    """The vector size a vector column's metadata declares (VectorAssembler's ml_attr), or None."""
+    from pyspark.ml.linalg import VectorUDT
+
+    if not isinstance(field.dataType, VectorUDT):
+        return None
+    return field.metadata.get("ml_attr", {}).get("num_attrs")
 
 
-def invalid_rows(col, kind: str, n_in: int, column: str) -> tuple[np.ndarray, np.ndarray | None, dict[int, str]]:
+def invalid_rows(
+    col, kind: FeatureKind, n_in: int, column: str
+) -> tuple[np.ndarray, np.ndarray | None, dict[int, str]]:
     """(rows (n, n_in), the invalid rows' mask or None, what is wrong with each invalid row) of
     one Arrow batch: a null row, or a null or non-finite value (named by its index; the row's
     position in a batch means nothing to a user). A row of the wrong length is a ValueError."""
     where = f"{WHERE}, featuresCol {column!r}"
     nulls = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
     if nulls is not None:  # stand-ins of the right length, masked out below
-        filler = bytes(n_in) if kind == "binary" else [0.0] * n_in
+        filler = bytes(n_in) if kind is FeatureKind.IMAGE else [0.0] * n_in
         col = pc.if_else(pa.array(nulls), pa.scalar(filler, col.type), col)
-    if kind == "binary":  # pixels are never non-finite: only a null row is invalid
+    if kind is FeatureKind.IMAGE:  # pixels are never non-finite: only a null row is invalid
         reasons = {} if nulls is None else {int(r): "a null row" for r in np.flatnonzero(nulls)}
         return images_of(col, where, 0, n_in), nulls, reasons
     X = features_of(col, where, 0, n_in, name=column, strict=False)  # a null value reads as NaN
@@ -86,7 +149,7 @@ def invalid_rows(col, kind: str, n_in: int, column: str) -> tuple[np.ndarray, np
     return X, bad, reasons
 
 
-def make_scoring_udf(bc, column: str, kind: str, n_in: int, handle_invalid: str = "error"):
+def make_scoring_udf(bc, column: str, kind: FeatureKind, n_in: int, handle_invalid: str = "error"):
     """The Arrow UDF (iterator of batches) scoring the features column `column` of `kind`.
 
     It returns a struct of FIELDS and `error`: a row's one-line error, raised on the JVM by
@@ -94,50 +157,35 @@ def make_scoring_udf(bc, column: str, kind: str, n_in: int, handle_invalid: str 
     Invalid rows (handle_invalid 'skip' or 'keep') come back as a null struct.
     """
     from pyspark.sql.functions import arrow_udf
+    from pyspark.sql.types import StringType, StructField, StructType
 
     hint = "; features must be finite numbers (handleInvalid='skip' drops such rows, 'keep' scores them null)"
-
-    def as_list(m: np.ndarray, mask) -> pa.Array:
-        n, C = m.shape
-        return pa.ListArray.from_arrays(
-            pa.array(np.arange(0, (n + 1) * C, C, dtype=np.int32)), pa.array(m.ravel()), mask=mask
-        )
+    names = [*FIELDS, "error"]
 
     def scored(col) -> pa.StructArray:
+        n = len(col)
         try:
             X, bad, reasons = invalid_rows(col, kind, n_in, column)
         except ValueError as e:  # a row of the wrong length: an error whatever handle_invalid says
-            return pa.StructArray.from_arrays(
-                [
-                    pa.nulls(len(col), pa.float64()),
-                    pa.nulls(len(col), pa.list_(pa.float32())),
-                    pa.nulls(len(col), pa.list_(pa.float32())),
-                    pa.array([str(e)] * len(col)),
-                ],
-                names=[*FIELDS, "error"],
-            )
+            nothing = arrow_columns(joined([], 1), None)
+            return pa.StructArray.from_arrays([pa.nulls(n, a.type) for a in nothing] + [pa.array([str(e)] * n)], names)
         if bad is not None:
             X = np.where(bad[:, None], np.zeros((), X.dtype), X)  # a copy, only when a batch has bad rows
-        prediction, probability, logits = scores_of(bc.value, X)
-        mask = None if bad is None else pa.array(bad)
-        errors = pa.nulls(len(col), pa.string())
+        errors = pa.nulls(n, pa.string())
         if bad is not None and handle_invalid == "error":
             errors = pa.array(
-                [
-                    f"{WHERE}: featuresCol {column!r} has {reasons[r]}{hint}" if r in reasons else None
-                    for r in range(len(col))
-                ],
+                [f"{WHERE}: featuresCol {column!r} has {reasons[r]}{hint}" if r in reasons else None for r in range(n)],
                 pa.string(),
             )
         return pa.StructArray.from_arrays(
-            [pa.array(prediction, mask=bad), as_list(probability, mask), as_list(logits, mask), errors],
-            names=[*FIELDS, "error"],
-            mask=None if handle_invalid == "error" else mask,
+            [*arrow_columns(scores_of(bc.value, X), bad), errors],
+            names=names,
+            mask=None if handle_invalid == "error" or bad is None else pa.array(bad),
         )
 
     def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
         for col in batches:
             yield scored(col)
 
-    schema = "struct<prediction: double, probability: array<float>, rawPrediction: array<float>, error: string>"
+    schema = StructType([*output_fields(), StructField("error", StringType())])
     return arrow_udf(run, schema)  # an iterator UDF, by its type hints

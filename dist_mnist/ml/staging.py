@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dist_mnist.config import TrainConfig
+from dist_mnist.features import FeatureKind
 from dist_mnist.ml import scoring
 from dist_mnist.spark import hadoopfs
 
@@ -53,7 +54,8 @@ class Columns:
     features: str
     label: str
     validation: str | None
-    kind: str  # "image" (binary bytes) or "features" (vector or array of numbers)
+    kind: FeatureKind  # IMAGE from binary bytes, FEATURES from a vector or array of numbers
+    data_type: object  # the features column's Spark type, as given
 
 
 def check_columns(schema, features: str, label: str, validation: str | None) -> Columns:
@@ -64,8 +66,8 @@ def check_columns(schema, features: str, label: str, validation: str | None) -> 
     for role, name in (("featuresCol", features), ("labelCol", label), ("validationIndicatorCol", validation)):
         if name is not None and name not in names:
             raise ValueError(f"{role} {name!r}: no such column; the DataFrame has {names}")
-    # the same feature types as transform takes: binary rows are staged as `image`, the rest as `features`
-    kind = "image" if scoring.feature_kind(schema[features].dataType, features, WHERE) == "binary" else "features"
+    # the same feature types as transform takes, staged as the column of their kind
+    kind = scoring.feature_kind(schema[features].dataType, features, WHERE)
     l_type = schema[label].dataType.simpleString()
     if l_type not in _NUMERIC and not l_type.startswith("decimal"):
         raise ValueError(f"labelCol {label!r} has type {l_type}; expected a numeric column of class ids 0..C-1")
@@ -74,52 +76,57 @@ def check_columns(schema, features: str, label: str, validation: str | None) -> 
             f"validationIndicatorCol {validation!r} has type "
             f"{schema[validation].dataType.simpleString()}; expected boolean"
         )
-    return Columns(features, label, validation, kind)
+    return Columns(features, label, validation, kind, schema[features].dataType)
 
 
-def _features_expr(cols: Columns, schema):
-    """The staged features column (array<float> or binary) as a Spark expression."""
-    values = scoring.feature_values(cols.features, scoring.feature_kind(schema[cols.features].dataType, cols.features))
-    return values if cols.kind == "image" else values.cast("array<float>")
+def _features_expr(cols: Columns):
+    """The staged features column (binary or array<float>) as a Spark expression."""
+    values = scoring.input_expr(cols.features, cols.data_type)
+    return values if cols.kind is FeatureKind.IMAGE else values.cast("array<float>")
 
 
 def _width_expr(cols: Columns, staged):
     from pyspark.sql import functions as F
 
-    return F.length(staged) if cols.kind == "image" else F.size(staged)
+    return F.length(staged) if cols.kind is FeatureKind.IMAGE else F.size(staged)
 
 
 def first_width(df, cols: Columns) -> int:
     """n_in from the first row with features (one small job)."""
     from pyspark.sql import functions as F
 
-    staged = _features_expr(cols, df.schema)
+    staged = _features_expr(cols)
     row = df.where(F.col(cols.features).isNotNull()).select(_width_expr(cols, staged).alias("n")).first()
     if row is None:
         raise ValueError(f"featuresCol {cols.features!r}: the DataFrame has no rows with features")
     return int(row["n"])
 
 
-def _nonfinite_error(cols: Columns, schema, staged, given, fail):
+def _fail(message: str, *values):
+    """raise_error with `message` followed by the values (Columns), null shown as 'null'."""
+    from pyspark.sql import functions as F
+
+    return F.raise_error(F.concat(F.lit(message), *[F.coalesce(v.cast("string"), F.lit("null")) for v in values]))
+
+
+def _nonfinite_error(cols: Columns, staged, given):
     """(condition, error) for a row whose staged (float32) features hold a null, a NaN or an
     infinity, naming the first such value's index and the row's label (a DataFrame has no row
     numbers); `given` is the user's column, for the value as it was."""
-    from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
     def bad(x):
         return x.isNull() | F.isnan(x) | x.isin(float("inf"), float("-inf"))
 
     index = F.array_position(F.transform(staged, bad), True).cast("int")  # 1-based
-    kind = scoring.feature_kind(schema[cols.features].dataType, cols.features, WHERE)
-    value = F.element_at(vector_to_array(given) if kind == "vector" else given, index)
+    value = F.element_at(scoring.input_expr(given, cols.data_type, "float64"), index)  # the value as given
     shown = (
         F.when(value.isNull(), F.lit("a null"))
         .when(F.isnan(value), F.lit("a NaN"))
         .when(value.isin(float("inf"), float("-inf")), value.cast("string"))
         .otherwise(F.concat(value.cast("string"), F.lit(" (beyond float32's range)")))
     )
-    found = fail(
+    found = _fail(
         f"featuresCol {cols.features!r} has ",
         shown,
         F.lit(" at index "),
@@ -131,49 +138,47 @@ def _nonfinite_error(cols: Columns, schema, staged, given, fail):
     return F.exists(staged, bad), found
 
 
-def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int):
-    """The rows in our layout, in a seeded random order; a bad row raises an error naming the column."""
+def _checked_features(cols: Columns, n_in: int, n_classes: int | None, given, staged):
+    """The staged features, or an error for a null row, a row of another width than n_in, or
+    (FEATURES) a null or non-finite value."""
     from pyspark.sql import functions as F
 
-    unit = "bytes" if cols.kind == "image" else "values"
-    # the features converted once, in a projection of their own: every check below reads that
-    # column (an expression used several times in one projection is computed each time)
-    inputs = [F.col(c) for c in dict.fromkeys([cols.label, *([cols.validation] if cols.validation else [])])]
-    schema = df.schema
-    df = df.select(F.col(cols.features).alias(GIVEN), _features_expr(cols, schema).alias(STAGED), *inputs)
-    given, staged, label = F.col(GIVEN), F.col(STAGED), F.col(cols.label)
     width = _width_expr(cols, staged)
-
-    def fail(message, *values):
-        return F.raise_error(F.concat(F.lit(message), *[F.coalesce(v.cast("string"), F.lit("null")) for v in values]))
-
-    features = F.when(given.isNull(), fail(f"featuresCol {cols.features!r} has a null row")).when(
+    features = F.when(given.isNull(), _fail(f"featuresCol {cols.features!r} has a null row")).when(
         width != n_in,
-        fail(
+        _fail(
             f"featuresCol {cols.features!r} has a row of ",
             width,
             F.lit(
-                f" {unit}; expected {n_in} (the first row's length"
+                f" {cols.kind.unit}; expected {n_in} (the first row's length"
                 f"{' and layers[0]' if n_classes else ''}): vectors of mixed length"
             ),
         ),
     )
-    if cols.kind == "features":  # pixels (bytes) cannot be anything but 0..255
-        features = features.when(*_nonfinite_error(cols, schema, staged, given, fail))
-    features = features.otherwise(staged)
+    if cols.kind is FeatureKind.FEATURES:  # pixels (bytes) cannot be anything but 0..255
+        features = features.when(*_nonfinite_error(cols, staged, given))
+    return features.otherwise(staged)
+
+
+def _checked_label(cols: Columns, n_classes: int | None):
+    """The label as int, or an error for a null, a negative or fractional one, one too large for
+    an int or (n_classes given) outside the classes."""
+    from pyspark.sql import functions as F
+
+    label = F.col(cols.label)
     whole = (label >= 0) & (label % 1 == 0)  # NaN and inf are not (and % cannot overflow, floor can)
     classes = f"0-{n_classes - 1}" if n_classes is not None else "0, 1, 2, ..."
-    outside = fail(
+    outside = _fail(
         f"labelCol {cols.label!r} has label ",
         label,
         F.lit(f", outside the classes {classes} (class ids must be whole numbers)"),
     )
     label_out = (
-        F.when(label.isNull(), fail(f"labelCol {cols.label!r} has a null label"))
+        F.when(label.isNull(), _fail(f"labelCol {cols.label!r} has a null label"))
         .when(~whole, outside)
         .when(
             label > INT_MAX,
-            fail(
+            _fail(
                 f"labelCol {cols.label!r} has label ",
                 label,  # before the cast overflows
                 F.lit(", too large for a class id (class ids are 0..C-1 for C classes)"),
@@ -182,12 +187,23 @@ def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int,
     )
     if n_classes is not None:
         label_out = label_out.when(label >= n_classes, outside)
-    label_out = label_out.otherwise(label.cast("int"))
-    out = [label_out.alias("label"), features.alias(cols.kind)]
+    return label_out.otherwise(label.cast("int"))
+
+
+def staged_frame(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int):
+    """The rows in our layout, in a seeded random order; a bad row raises an error naming the column."""
+    from pyspark.sql import functions as F
+
+    # the features converted once, in a projection of their own: every check below reads that
+    # column (an expression used several times in one projection is computed each time)
+    inputs = [F.col(c) for c in dict.fromkeys([cols.label, *([cols.validation] if cols.validation else [])])]
+    df = df.select(F.col(cols.features).alias(GIVEN), _features_expr(cols).alias(STAGED), *inputs)
+    features = _checked_features(cols, n_in, n_classes, F.col(GIVEN), F.col(STAGED))
+    out = [_checked_label(cols, n_classes).alias("label"), features.alias(cols.kind.column)]
     if cols.validation is not None:
         v = F.col(cols.validation)
         out.append(
-            F.when(v.isNull(), fail(f"validationIndicatorCol {cols.validation!r} has a null value"))
+            F.when(v.isNull(), _fail(f"validationIndicatorCol {cols.validation!r} has a null value"))
             .otherwise(v)
             .alias("_test")
         )
@@ -288,8 +304,7 @@ def fit_dataframe(
     n_in = first_width(dataset, cols)
     if layers and int(layers[0]) != n_in:
         raise ValueError(
-            f"featuresCol {features_col!r} has rows of {n_in} "
-            f"{'bytes' if cols.kind == 'image' else 'values'} but layers[0] is {layers[0]}"
+            f"featuresCol {features_col!r} has rows of {n_in} {cols.kind.unit} but layers[0] is {layers[0]}"
         )
     base = staging_root(temp_dir, spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS"))
     staged = f"{base}/dist-mnist-staging-{uuid.uuid4().hex[:12]}"

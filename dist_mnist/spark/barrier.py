@@ -22,7 +22,7 @@ import zmq
 from dist_mnist.channel import NO_CURVE, Endpoint, RoundServer, serve_rounds
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
 from dist_mnist.spark.cluster import Cluster
-from dist_mnist.spark.shards import drop_shards, get_shard, release_shard, resident_bytes
+from dist_mnist.spark.shard_cache import drop_shards, get_shard, release_shard, resident_bytes
 from dist_mnist.transport import Closing, WorkerLost
 from dist_mnist.worker_errors import WorkerError
 
@@ -83,7 +83,7 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
 
         def rows(split: str):
             if split not in held:
-                held[split] = get_shard(*plan.rows_of(getattr(plan, split)[w]), scope=plan.scope)
+                held[split] = get_shard(*plan.reader_args(getattr(plan, split)[w]), scope=plan.scope)
             return held[split]
 
         def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
@@ -94,7 +94,7 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
             serve_rounds(endpoint, hello, compute)
         finally:  # the run's shard files go with the task (the arrays stay mapped until it ends)
             for split in held:
-                release_shard(*plan.rows_of(getattr(plan, split)[w]), scope=plan.scope)
+                release_shard(*plan.reader_args(getattr(plan, split)[w]), scope=plan.scope)
         yield pa.RecordBatch.from_pydict({"w": pa.array([w], pa.int32())})
 
     return task

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from dist_mnist.data.parquet import feature_column, local_path
+from dist_mnist.data.parquet import feature_kind, local_path
+from dist_mnist.features import FeatureKind
 
 SPLITS = ("train", "test")  # the splits of a dataset root DATA
 
@@ -26,7 +27,7 @@ class SplitFiles:
     path: str
     files: tuple[str, ...]
     rows: tuple[int, ...]
-    feature: str = "image"  # the features column: "image" (uint8 bytes) or "features" (floats)
+    feature: FeatureKind = FeatureKind.IMAGE  # its features column: uint8 bytes or float values
 
     @property
     def n_rows(self) -> int:
@@ -98,19 +99,17 @@ def describe_split(path: str, allow_empty: bool = False) -> SplitFiles:
         footers = []
     files, rows, kinds = [], [], set()
     for f, schema, n in footers:
-        name = feature_column(schema.names, f)
-        kinds.add(name)
-        label, features = schema.field("label").type, schema.field(name).type
+        kind = feature_kind(schema.names, f)
+        kinds.add(kind)
+        label = schema.field("label").type
         if not pa.types.is_integer(label):
             raise ValueError(f"{f}: column 'label' has type {label}, expected an integer type")
-        if name == "image" and not (pa.types.is_binary(features) or pa.types.is_large_binary(features)):
-            raise ValueError(f"{f}: column 'image' has type {features}, expected binary")
-        if name == "features" and not (pa.types.is_list(features) and pa.types.is_floating(features.value_type)):
-            raise ValueError(f"{f}: column 'features' has type {features}, expected an array of float")
+        kind.check_arrow(schema.field(kind.column).type, f)
         files.append(f)
         rows.append(n)
     if sum(rows) == 0 and not allow_empty:
         raise ValueError(f"{path}: the dataset is empty")
     if len(kinds) > 1:
-        raise ValueError(f"{path}: some files have an 'image' column and others a 'features' column")
-    return SplitFiles(path, tuple(files), tuple(rows), kinds.pop() if kinds else "image")
+        image, features = FeatureKind.IMAGE.column, FeatureKind.FEATURES.column
+        raise ValueError(f"{path}: some files have an '{image}' column and others a '{features}' column")
+    return SplitFiles(path, tuple(files), tuple(rows), kinds.pop() if kinds else FeatureKind.IMAGE)

@@ -9,7 +9,7 @@ import numpy as np
 from dist_mnist.metrics import confusion_counts
 from dist_mnist.nn.model import Params, layer_sizes_of, predict
 from dist_mnist.shards import plan_shards
-from dist_mnist.spark.shards import drop_shards, get_shard
+from dist_mnist.spark.shard_cache import drop_shards, get_shard
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from dist_mnist.channel_messages import decode_result, encode_result
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec, combine_all, compute_round
-from dist_mnist.spark.shards import drop_shards, get_shard, resident_bytes
+from dist_mnist.spark.shard_cache import drop_shards, get_shard, resident_bytes
 from dist_mnist.transport import Closing
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
 
@@ -30,9 +30,9 @@ def make_partition_fn(plan: Plan, bc, spec: RoundSpec):
 
     def run(w: int, _):
         try:
-            rows = get_shard(*plan.rows_of(plan.train[w]), scope=plan.scope)
+            rows = get_shard(*plan.reader_args(plan.train[w]), scope=plan.scope)
             result = compute_round(
-                plan, w, rows, lambda: get_shard(*plan.rows_of(plan.test[w]), scope=plan.scope), bc.value, spec
+                plan, w, rows, lambda: get_shard(*plan.reader_args(plan.test[w]), scope=plan.scope), bc.value, spec
             )
         except USER_ERROR_TYPES as e:
             yield WorkerError.of(e)

@@ -1,11 +1,13 @@
 """Scoring at scale: a trained model's predictions for a Parquet dataset, written as Parquet.
 
-The dataset has our layout's features: a binary `image` column (n_in bytes a row, divided by
-255) or an array<float|double> `features` column (n_in values a row, as given).
+The dataset has our layout's features (FeatureKind): a binary `image` column (n_in bytes a
+row, divided by 255) or an array<float|double> `features` column (n_in values a row, as given).
 
 The forward pass runs on the executors, vectorised per Arrow batch (`mapInArrow`); the
-parameters ship once per task in a broadcast. The output keeps every input column and adds
-`prediction` (double) and `probability` (array<float>, one entry per class). It is written to
+parameters ship once per task in a broadcast. It is transform's (dist_mnist.ml.scoring): the
+output keeps every input column and adds the same columns with the same names, `prediction`
+(double), `probability` and `rawPrediction` (array<float>, one entry per class), as arrays
+rather than transform's Vectors (Parquet for any reader). It is written to
 a temporary sibling directory and renamed into place through Hadoop's filesystem layer, so
 hdfs:// and s3a:// work like local paths, a failed job leaves nothing, and an existing output
 is never replaced unless asked.
@@ -16,18 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from dist_mnist.artifacts import load_model, model_files
-from dist_mnist.data.parquet import features_of, images_of, local_path
-from dist_mnist.nn.model import layer_sizes_of, logits_of, softmax, to_inputs
+from dist_mnist.data.parquet import inputs_of, local_path
+from dist_mnist.features import FeatureKind
+from dist_mnist.ml.scoring import FIELDS, arrow_columns, joined, output_fields, scores_of
+from dist_mnist.nn.model import layer_sizes_of
 from dist_mnist.paths import refuse_overlap
 from dist_mnist.spark import hadoopfs
 from dist_mnist.spark.dataset import read_footers
 from dist_mnist.worker_errors import USER_ERROR_TYPES, FirstError, WorkerError
-
-
-def probabilities(params, images: np.ndarray) -> np.ndarray:
-    """Softmax of the logits, float32 (n, n_classes), max subtracted first."""
-    return softmax(logits_of(params, to_inputs(images)))
-
 
 FILE, ROW = "_dist_mnist_file", "_dist_mnist_row"  # each input row's file and row, dropped from the output
 
@@ -55,19 +53,19 @@ def file_name(uri: str) -> str:
     return unquote(local_path(uri)) if uri.startswith("file:") else uri
 
 
-def located_inputs(batch, column: str, n_in: int):
+def located_inputs(batch, kind: FeatureKind, n_in: int):
     """The model inputs of a batch, run by run: (x, file, first_row) with x (n, n_in).
 
     Every check of predict's input goes through here, so its error names the file and the
     row counted from the file's start, not from the batch.
     """
-    rows_of = images_of if column == "image" else features_of
+    col = batch.column(kind.column)
     for file, first_row, start, stop in file_runs(batch):
-        yield rows_of(batch.column(column).slice(start, stop - start), file, first_row, n_in), file, first_row
+        yield inputs_of(kind, col.slice(start, stop - start), file, first_row, n_in), file, first_row
 
 
-def make_batch_fn(bc, column: str, n_in: int, errors):
-    """mapInArrow's function: each batch with `prediction` and `probability` appended.
+def make_batch_fn(bc, kind: FeatureKind, n_in: int, errors):
+    """mapInArrow's function: each batch with the scores (FIELDS) appended.
 
     Bad input (say a 783-byte image) is not raised: it goes to the `errors` accumulator, the
     task scores nothing more and ends well, so Spark neither logs a trace nor retries; the
@@ -83,20 +81,15 @@ def make_batch_fn(bc, column: str, n_in: int, errors):
             if failed:
                 continue  # read the rest of the partition's input, score none of it
             try:
-                probs = np.concatenate(
-                    [probabilities(bc.value, x) for x, _, _ in located_inputs(batch, column, n_in)]
-                    or [np.empty((0, C), np.float32)]
-                )  # (n, C)
+                scores = joined([scores_of(bc.value, x) for x, _, _ in located_inputs(batch, kind, n_in)], C)
             except USER_ERROR_TYPES as e:
                 errors.add(WorkerError.of(e))
                 failed = True
                 continue
-            probability = pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), C).cast(pa.list_(pa.float32()))
-            prediction = pa.array(probs.argmax(axis=1).astype(np.float64))
             columns = [(name, c) for name, c in zip(batch.schema.names, batch.columns) if name not in (FILE, ROW)]
             yield pa.RecordBatch.from_arrays(
-                [c for _, c in columns] + [prediction, probability],
-                names=[name for name, _ in columns] + ["prediction", "probability"],
+                [c for _, c in columns] + arrow_columns(scores),
+                names=[name for name, _ in columns] + list(FIELDS),
             )
 
     return run
@@ -112,9 +105,28 @@ def check_input(data: str) -> None:
         raise ValueError(f"{data}: no Parquet files")
 
 
+def input_kind(schema, data: str, n_in: int) -> FeatureKind:
+    """Which features column of our layout the dataset `data` (its Spark schema) has, IMAGE
+    first; a one-line ValueError naming `data` and its columns when it has neither."""
+    from pyspark.sql.types import ArrayType, BinaryType
+
+    types = {f.name: f.dataType for f in schema.fields}
+    for kind in FeatureKind:
+        data_type = types.get(kind.column)
+        # binary or an array only: mapInArrow would hand a vector column over as a struct
+        if isinstance(data_type, (BinaryType, ArrayType)) and FeatureKind.from_spark(data_type) is kind:
+            return kind
+    image, features = FeatureKind.IMAGE, FeatureKind.FEATURES
+    found = {name: t.simpleString() for name, t in types.items()}
+    raise ValueError(
+        f"{data}: needs a binary column '{image.column}' ({n_in} {image.unit} a row) or an array<float> column "
+        f"'{features.column}' ({n_in} {features.unit} a row); found {found}"
+    )
+
+
 def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
     """Score the Parquet dataset `data` with RUN's model into Parquet at `out`; the rows written."""
-    from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType, StructField, StructType
+    from pyspark.sql.types import StructType
 
     params, _ = load_model(run_dir)
     refuse_overlap(out, "--out", {"--data": data, **model_files(run_dir)})
@@ -126,29 +138,11 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     except Exception as e:  # noqa: BLE001 - Spark's AnalysisException names the path
         raise ValueError(f"{data}: cannot be read as Parquet ({str(e).splitlines()[0]})") from None
     n_in = layer_sizes_of(params)[0]
-    types = {f.name: f.dataType for f in df.schema.fields}
-    if isinstance(types.get("image"), BinaryType):
-        column = "image"
-    elif isinstance(types.get("features"), ArrayType) and isinstance(
-        types["features"].elementType, (FloatType, DoubleType)
-    ):
-        column = "features"
-    else:
-        found = {name: t.simpleString() for name, t in types.items()}
-        raise ValueError(
-            f"{data}: needs a binary column 'image' ({n_in} bytes a row) or an array<float> column "
-            f"'features' ({n_in} values a row); found {found}"
-        )
-    clash = [c for c in ("prediction", "probability") if c in df.columns]
+    kind = input_kind(df.schema, data, n_in)
+    clash = [c for c in FIELDS if c in df.columns]
     if clash:
         raise ValueError(f"{data}: already has column(s) {clash}; rename them before scoring")
-    schema = StructType(
-        [
-            *df.schema.fields,
-            StructField("prediction", DoubleType(), False),
-            StructField("probability", ArrayType(FloatType(), False), False),
-        ]
-    )
+    schema = StructType([*df.schema.fields, *output_fields(nullable=False)])  # every row is scored
     meta = df.metadataColumn("_metadata")  # Spark's hidden per-row file and row index (Parquet)
     located = df.select("*", meta.getField("file_path").alias(FILE), meta.getField("row_index").alias(ROW))
     bc = spark.sparkContext.broadcast(params)
@@ -156,7 +150,7 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     try:
         # --overwrite: the new output is complete before the old one goes
         with hadoopfs.replacing(spark, out, overwrite) as tmp:
-            located.mapInArrow(make_batch_fn(bc, column, n_in, errors), schema).write.parquet(tmp)
+            located.mapInArrow(make_batch_fn(bc, kind, n_in, errors), schema).write.parquet(tmp)
             if errors.value is not None:
                 raise errors.value.exception()
             rows = spark.read.parquet(tmp).count()

@@ -87,7 +87,7 @@ def get_session(app_name: str, master: str | None = None):
 
 
 def set_jvm_log_level(level: str, log4j2_file: Path) -> None:
-    """Spark's root log level before the SparkContext starts and logs its ~40 INFO lines.
+    """Spark's root log level before the SparkContext starts and logs its start-up INFO lines.
 
     Under spark-submit the JVM started before Python, maybe on Spark's default log4j profile
     (a Spark whose conf directory has no log4j2.properties), at INFO: load `log4j2_file` in

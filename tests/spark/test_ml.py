@@ -59,7 +59,7 @@ def pipeline_model(frames):
 def random_model(seed: int = 3) -> MLPClassificationModel:
     params = init_params(LAYERS, seed)
     params["b0"] = np.random.default_rng(seed).normal(0, 0.1, 16).astype(np.float32)  # nonzero biases too
-    return MLPClassificationModel(params, {"layer_sizes": LAYERS, "feature_kind": "float"})
+    return MLPClassificationModel(params, {"layer_sizes": LAYERS, "feature_kind": "features"})
 
 
 def sorted_rows(df, *cols):

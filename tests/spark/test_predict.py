@@ -1,4 +1,5 @@
-"""The predict job: the input's columns plus prediction and probability, equal to the NumPy forward pass."""
+"""The predict job: the input's columns plus transform's prediction, probability and rawPrediction,
+equal to the NumPy forward pass."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from dist_mnist import cli
 from dist_mnist.artifacts import save_model
 from dist_mnist.data.parquet import to_table
-from dist_mnist.nn.model import init_params, predict
+from dist_mnist.nn.model import init_params, logits_of, predict, softmax, to_inputs
 
 from .conftest import REPO
 
@@ -43,12 +44,17 @@ def test_predictions_keep_the_columns_and_equal_the_forward_pass(spark, datasets
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", datasets[2] / "test", "--out", out)
     assert code == 0, captured.err
     table = pq.read_table(out)
-    assert table.column_names == ["label", "image", "prediction", "probability"]
+    assert table.column_names == ["label", "image", "prediction", "probability", "rawPrediction"]
+    assert [str(table.schema.field(c).type) for c in table.column_names[2:]] == [
+        "double", "list<element: float not null>", "list<element: float not null>"]
     images = np.frombuffer(b"".join(table.column("image").to_pylist()), np.uint8).reshape(-1, 784)
     np.testing.assert_array_equal(table.column("prediction").to_numpy(), predict(params, images).astype(np.float64))
     probs = np.array(table.column("probability").to_pylist())
     assert probs.shape == (len(arrays["test"][1]), 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    logits = logits_of(params, to_inputs(images))  # rawPrediction: the logits, whose softmax is probability
+    np.testing.assert_allclose(np.array(table.column("rawPrediction").to_pylist()), logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probs, softmax(logits), rtol=1e-5, atol=1e-7)
     assert not list(tmp_path.glob("PRED.tmp-*"))
 
 
@@ -78,20 +84,27 @@ def test_data_without_an_image_column_is_one_line(spark, model_dir, tmp_path, mo
     assert not (tmp_path / "PRED").exists()
 
 
-def test_a_features_column_of_any_width_is_scored_as_given(spark, tmp_path, monkeypatch, capsys):
+def _features_model_and_data(tmp_path, n: int, seed: int):
+    """(RUN20: a 20-8-3 model of `features`, its params, X (n, 20), DATA20: one file of `id`
+    and `features` array<float> holding X)."""
     import pyarrow as pa
-
-    from dist_mnist.nn.model import logits_of
 
     run = tmp_path / "RUN20"
     run.mkdir()
     params = init_params([20, 8, 3], 2)
-    save_model(run, params, {"layer_sizes": [20, 8, 3], "feature_kind": "float"})
-    X = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
+    save_model(run, params, {"layer_sizes": [20, 8, 3], "feature_kind": "features"})
+    X = np.random.default_rng(seed).normal(size=(n, 20)).astype(np.float32)
     data = tmp_path / "DATA20"
     data.mkdir()
-    pq.write_table(pa.table({"id": pa.array(range(50)), "features": pa.array(list(X), pa.list_(pa.float32()))}),
+    pq.write_table(pa.table({"id": pa.array(range(n)), "features": pa.array(list(X), pa.list_(pa.float32()))}),
                    data / "part-00000.parquet")
+    return run, params, X, data
+
+
+def test_a_features_column_of_any_width_is_scored_as_given(spark, tmp_path, monkeypatch, capsys):
+    import pyarrow as pa
+
+    run, params, X, data = _features_model_and_data(tmp_path, 50, seed=0)
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED20")
     assert code == 0, captured.err
     table = pq.read_table(tmp_path / "PRED20").sort_by("id")
@@ -102,6 +115,37 @@ def test_a_features_column_of_any_width_is_scored_as_given(spark, tmp_path, monk
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED21")
     assert code == 2 and captured.err.strip().splitlines()[-1].endswith(
         f"{data / 'part-00001.parquet'}: 'features' at row 0 has 19 values, expected 20")
+
+
+def test_predict_and_transform_score_alike_and_an_output_name_in_the_input_is_refused(spark, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """One scoring path: predict's columns are transform's, by name, with the same values
+    (transform gives Vectors where predict writes arrays)."""
+    import pyarrow as pa
+
+    from dist_mnist.ml import MLPClassificationModel
+
+    run, params, _, data = _features_model_and_data(tmp_path, 40, seed=5)
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED")
+    assert code == 0, captured.err
+    predicted = pq.read_table(tmp_path / "PRED").sort_by("id")
+    model = MLPClassificationModel(params, {"layer_sizes": [20, 8, 3], "feature_kind": "features"})
+    transformed = sorted(model.transform(spark.read.parquet(str(data))).collect(), key=lambda r: r["id"])
+    added = [c for c in predicted.column_names if c not in ("id", "features")]
+    assert added == [c for c in transformed[0].asDict() if c not in ("id", "features")]
+    for name in added:
+        ours = np.array(predicted.column(name).to_pylist())
+        theirs = np.array([r[name] if name == "prediction" else r[name].toArray() for r in transformed])
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7, err_msg=name)  # float32 GEMMs of other batches
+
+    clash = tmp_path / "CLASH"
+    clash.mkdir()
+    pq.write_table(pa.table({"features": pa.array([[0.0] * 20], pa.list_(pa.float32())),
+                             "rawPrediction": pa.array([1.0])}), clash / "part-00000.parquet")
+    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", clash, "--out", tmp_path / "PRED2")
+    assert code == 2 and captured.err.strip().splitlines()[-1].endswith(
+        "already has column(s) ['rawPrediction']; rename them before scoring")
+    assert not (tmp_path / "PRED2").exists()
 
 
 NOISE = re.compile(r"^(WARNING: Using incubator modules: |\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN \w+: )")
@@ -147,7 +191,7 @@ def test_non_finite_features_and_a_short_image_are_one_line_naming_file_and_row(
 
     run = tmp_path / "RUN20"
     run.mkdir()
-    save_model(run, init_params([20, 8, 3], 2), {"layer_sizes": [20, 8, 3], "feature_kind": "float"})
+    save_model(run, init_params([20, 8, 3], 2), {"layer_sizes": [20, 8, 3], "feature_kind": "features"})
     X = np.random.default_rng(1).normal(size=(120, 20)).astype(np.float32)
     X[100, 5] = np.nan  # the second file's row 40
     data = tmp_path / "DATA"

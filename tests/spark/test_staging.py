@@ -47,7 +47,7 @@ def test_dense_sparse_and_array_features_give_the_same_model_whatever_the_partit
     for kind, partitions in (("dense", 3), ("sparse", 1), ("array", 5)):
         result = fit_dataframe(_frame(spark, rows, kind, partitions), CONFIG, LAYERS, "features", "label", temp_dir=str(tmp_path))
         models[kind] = result.params
-        assert result.model_meta["feature_kind"] == "float" and result.model_meta["layer_sizes"] == LAYERS
+        assert result.model_meta["feature_kind"] == "features" and result.model_meta["layer_sizes"] == LAYERS
         assert [e["epoch"] for e in result.metrics["epochs"]] == [1, 2] and result.metrics["final"] is None
     for kind in ("sparse", "array"):
         for key in models["dense"]:

@@ -145,7 +145,7 @@ def test_float_features_train_the_same_model_as_the_pixels_they_come_from(tmp_pa
     _write_features_split(tmp_path / "FLT" / "test", test_x, test_y, 1)
     final = train(None, config, str(tmp_path / "FLT"), str(tmp_path / "RUN_FLT"), log=lambda *_: None).scores
     pixels, floats = load_model(tmp_path / "RUN_PIX"), load_model(tmp_path / "RUN_FLT")
-    assert (pixels[1]["feature_kind"], floats[1]["feature_kind"]) == ("image", "float")
+    assert (pixels[1]["feature_kind"], floats[1]["feature_kind"]) == ("image", "features")
     for key in pixels[0]:
         np.testing.assert_array_equal(floats[0][key], pixels[0][key], err_msg=key)
     assert final["examples"] == len(test_y)

@@ -66,11 +66,13 @@ def test_image_model_scores_raw_pixels_as_numpy_does(sizes):
     assert len(np.unique(preds)) == sizes[-1]  # every class occurs: argmax is not checked on one column
 
 
-def test_float_model_uses_features_as_given():
+def test_features_model_uses_features_as_given():
     sizes = [12, 10, 4]
     params = random_params(sizes, seed=3)
     X = (3.0 * np.random.default_rng(2).standard_normal((200, 12))).astype(np.float32)  # negatives too
-    as_float = onnx_scores(to_onnx(params, {"layer_sizes": sizes, "feature_kind": "float"}), X)
+    model = to_onnx(params, {"layer_sizes": sizes, "feature_kind": "features"})
+    assert {p.key: p.value for p in model.metadata_props}["feature_kind"] == "features"
+    as_float = onnx_scores(model, X)
     logits, probs, preds = numpy_scores(params, X)
     np.testing.assert_allclose(as_float["rawPrediction"], logits, rtol=RTOL, atol=1e-5)
     np.testing.assert_allclose(as_float["probability"], probs, rtol=RTOL, atol=ATOL)
@@ -79,6 +81,18 @@ def test_float_model_uses_features_as_given():
     as_image = onnx_scores(to_onnx(params, {"layer_sizes": sizes, "feature_kind": "image"}), X)
     np.testing.assert_allclose(as_image["rawPrediction"], logits_of(params, X / np.float32(255)), rtol=RTOL, atol=1e-5)
     assert not np.allclose(as_image["rawPrediction"], as_float["rawPrediction"], atol=1e-3)
+
+
+def test_a_model_json_with_the_older_word_float_exports_as_a_features_model(tmp_path):
+    sizes = [12, 10, 4]
+    params = random_params(sizes, seed=3)
+    (tmp_path / "OLD").mkdir()
+    save_model(tmp_path / "OLD", params, {"layer_sizes": sizes, "feature_kind": "float"})  # before "features"
+    model = export_onnx(tmp_path / "OLD", tmp_path / "old.onnx")
+    assert {p.key: p.value for p in model.metadata_props}["feature_kind"] == "features"
+    assert [n.op_type for n in model.graph.node][0] == "Gemm"  # no multiply by 1/255 first
+    X = np.random.default_rng(4).standard_normal((20, 12)).astype(np.float32)
+    np.testing.assert_array_equal(onnx_scores(model, X)["prediction"], numpy_scores(params, X)[2])
 
 
 def test_graph_is_valid_with_a_symbolic_batch_and_says_what_it_is():
@@ -106,7 +120,7 @@ def test_graph_is_valid_with_a_symbolic_batch_and_says_what_it_is():
 
 def test_bad_metadata_is_refused_naming_the_key():
     params = random_params([4, 3], 0)
-    with pytest.raises(ValueError, match="'feature_kind' must be one of \\['image', 'float'\\], got 'pixels'"):
+    with pytest.raises(ValueError, match="'feature_kind' must be one of \\['image', 'features'\\] .*, got 'pixels'"):
         to_onnx(params, {"layer_sizes": [4, 3], "feature_kind": "pixels"})
     with pytest.raises(ValueError, match="array W0 has shape \\(4, 3\\), expected \\(5, 3\\)"):
         to_onnx(params, {"layer_sizes": [5, 3]})

@@ -60,41 +60,41 @@ def test_a_bad_row_is_named_by_its_row_in_the_file(tmp_path):
 
 
 def test_a_scope_names_the_shard_files_and_dropping_it_removes_them(tmp_path, monkeypatch):
-    from dist_mnist.spark import shards
+    from dist_mnist.spark import shard_cache
 
     local = tmp_path / "spark-files"
     local.mkdir()
-    monkeypatch.setattr(shards, "_local_dir", lambda: str(local))
-    monkeypatch.setattr(shards, "_SHARDS", {})
+    monkeypatch.setattr(shard_cache, "_local_dir", lambda: str(local))
+    monkeypatch.setattr(shard_cache, "_SHARDS", {})
     images, labels = unique_images(20), (np.arange(20) % 10).astype(np.uint8)
     a, b = _write_parts(tmp_path, images, labels, (12, 8))
 
-    x1, _ = shards.get_shard([(a, 0, None)], scope="run1")
-    shards.get_shard([(b, 0, None)], scope="run1")
-    shards.get_shard([(a, 0, None)], scope="run2")
+    x1, _ = shard_cache.get_shard([(a, 0, None)], scope="run1")
+    shard_cache.get_shard([(b, 0, None)], scope="run1")
+    shard_cache.get_shard([(a, 0, None)], scope="run2")
     names = sorted(p.name for p in local.iterdir())
     assert len(names) == 6 and all(n.startswith(("dist-mnist-shard-run1-", "dist-mnist-shard-run2-")) for n in names)
 
-    shards.drop_shards("run1")
+    shard_cache.drop_shards("run1")
     assert all(p.name.startswith("dist-mnist-shard-run2-") for p in local.iterdir()) and len(list(local.iterdir())) == 2
-    assert not any(k.startswith("dist-mnist-shard-run1-") for k in shards._SHARDS)
+    assert not any(k.startswith("dist-mnist-shard-run1-") for k in shard_cache._SHARDS)
     np.testing.assert_array_equal(x1, images[:12])  # what was handed out stays mapped after the unlink
 
-    shards.release_shard([(a, 0, None)], scope="run2")  # a barrier task's own shard, when told to stop
-    assert list(local.iterdir()) == [] and shards._SHARDS == {}
+    shard_cache.release_shard([(a, 0, None)], scope="run2")  # a barrier task's own shard, when told to stop
+    assert list(local.iterdir()) == [] and shard_cache._SHARDS == {}
 
 
 def test_a_worker_forgets_a_cached_shard_whose_files_are_gone(tmp_path, monkeypatch):
-    from dist_mnist.spark import shards
+    from dist_mnist.spark import shard_cache
 
     local = tmp_path / "spark-files"
     local.mkdir()
-    monkeypatch.setattr(shards, "_local_dir", lambda: str(local))
-    monkeypatch.setattr(shards, "_SHARDS", {})
+    monkeypatch.setattr(shard_cache, "_local_dir", lambda: str(local))
+    monkeypatch.setattr(shard_cache, "_SHARDS", {})
     images, labels = unique_images(10), np.zeros(10, np.uint8)
     (a,) = _write_parts(tmp_path, images, labels, (10,))
-    shards.get_shard([(a, 0, None)], scope="old")
+    shard_cache.get_shard([(a, 0, None)], scope="old")
     for p in local.iterdir():  # the driver closed run "old" (local mode: the same directory)
         p.unlink()
-    shards.get_shard([(a, 0, None)], scope="new")
-    assert [k.split("-")[3] for k in shards._SHARDS] == ["new"]
+    shard_cache.get_shard([(a, 0, None)], scope="new")
+    assert [k.split("-")[3] for k in shard_cache._SHARDS] == ["new"]
