@@ -210,4 +210,5 @@ def apply_round(
         for k, d in mean_delta.items():
             params[k] += d
     else:  # outer Nesterov step on the averaged delta, treating -delta as the gradient (DiLoCo)
-        outer.step(params, {k: -d for k, d in mean_delta.items()}, outer_v, 1)
+        # longhand: one step a round saves too little to pay numba's start-up (benchmarks/updater.py); same bits
+        outer.step(params, {k: -d for k, d in mean_delta.items()}, outer_v, 1, longhand=True)
