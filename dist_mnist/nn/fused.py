@@ -7,9 +7,10 @@ bits (tests/unit/test_fused.py). One pass reads theta, v and G once and writes t
 where NumPy makes nine passes and a temporary; G is left as it was.
 
 numba is imported at the first step, not with the package, so commands that never take a step
-pay nothing. Compiled code is cached on disk where numba finds a writable place (the package's
-__pycache__, else $NUMBA_CACHE_DIR or the user's cache directory); where it finds none (a
-read-only install, or --py-files with no writable home) each process compiles once, uncached.
+pay nothing. numba caches the compiled code in $NUMBA_CACHE_DIR if set, else beside the source
+(the package's __pycache__), else in the user's cache directory (~/.cache/numba; always there for a
+zip shipped with --py-files); where it can write none of them (a read-only install and no writable
+home) each process compiles once, uncached.
 Without numba, or with DIST_MNIST_FUSED=0 in the environment, `kernels()` is None and the
 updaters take the NumPy path: the same bits, slower.
 """

@@ -87,21 +87,13 @@ class Nesterovs:
         else (or with longhand=True) NumPy's passes; the same bits either way.
         """
         mu, eta, scale = np.float32(self.momentum), np.float32(self.learning_rate), np.float32(1.0 / batch)
+        c1, c2 = np.float32(-mu * mu), np.float32(1 + mu)  # the longhand's constants, float32 under any promotion
         kernels = None if longhand else fused.kernels()
         for k, theta in params.items():
             v, g, decay = state[k], grads[k], _decay(k, self.l2, batch)
             if kernels is not None and fused.fusable(theta, v, g):
-                kernels.nesterov(
-                    theta.reshape(-1),
-                    v.reshape(-1),
-                    g.reshape(-1),
-                    mu,
-                    eta,
-                    -mu * mu,
-                    1 + mu,
-                    _ONE if decay is None else decay,
-                    scale,
-                )
+                flat = (a.reshape(-1) for a in (theta, v, g))  # views: fusable() checked C order
+                kernels.nesterov(*flat, mu, eta, c1, c2, _ONE if decay is None else decay, scale)
             else:
                 nesterov_longhand(theta, v, g, mu, eta, decay, scale)
 
@@ -127,7 +119,7 @@ class Sgd:
         for k, theta in params.items():
             g, decay = grads[k], _decay(k, self.l2, batch)
             if kernels is not None and fused.fusable(theta, g):
-                kernels.sgd(theta.reshape(-1), g.reshape(-1), eta, _ONE if decay is None else decay, scale)
+                kernels.sgd(theta.reshape(-1), g.reshape(-1), eta, _ONE if decay is None else decay, scale)  # views
             else:
                 sgd_longhand(theta, g, eta, decay, scale)
 
