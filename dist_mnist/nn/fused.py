@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -30,8 +31,8 @@ ENV = "DIST_MNIST_FUSED"  # "0": the NumPy path even where numba is installed
 class Kernels(NamedTuple):
     """The compiled kernels, on 1-D C-contiguous float32 arrays and float32 scalars."""
 
-    nesterov: object  # (theta, v, G, mu, eta, c1 = -mu*mu, c2 = 1+mu, decay, scale) -> None
-    sgd: object  # (theta, G, eta, decay, scale) -> None
+    nesterov: Callable[..., None]  # (theta, v, G, mu, eta, c1 = -mu*mu, c2 = 1+mu, decay, scale)
+    sgd: Callable[..., None]  # (theta, G, eta, decay, scale)
 
 
 def _nesterov(theta, v, g, mu, eta, c1, c2, decay, scale):  # pragma: no cover - runs compiled
