@@ -249,7 +249,8 @@ class Average:
             for k, d in mean_delta.items():
                 arrays.params[k] += d
         else:  # an outer Nesterov step on the averaged delta, treating -delta as the gradient (DiLoCo)
-            arrays.outer.step(arrays.params, {k: -d for k, d in mean_delta.items()}, arrays.outer_v, 1)
+            # longhand: one step a round saves too little to pay numba's start-up (benchmarks/updater.py); same bits
+            arrays.outer.step(arrays.params, {k: -d for k, d in mean_delta.items()}, arrays.outer_v, 1, longhand=True)
 
 
 Mode = Sync | Average

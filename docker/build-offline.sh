@@ -60,7 +60,7 @@ fi
 
 # setuptools and wheel: pip builds the project (and pyspark's sdist) in the image. The list is
 # kept in .complete, so a wheelhouse made before a dependency was added is made again.
-requirements="pyspark==$spark_version numpy pyarrow pyzmq pandas>=2.2,<3 findspark tqdm setuptools>=77 wheel"
+requirements="pyspark==$spark_version numpy numba pyarrow pyzmq pandas>=2.2,<3 findspark tqdm setuptools>=77 wheel"
 if [[ -n "${REBUILD:-}" ]] || [[ "$(cat "$wheels/.complete" 2>/dev/null)" != "$requirements" ]]; then
   host_python="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" ||
     die "cannot run $python; set PYTHON to a Python $image_python"
