@@ -27,6 +27,7 @@ EXAMPLES = {
         "dist-mnist train --data data/mnist --out runs/deep --config conf/deep.toml --set epochs=20",
         "dist-mnist train --data data/mnist --out runs/tutorial --resume",
         "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial",
+        "dist-mnist train --remote sc://HOST:15002 --data /shared/mnist --out runs/tutorial",
     ],
     "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
     "predict": [
