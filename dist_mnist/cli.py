@@ -26,6 +26,7 @@ EXAMPLES = {
         "dist-mnist train --data data/mnist --out runs/tutorial",
         "dist-mnist train --data data/mnist --out runs/deep --config conf/deep.toml --set epochs=20",
         "dist-mnist train --data data/mnist --out runs/tutorial --resume",
+        "dist-mnist train --data data/mnist --out runs/tutorial --mlflow --experiment mnist",
         "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial",
     ],
     "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
@@ -83,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
     t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    t.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log the run to MLflow (config: tracking = true): $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlruns.db",
+    )
+    t.add_argument("--experiment", metavar="NAME", help="MLflow experiment (implies --mlflow; default dist-mnist)")
     t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
@@ -174,13 +181,21 @@ def _run(args: argparse.Namespace) -> int:
         from dist_mnist.driver import prepare, train_prepared
         from dist_mnist.runs import EVALUATION_TXT
 
-        config = load_config(args.config, args.set)  # bad input fails before Spark starts
+        tracking = ["tracking=true"] if args.mlflow or args.experiment else []
+        config = load_config(args.config, [*args.set, *tracking])  # bad input fails before Spark starts
+        tracker = None
+        if config.tracking:  # without MLflow installed: one line, before anything is touched
+            from dist_mnist.tracking.mlflow_tracker import MLflowTracker
+
+            tracker = MLflowTracker(args.experiment)
         # the run directory (locked: one train per RUN), the splits and a resumed checkpoint,
         # checked before Spark starts; nothing is touched until they are
         with prepare(config, args.data, args.out, args.resume, args.overwrite) as run:
+            if run.state.tracking_run_id and not run.config.tracking:
+                print(f"note: this run is tracked as MLflow run {run.state.tracking_run_id}; add --mlflow to go on")
             # the in-process transport needs no Spark: W workers one after another in this process
             spark = None if config.transport == "inprocess" else _session("dist-mnist-train", args.master)
-            result = train_prepared(spark, run)
+            result = train_prepared(spark, run, tracker=tracker)
         stats = result.stats()
         if stats is not None:
             print("\n".join(line for line in stats.splitlines() if not line.startswith("Examples labeled as")).strip())
