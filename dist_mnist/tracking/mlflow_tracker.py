@@ -119,9 +119,7 @@ class MLflowTracker(Tracker):
         if resumed is not None:
             active = self.mlflow.start_run(run_id=resumed)
         else:
-            active = self.mlflow.start_run(
-                experiment_id=self.experiment_id(), run_name=run.run_dir.name, tags=tags_of(run)
-            )
+            active = self.mlflow.start_run(experiment_id=self.experiment_id(), run_name=run.run_dir.name)
         self.owns, self.run_id = True, active.info.run_id
 
     def _continuable(self, run_id: str | None) -> str | None:

@@ -94,5 +94,5 @@ def log_spark_model(model, name: str = SPARK_NAME) -> str:
     loading needs dist-mnist installed (the stage is our class)."""
     import mlflow
 
-    info = mlflow.spark.log_model(model, name=name, pip_requirements=requirements("pyspark"))
+    info = mlflow.spark.log_model(model, name, pip_requirements=requirements("pyspark"))  # artifact_path: its name
     return info.model_uri
