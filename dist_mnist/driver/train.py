@@ -52,10 +52,13 @@ def train_prepared(
     tracker = tracker if isinstance(tracker, Guarded) else Guarded(tracker or default_tracker(run.config))
     try:
         result = _train_prepared(spark, run, log, listeners(on_epoch, tracker.epoch), tracker)
-        tracker.finish(result)
     except BaseException as e:
         tracker.fail(e)  # FAILED, or KILLED for Ctrl-C (where the tracker had started)
         raise
+    try:
+        tracker.finish(result)  # ends its run itself, KILLED where a Ctrl-C lands in it
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted during {tracker.name}; the model is written to {run.run_dir}") from None
     return result
 
 

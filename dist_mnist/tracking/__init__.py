@@ -46,6 +46,7 @@ class RunStart:
 class Tracker:
     """What the driver tells a tracker; every call is a no-op here."""
 
+    name = "tracking"  # for messages
     enabled = False  # whether it records anything (the driver then times its start as a phase)
 
     def start(self, run: RunStart, log: Callable[[str], None]) -> str | None:

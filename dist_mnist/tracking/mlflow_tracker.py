@@ -173,8 +173,8 @@ class MLflowTracker(Tracker):
         try:
             with quiet():
                 logged = self._log_finish(result)
-        except BaseException:
-            self.abandon()
+        except BaseException as e:  # the run is written; its MLflow run ends FAILED (KILLED for Ctrl-C)
+            self.fail(e)
             raise
         self.log(f"MLflow: logged to run {self.run_id} at {self.uri}: {', '.join(logged)}")
         if self.owns:

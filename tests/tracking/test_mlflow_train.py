@@ -120,6 +120,22 @@ def test_resume_continues_the_same_mlflow_run_and_ctrl_c_marks_it_killed(mlflow_
     assert mlflow.pyfunc.load_model(f"runs:/{resumed.info.run_id}/model").metadata.run_id == resumed.info.run_id
 
 
+def test_ctrl_c_while_logging_the_end_marks_the_run_killed_and_keeps_the_model(
+    mlflow_store, data, tmp_path, monkeypatch, capsys
+):
+    from dist_mnist.tracking import model as models
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models, "log_pyfunc", interrupted)
+    assert train_cli(data, tmp_path / "RUN", "--mlflow") == 130
+    err = capsys.readouterr().err
+    assert f"interrupted during MLflow tracking; the model is written to {tmp_path / 'RUN'}" in err
+    assert (tmp_path / "RUN" / "model.npz").is_file()
+    assert only_run().info.status == "KILLED"
+
+
 def test_a_failed_run_is_marked_failed(mlflow_store, data, tmp_path, capsys):
     assert train_cli(data, tmp_path / "RUN", "--mlflow", sets=["learning_rate=1e30"]) == 1
     run = only_run()

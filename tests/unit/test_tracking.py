@@ -19,7 +19,7 @@ from dist_mnist.tracking import Tracker
 from dist_mnist.tracking.facts import artifact_location, final_metrics, params_of, tracking_uri
 
 from ..conftest import REPO
-from .tiny_runs import TINY, interrupt_at_round, tiny_data
+from .tiny_runs import TINY, interrupt_at_round, tiny_data, train_cli
 
 CONFIG = [*TINY, "checkpoint_every_rounds=0"]
 
@@ -104,6 +104,16 @@ def test_a_failing_tracker_is_one_warning_and_never_the_runs_failure(tmp_path, c
         f"warning: tracking failed and is off for the rest of this run: ConnectionError: store gone in {broken}"
     ]
     assert names(tracker)[-2:] == [broken, "abandon"]  # nothing more after the failure
+
+
+def test_resuming_a_tracked_run_without_tracking_says_how_to_go_on(tmp_path, monkeypatch, capsys):
+    data = tiny_data(tmp_path / "DATA")
+    interrupt_at_round(monkeypatch, 10)
+    with pytest.raises(KeyboardInterrupt):
+        train(None, load_config(None, TINY), str(data), tmp_path / "RUN", log=lambda *_: None, tracker=Recorder())
+    monkeypatch.undo()
+    assert train_cli(data, tmp_path / "RUN", "--resume") == 0
+    assert "note: this run is tracked as MLflow run run-42; add --mlflow to go on" in capsys.readouterr().out
 
 
 def test_old_checkpoints_without_a_run_id_still_resume(tmp_path, monkeypatch):
