@@ -26,7 +26,7 @@ EXAMPLES = {
         "dist-mnist train --data data/mnist --out runs/tutorial",
         "dist-mnist train --data data/mnist --out runs/deep --config conf/deep.toml --set epochs=20",
         "dist-mnist train --data data/mnist --out runs/tutorial --resume",
-        "dist-mnist train --data data/mnist --out runs/tutorial --mlflow --experiment mnist",
+        "dist-mnist train --data data/mnist --out runs/tutorial --mlflow",
         "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial",
     ],
     "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
@@ -85,9 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
     t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
     t.add_argument(
-        "--mlflow",
-        action="store_true",
-        help="log the run to MLflow (config: tracking = true): $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlruns.db",
+        "--mlflow", action="store_true", help="log the run to MLflow ($MLFLOW_TRACKING_URI, else ./mlruns.db)"
     )
     t.add_argument("--experiment", metavar="NAME", help="MLflow experiment (implies --mlflow; default dist-mnist)")
     t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
