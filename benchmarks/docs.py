@@ -266,6 +266,16 @@ def ml_block(transform: dict | None, fit: dict | None) -> str:
     return "\n".join(lines)
 
 
+def tracking_block(t: dict) -> str:
+    return (f"Measured {t['date']} with `{t['command']}` ({t['what']}; load {load_text(t['loadavg_before'])} before, "
+            f"{load_text(t['loadavg_after'])} after): **{t['median_plain_seconds']:.1f} s without tracking, "
+            f"{t['median_tracked_seconds']:.1f} s with `--mlflow`**, a median difference of "
+            f"{t['median_overhead_seconds']:.1f} s ({t['overhead_percent']}%), of which opening the store and "
+            f"starting the run took {t['median_tracking_start_seconds']:.1f} s; the rest is importing MLflow and, "
+            f"at the end, the report, the ONNX graph and the model. Creating a new store (MLflow's schema "
+            f"migrations) took {t['store_creation_seconds']:.1f} s, once.")
+
+
 def plot_workers(w: dict, scale: dict | None) -> None:
     import matplotlib
 
@@ -327,6 +337,9 @@ def main() -> None:
     transform, fit = load("transform.json"), load("fit-vectors.json")
     if transform or fit:
         targets["README.md"].append(("ml", ml_block(transform, fit)))
+    tracking = load("tracking.json")
+    if tracking:
+        targets["README.md"].append(("tracking", tracking_block(tracking)))
     for rel, blocks in targets.items():
         for name, body in blocks:
             replace_block(REPO / rel, name, body)

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
 SPARK_SUBMIT = str(Path(PY).parent / "spark-submit")
-STEP_NAMES = ("speed", "rounds", "channels", "workers", "scaling_barrier", "mllib", "memory", "floor")
+STEP_NAMES = ("speed", "rounds", "channels", "workers", "scaling_barrier", "mllib", "memory", "floor", "tracking")
 
 
 def steps(args) -> dict[str, list[str]]:
@@ -38,6 +38,7 @@ def steps(args) -> dict[str, list[str]]:
         "mllib": [PY, "benchmarks/mllib_mlpc.py", "--data", data, "--out", out],
         "memory": [PY, "benchmarks/memory.py", "--data", data, "--out", out],
         "floor": [PY, "benchmarks/floor.py", "--json-out", str(args.out / "floor.json")],
+        "tracking": [PY, "benchmarks/tracking.py", "--data", data, "--out", out],
     }
 
 

@@ -2,9 +2,10 @@
 
 RUN.partial/checkpoint.npz is one .npz renamed into place, so the arrays and the counters
 can never disagree: `param/K` (the parameters), `state/K` (the updater state), `outer/K`
-(average mode's outer velocity) and `meta` (JSON bytes: the position and the resolved
-config). On --resume it is checked as a model is: every array float32, finite and of the
-shape the config gives, and counters that fit the run. No Spark here.
+(average mode's outer velocity) and `meta` (JSON bytes: the position, the resolved config
+and, for a tracked run, the tracker's run id). On --resume it is checked as a model is:
+every array float32, finite and of the shape the config gives, and counters that fit the run.
+No Spark here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ CHECKPOINT_NPZ = "checkpoint.npz"
 PARAM, STATE, OUTER = "param/", "state/", "outer/"
 LEGACY_OUTER = "state/outer/"  # where checkpoints written before 2026-12 kept the outer velocity
 META_BYTES = 64 << 20  # a checkpoint's JSON counters and history (a few bytes a round)
+TRACKING_RUN_ID = "tracking_run_id"  # in meta where the run is tracked (absent from older checkpoints)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class TrainState:
 
     arrays: TrainingArrays
     pos: Position
+    tracking_run_id: str | None = None  # the experiment tracker's run (MLflow's run id), continued on --resume
 
     @classmethod
     def new(cls, config: TrainConfig) -> TrainState:
@@ -68,13 +71,18 @@ class TrainState:
     def save(self, run_dir: Path, config: TrainConfig) -> None:
         """RUN.partial/checkpoint.npz, written atomically."""
         a = self.arrays
-        write_arrays(run_dir, a.params, a.state, a.outer_v, {**self.pos.to_dict(), "config": config.to_dict()})
+        meta = {**self.pos.to_dict(), "config": config.to_dict()}
+        if self.tracking_run_id is not None:
+            meta[TRACKING_RUN_ID] = self.tracking_run_id
+        write_arrays(run_dir, a.params, a.state, a.outer_v, meta)
 
     @classmethod
     def load(cls, run_dir: Path, config: TrainConfig) -> TrainState:
         """The checkpoint in run_dir, checked against `config` (which must be the run's)."""
         params, state, outer_v, meta = read_checked(run_dir, config)
-        return cls(TrainingArrays.of(config, params, state, outer_v), Position.from_dict(meta))
+        return cls(
+            TrainingArrays.of(config, params, state, outer_v), Position.from_dict(meta), meta.get(TRACKING_RUN_ID)
+        )
 
 
 def write_arrays(run_dir: Path, params: Params, state: Params, outer_v: Params, meta: dict) -> None:
@@ -157,6 +165,9 @@ def check_counters(meta: dict, config: TrainConfig, where: Path) -> None:
         raise ValueError(f"{where}: 'history' must hold one record per finished epoch ({meta['epoch']})")
     if not (isinstance(meta.get("timings"), dict) and type(meta["timings"].get("rounds")) is int):
         raise ValueError(f"{where}: 'timings' must be an object with a count of 'rounds'")
+    run_id = meta.get(TRACKING_RUN_ID)
+    if run_id is not None and not (isinstance(run_id, str) and 0 < len(run_id) <= 256 and run_id.isprintable()):
+        raise ValueError(f"{where}: {TRACKING_RUN_ID!r} must be a run id (a short string), got {run_id!r}")
 
 
 def check_position(pos: Position, per_epoch: int, where: Path) -> None:

@@ -26,6 +26,7 @@ EXAMPLES = {
         "dist-mnist train --data data/mnist --out runs/tutorial",
         "dist-mnist train --data data/mnist --out runs/deep --config conf/deep.toml --set epochs=20",
         "dist-mnist train --data data/mnist --out runs/tutorial --resume",
+        "dist-mnist train --data data/mnist --out runs/tutorial --mlflow",
         "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial",
         "dist-mnist train --remote sc://HOST:15002 --data /shared/mnist --out runs/tutorial",
     ],
@@ -90,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="sc://HOST:PORT",
         help="train from this Spark Connect server's cluster instead (default: $SPARK_REMOTE)",
     )
+    t.add_argument(
+        "--mlflow", action="store_true", help="log the run to MLflow ($MLFLOW_TRACKING_URI, else ./mlruns.db)"
+    )
+    t.add_argument("--experiment", metavar="NAME", help="MLflow experiment (implies --mlflow; default dist-mnist)")
     t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
@@ -191,13 +196,21 @@ def _run(args: argparse.Namespace) -> int:
         from dist_mnist.driver import prepare, train_prepared
         from dist_mnist.runs import EVALUATION_TXT
 
-        config = load_config(args.config, args.set)  # bad input fails before Spark starts
+        tracking = ["tracking=true"] if args.mlflow or args.experiment else []
+        config = load_config(args.config, [*args.set, *tracking])  # bad input fails before Spark starts
+        tracker = None
+        if config.tracking:  # without MLflow installed: one line, before anything is touched
+            from dist_mnist.tracking.mlflow_tracker import MLflowTracker
+
+            tracker = MLflowTracker(args.experiment)
         # the run directory (locked: one train per RUN), the splits and a resumed checkpoint,
         # checked before Spark starts; nothing is touched until they are
         with prepare(config, args.data, args.out, args.resume, args.overwrite) as run:
+            if run.state.tracking_run_id and not run.config.tracking:
+                print(f"note: this run is tracked as MLflow run {run.state.tracking_run_id}; add --mlflow to go on")
             # the in-process transport needs no Spark: W workers one after another in this process
             spark = None if config.transport == "inprocess" else _session("dist-mnist-train", args.master, args.remote)
-            result = train_prepared(spark, run)
+            result = train_prepared(spark, run, tracker=tracker)
         stats = result.stats()
         if stats is not None:
             print("\n".join(line for line in stats.splitlines() if not line.startswith("Examples labeled as")).strip())

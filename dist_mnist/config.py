@@ -24,7 +24,7 @@ from dist_mnist.nn.model import N_CLASSES, N_PIXELS
 MODES = ("sync", "average")
 TRANSPORTS = ("auto", "barrier", "jobs", "inprocess")
 # how rounds travel, not what they compute: a resumed run may change them
-RUN_SETTINGS = ("transport", "round_timeout", "transport_port", "transport_host", "log_every_rounds")
+RUN_SETTINGS = ("transport", "round_timeout", "transport_port", "transport_host", "log_every_rounds", "tracking")
 # 0 means "chosen at run time" (TrainConfig.resolved); a run records the choice
 AUTO_KEYS = ("workers",)
 UPDATERS = ("nesterovs", "sgd")
@@ -67,6 +67,7 @@ class TrainConfig:
     checkpoint_every_rounds: int = 0  # 0: checkpoint at the end of each epoch only
     max_rounds: int = 0  # 0: no limit; else stop after this many rounds (tests, smoke runs)
     log_every_rounds: int = 0  # 0: about ten progress lines an epoch
+    tracking: bool = False  # log the run to MLflow (`train --mlflow`; the `mlflow` extra; dist_mnist.tracking)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -133,6 +134,7 @@ def _coerce(key: str, value: object, where: str) -> object:
     """Check `value` against the declared type of `key`."""
     kind = _FIELDS[key].type
     ok = {
+        "bool": isinstance(value, bool),
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "str": isinstance(value, str),

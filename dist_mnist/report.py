@@ -181,8 +181,10 @@ def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-def write_report(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, log=print) -> Path:
-    """Write RUN/report/*.png and RUN/report/index.html; return the page's path.
+def write_report(
+    run_dir: str | os.PathLike, data: str | os.PathLike | None = None, log=print, out: str | os.PathLike | None = None
+) -> Path:
+    """Write RUN/report/*.png and RUN/report/index.html (or into `out`); return the page's path.
 
     `data` is the dataset directory (DATA, with DATA/test); by default model.json's data.path.
     """
@@ -199,7 +201,7 @@ def write_report(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     if data is None:
         raise ValueError(f"{run_dir / MODEL_JSON}: no data.path recorded (pass --data DATA)")
     images, labels = read_files(parquet_files_of(data, recorded_in))
-    out = run_dir / "report"
+    out = Path(out) if out is not None else run_dir / "report"
     out.mkdir(exist_ok=True)
 
     s = scores(counts)

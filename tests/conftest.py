@@ -65,3 +65,38 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         return None
     named = [Path(str(a).split("::")[0]).resolve() for a in config.args]
     return not any(p == CONNECT_TESTS or CONNECT_TESTS in p.parents for p in named)
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, made once: creating one runs MLflow's migrations (seconds)."""
+    pytest.importorskip("mlflow")
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    root = tmp_path_factory.mktemp("mlflow-template")
+    # the Default experiment's artifacts (runs started without an experiment) go here, not ./mlruns
+    SqlAlchemyStore(f"sqlite:///{root / 'mlruns.db'}", (root / "mlartifacts").as_uri())
+    return root / "mlruns.db"
+
+
+@pytest.fixture
+def mlflow_store(_mlflow_template, tmp_path, monkeypatch) -> str:
+    """A temporary SQLite store of this test's own (a copy of the empty template) as
+    MLFLOW_TRACKING_URI; the test fails if it leaves an MLflow run active."""
+    import shutil
+
+    import mlflow
+
+    db = tmp_path / "store" / "mlruns.db"
+    db.parent.mkdir()
+    shutil.copyfile(_mlflow_template, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    left = mlflow.active_run()
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    assert left is None, f"the test left MLflow run {left.info.run_id} active"

@@ -9,11 +9,13 @@ from functools import partial
 from pathlib import Path
 
 from dist_mnist.config import TrainConfig
+from dist_mnist.data.ingest import read_metadata
 from dist_mnist.driver.finish import TrainResult, final_counts, finish
 from dist_mnist.driver.loop import EpochListener, run_rounds
 from dist_mnist.driver.prepare import Prepared, prepare
 from dist_mnist.driver.progress import GracefulStop, Progress
 from dist_mnist.rounds import Plan, local_learning_rate
+from dist_mnist.tracking import Guarded, RunStart, Tracker, default_tracker
 from dist_mnist.transport import InProcessTransport, Transport
 
 
@@ -27,6 +29,7 @@ def train(
     log=None,
     require_test: bool = True,
     on_epoch: EpochListener | None = None,
+    tracker: Tracker | None = None,
 ) -> TrainResult:
     """Train on DATA/train, evaluate on DATA/test, write RUN/; the TrainResult.
 
@@ -34,12 +37,32 @@ def train(
     require_test False, DATA/test may be missing or empty: the run then has no test scores.
     """
     with prepare(config, data_dir, run_dir, resume, overwrite, require_test) as run:
-        return train_prepared(spark, run, log, on_epoch)
+        return train_prepared(spark, run, log, on_epoch, tracker)
 
 
-def train_prepared(spark, run: Prepared, log=None, on_epoch: EpochListener | None = None) -> TrainResult:
-    """Train a prepared run (prepare() needs no Spark: the CLI prepares before Spark starts)."""
+def train_prepared(
+    spark, run: Prepared, log=None, on_epoch: EpochListener | None = None, tracker: Tracker | None = None
+) -> TrainResult:
+    """Train a prepared run (prepare() needs no Spark: the CLI prepares before Spark starts).
+
+    tracker: told of the run's start, epochs and end (dist_mnist.tracking); by default MLflow's
+    where config.tracking is set. Its failures are one warning line, never the run's.
+    """
     log = log or partial(print, flush=True)  # flushed: stdout is a pipe under spark-submit and CI
+    tracker = tracker if isinstance(tracker, Guarded) else Guarded(tracker or default_tracker(run.config))
+    try:
+        result = _train_prepared(spark, run, log, listeners(on_epoch, tracker.epoch), tracker)
+    except BaseException as e:
+        tracker.fail(e)  # FAILED, or KILLED for Ctrl-C (where the tracker had started)
+        raise
+    try:
+        tracker.finish(result)  # ends its run itself, KILLED where a Ctrl-C lands in it
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted during {tracker.name}; the model is written to {run.run_dir}") from None
+    return result
+
+
+def _train_prepared(spark, run: Prepared, log, on_epoch: EpochListener, tracker: Guarded) -> TrainResult:
     if spark is None and run.config.transport != "inprocess":
         raise ValueError(f"transport {run.config.transport!r} needs a SparkSession; without one use 'inprocess'")
     plan = run.plan(default_workers(spark))
@@ -57,6 +80,9 @@ def train_prepared(spark, run: Prepared, log=None, on_epoch: EpochListener | Non
         )
     log(headline(plan, spark))
     run.phases.mark("prepare")
+    if tracker.enabled:  # the tracker's run id goes into every checkpoint
+        run.state.tracking_run_id = tracker.start(run_start(run, plan, spark), log) or run.state.tracking_run_id
+        run.phases.mark("tracking_start")
     notices = ["Ctrl-C: stopping once the workers have started (press again to abort now)"]
     with GracefulStop(lambda: progress.line(notices[-1])) as stop:
         with start_transport(spark, plan, run, stop, log) as transport:
@@ -68,6 +94,34 @@ def train_prepared(spark, run: Prepared, log=None, on_epoch: EpochListener | Non
         facts = transport.summary()
     report_channel(facts, log)
     return finish(run, plan, counts, pending, facts, spark.version if spark is not None else None, log, on_epoch)
+
+
+def run_start(run: Prepared, plan: Plan, spark) -> RunStart:
+    """What a tracker learns as the run starts: the resolved config, the plan and the data."""
+    return RunStart(
+        plan.config,
+        run.run_dir,
+        run.data_path,
+        read_metadata(run.data_path),
+        plan.rounds_per_epoch,
+        run.train_split.n_rows,
+        run.test_split.n_rows,
+        run.train_split.feature,
+        spark.version if spark is not None else None,
+        run.state.tracking_run_id if run.resumed else None,
+        list(run.state.pos.history),
+    )
+
+
+def listeners(*fns: EpochListener | None) -> EpochListener:
+    """One epoch listener calling each of `fns` that is set, in order."""
+    chosen = [f for f in fns if f is not None]
+
+    def call(record: dict) -> None:
+        for f in chosen:
+            f(record)
+
+    return call
 
 
 def default_workers(spark) -> int:

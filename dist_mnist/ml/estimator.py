@@ -129,6 +129,15 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
         return self._set(tempDir=value)
 
     def _fit(self, dataset) -> MLPClassificationModel:
+        from dist_mnist.tracking.fit import fit_tracking
+
+        with fit_tracking() as tracker:  # None unless an MLflow run is active (dist_mnist.tracking.fit)
+            model = self._fit_tracked(dataset, tracker)
+            if tracker is not None:
+                tracker.call("log_fitted", model)
+        return model
+
+    def _fit_tracked(self, dataset, tracker) -> MLPClassificationModel:
         # imported here: the trainer is the driver's business, and executors that import
         # dist_mnist.ml to score need none of it
         from dist_mnist.ml.staging import fit_dataframe
@@ -143,6 +152,7 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
             self.getValidationIndicatorCol() if self.isSet(self.validationIndicatorCol) else None,
             self.getTempDir() if self.isSet(self.tempDir) else None,
             _log.info,
+            tracker,
         )
         summary = TrainingSummary(result.metrics, result.staging_seconds, result.train_seconds)
         model = MLPClassificationModel(result.params, result.model_meta, summary)

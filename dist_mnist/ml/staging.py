@@ -286,6 +286,7 @@ def fit_dataframe(
     validation_col: str | None = None,
     temp_dir: str | None = None,
     log=None,
+    tracker=None,
 ) -> FitResult:
     """Stage `dataset`, train on it with `config` (its layer_sizes replaced), clean up; the result.
 
@@ -339,6 +340,7 @@ def fit_dataframe(
             str(run_parent / "run"),
             log=log,
             require_test=validation_col is not None,
+            tracker=tracker,  # dist_mnist.tracking: told of the run, or None
         )
         return FitResult(result.params, result.model_meta, result.metrics, staging_seconds, time.perf_counter() - t1)
     finally:

@@ -53,6 +53,7 @@ CASES = {  # the checkpoint of round 6 of the tiny run: layers [784, 16, 10], sy
     "history of another length": (_meta(history=[{}, {}]), "'history' must hold one record per finished epoch"),
     "round past the epoch": (_meta(round_in_epoch=9, global_round=9), "does not fit 8 rounds an epoch"),
     "meta not JSON": (_set("meta", np.frombuffer(b"{not json", np.uint8)), "(array meta): not valid JSON"),
+    "tracking run id not a string": (_meta(tracking_run_id=5), "'tracking_run_id' must be a run id"),
 }
 
 

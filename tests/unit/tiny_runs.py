@@ -28,3 +28,18 @@ def train_cli(data: Path | str, run: Path | str, *extra: str, sets: list[str] = 
     for item in [*TINY, *sets]:
         argv += ["--set", item]
     return cli.main([*argv, *extra])
+
+
+def interrupt_at_round(monkeypatch, n: int) -> None:
+    """A Ctrl-C inside the round loop at its n-th round (as a second Ctrl-C lands)."""
+    from dist_mnist.driver import loop
+
+    real, seen = loop.apply_round, []
+
+    def apply_round(*args, **kwargs):
+        seen.append(1)
+        if len(seen) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "apply_round", apply_round)
