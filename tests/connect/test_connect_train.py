@@ -4,6 +4,7 @@ either transport; a client the executors cannot reach falls back in one line."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -36,12 +37,10 @@ def _train(spark, config, data, run, **changes):
 
 def _classic(data, run, config: TrainConfig, transport: str):
     """The same run with a classic local[2] session, in a process of its own (see conftest)."""
-    sets = [f"{k}={v!r}" if isinstance(v, str) else f"{k}={list(v) if isinstance(v, tuple) else v}"
-            for k, v in {**dataclasses.asdict(config), "transport": transport}.items()]
     argv = [sys.executable, "-m", "dist_mnist.cli", "train", "--master", "local[2]", "--data", str(data),
             "--out", str(run)]
-    for item in sets:
-        argv += ["--set", item.replace("'", '"')]
+    for key, value in {**dataclasses.asdict(config), "transport": transport}.items():
+        argv += ["--set", f"{key}={json.dumps(value)}"]  # TOML values: "text", true, [1, 2], 0.5
     env = {k: v for k, v in os.environ.items() if k not in CONNECT_ENV}  # this process is a Connect client
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
