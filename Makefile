@@ -53,7 +53,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/connect $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q -m "not slow"
 
 # The compose mini-cluster's tests alone (they build the image offline first; need a Docker engine).
 test-compose: $(VENV)/.installed

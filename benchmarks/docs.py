@@ -46,6 +46,26 @@ def workers_block(w: dict, scale: dict | None) -> str:
     return "\n".join(lines)
 
 
+def study_block(runs: list[dict]) -> str:
+    """Every run of the many-worker study (results/workers-study.jsonl), in the order run."""
+    lines = ["Every study run, in the order run (`benchmarks/results/workers-study.jsonl`, appended by "
+             "`python benchmarks/workers.py --study LABEL [--rule RULE] [--set ...]`; in-process transport, "
+             "15 epochs, seed 123, single runs; wall time of the whole process on the shared 2-core machine):", "",
+             "| W | what was tried | rule, settings | rounds / epoch | after 5 | after 10 | after 15 epochs "
+             "| best | epochs to 97.1% | wall s |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        if "error" in r:
+            lines.append(f"| {r['workers']} | {r['label']} | failed: {r['error']} | | | | | | | |")
+            continue
+        acc = r["test_accuracy"]
+        how = ", ".join([f"`{r['rule']}`", *(f"`{x}`" for x in r["sets"])])
+        lines.append(f"| {r['workers']} | {r['label']} | {how} | {r['rounds_per_epoch']} | {pct(acc[4])} | "
+                     f"{pct(acc[9])} | {pct(acc[14])} | {pct(max(acc))} | {r['epochs_to_target'] or 'not reached'} "
+                     f"| {r['process_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
 def speed_block(s: dict) -> str:
     r = s["results"]
     lines = [f"Measured {s['date']} with `{s['command']}` ({s['machine']}), one process after another, "
@@ -318,6 +338,10 @@ def main() -> None:
         plot_workers(workers, scale)
         targets["README.md"].append(("workers", workers_block(workers, scale)))
         targets["docs/scaling.md"].append(("workers", workers_block(workers, scale)))
+    study = RESULTS / "workers-study.jsonl"
+    if study.exists():
+        runs = [json.loads(line) for line in study.read_text().splitlines() if line.strip()]
+        targets["docs/scaling.md"].append(("workers-study", study_block(runs)))
     if speed:
         targets["README.md"].append(("speed", speed_block(speed)))
     if rounds:

@@ -51,7 +51,8 @@ class TrainConfig:
     workers: int = 0  # W; 0: the parallelism Spark gives the application (defaultParallelism)
     mode: str = "average"  # "sync": one global minibatch a round; "average": k local steps
     averaging_frequency: int = 235  # k: local steps a round; 235 = one pass over 30,000 rows
-    lr_scaling: str = "linear"  # average mode: local steps use learning_rate x max(1, W/2); "none": as given
+    lr_scaling: str = "linear"  # average mode: learning_rate x max(1, W/2) (sqrt beyond 64) and, beyond 32
+    #                             workers, W/32 rounds an epoch (scaled_learning_rate, local_steps_per_round); "none": as given
     outer_updater: str = "nesterovs"  # "none": plain DL4J parameter averaging
     outer_learning_rate: float = 1.0  # step on the averaged delta (DiLoCo-style)
     outer_momentum: float = 0.7
@@ -120,14 +121,40 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"layer_sizes must end with at least 2 classes, got {list(sizes)}")
 
 
+# Beyond this many workers, average mode's rule (lr_scaling "linear") also splits a worker's
+# epoch into W / MANY_WORKERS rounds, and beyond twice as many the rate grows as sqrt(W) only.
+MANY_WORKERS = 32
+
+
 def scaled_learning_rate(c: TrainConfig) -> float:
     """The learning rate of local steps at c.workers workers (average mode's; sync has none).
 
     Linear scaling (Goyal et al., 2017), relative to two workers: each of W workers sees 1/W of
     an epoch, so its local steps take W/2 times the tutorial's rate; with the outer Nesterov
-    step this keeps the accuracy of two workers from W = 1 to 32 (docs/scaling.md).
+    step this keeps the accuracy of two workers from W = 1 to 64 (docs/scaling.md). Beyond 64
+    workers the linear rate makes the first epochs unstable: it grows as sqrt(W) from there.
     """
-    return c.learning_rate if c.lr_scaling == "none" else c.learning_rate * max(1.0, c.workers / 2)
+    w, big = c.workers, 2 * MANY_WORKERS
+    return (
+        c.learning_rate
+        if c.lr_scaling == "none"
+        else c.learning_rate * (max(1.0, w / 2) if w <= big else big / 2 * math.sqrt(w / big))
+    )
+
+
+def local_steps_per_round(c: TrainConfig, worker_steps: int) -> int:
+    """k as average mode runs it, when a worker has `worker_steps` minibatches an epoch.
+
+    averaging_frequency, except that beyond MANY_WORKERS workers (lr_scaling "linear") an epoch
+    has at least W / MANY_WORKERS rounds: with a handful of local steps a worker, one round an
+    epoch gives the outer momentum too few steps (docs/scaling.md).
+    """
+    k = c.averaging_frequency
+    return (
+        k
+        if c.lr_scaling == "none" or c.workers <= MANY_WORKERS
+        else min(k, max(1, math.ceil(worker_steps * MANY_WORKERS / c.workers)))
+    )
 
 
 def _coerce(key: str, value: object, where: str) -> object:

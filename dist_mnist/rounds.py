@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from dist_mnist import schedule
-from dist_mnist.config import TrainConfig, scaled_learning_rate
+from dist_mnist.config import TrainConfig, local_steps_per_round, scaled_learning_rate
 from dist_mnist.metrics import confusion_counts
 from dist_mnist.nn.flat import Layout, pack, unpack
 from dist_mnist.nn.model import Params, init_params, predict
@@ -75,6 +75,12 @@ class Plan:
     def rounds_per_epoch(self) -> int:
         """Rounds an epoch takes in this run's mode."""
         return self.mode.rounds_per_epoch(self)
+
+    @cached_property
+    def local_steps(self) -> int:
+        """Average mode's k as run: the config's averaging_frequency, or fewer with many workers (config.py)."""
+        c = self.config
+        return local_steps_per_round(c, max(schedule.n_batches(s.n, c.batch_size) for s in self.train))
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,7 @@ class Average:
 
     def rounds_per_epoch(self, plan: Plan) -> int:
         c = plan.config
-        return schedule.rounds_per_epoch_average([s.n for s in plan.train], c.batch_size, c.averaging_frequency)
+        return schedule.rounds_per_epoch_average([s.n for s in plan.train], c.batch_size, plan.local_steps)
 
     def local_learning_rate(self, config: TrainConfig) -> float:
         return scaled_learning_rate(config)  # the rule of lr_scaling, in config.py
@@ -232,7 +238,7 @@ class Average:
         local_state = {k: v.copy() for k, v in state.items()}
         updater = updater_of(c, self.local_learning_rate(c))
         perm = schedule.epoch_permutation(c.seed, spec.epoch, len(batcher.labels), partition=w)
-        batches = schedule.local_batches(perm, spec.round_in_epoch, c.batch_size, c.averaging_frequency)
+        batches = schedule.local_batches(perm, spec.round_in_epoch, c.batch_size, plan.local_steps)
         loss, n = local_steps(local_params, local_state, updater, batcher, batches)
         new = round_input(plan, local_params, local_state)
         return (new - flat) * np.float32(n), loss, n

@@ -176,3 +176,23 @@ def test_to_dict_round_trips_and_differing_keys():
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().seed = 1
+
+
+@pytest.mark.parametrize(("workers", "lr"), [(1, 0.006), (2, 0.006), (4, 0.012), (16, 0.048), (32, 0.096),
+                                             (64, 0.192), (128, 0.192 * 2**0.5), (256, 0.384)])
+def test_the_local_learning_rate_grows_linearly_with_the_workers_up_to_64_then_as_the_square_root(workers, lr):
+    from dist_mnist.config import scaled_learning_rate
+
+    assert scaled_learning_rate(TrainConfig(workers=workers)) == pytest.approx(lr)
+    assert scaled_learning_rate(TrainConfig(workers=workers, lr_scaling="none")) == 0.006
+
+
+@pytest.mark.parametrize(("workers", "worker_steps", "k"), [
+    (2, 235, 235), (16, 30, 235), (32, 15, 235),  # up to 32 workers: averaging_frequency (one round an epoch)
+    (33, 15, 15), (48, 10, 7), (64, 8, 4), (128, 4, 1), (256, 2, 1)])  # beyond: W / 32 rounds an epoch
+def test_beyond_32_workers_an_epoch_has_w_over_32_rounds(workers, worker_steps, k):
+    from dist_mnist.config import local_steps_per_round
+
+    assert local_steps_per_round(TrainConfig(workers=workers), worker_steps) == k
+    assert local_steps_per_round(TrainConfig(workers=workers, averaging_frequency=2), worker_steps) == min(k, 2)
+    assert local_steps_per_round(TrainConfig(workers=workers, lr_scaling="none"), worker_steps) == 235

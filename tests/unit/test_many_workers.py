@@ -1,0 +1,32 @@
+"""Many workers: the default config at W = 64 still reaches the tutorial's accuracy in 15 epochs.
+
+In process (transport "inprocess": the round functions every transport runs, one worker after
+another, no JVM) on the real MNIST. docs/scaling.md has the rule that makes it so and the
+study behind it (benchmarks/workers.py); this checks the rule end to end. About two minutes
+on one free core (the 64 workers' compute is one process's: an epoch is still one pass).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dist_mnist.config import load_config
+from dist_mnist.data.ingest import ingest
+from dist_mnist.artifacts import read_json
+
+pytestmark = [pytest.mark.slow, pytest.mark.mnist]
+
+TUTORIAL_ACCURACY = 0.971  # the DL4J tutorial's test accuracy after 15 epochs
+
+
+def test_sixty_four_workers_reach_the_tutorial_accuracy_with_the_defaults(mnist_dir, tmp_path):
+    from dist_mnist.driver import train
+
+    data = tmp_path / "DATA"
+    ingest(mnist_dir, data, partitions=2, seed=123)
+    config = load_config(None, ["workers=64", "transport='inprocess'"])
+    assert config.epochs == 15  # the defaults, only the worker count and the transport given
+    train(None, config, str(data), str(tmp_path / "run"), log=lambda *_: None)
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    assert len(metrics["epochs"]) == 15
+    assert metrics["final"]["accuracy"] >= TUTORIAL_ACCURACY, [e.get("test_accuracy") for e in metrics["epochs"]]
