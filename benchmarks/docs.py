@@ -27,8 +27,11 @@ def pct(x) -> str:
 
 def workers_block(w: dict, scale: dict | None) -> str:
     by_w = {p["W"]: p for p in (scale or {}).get("predictions", [])}
+    earlier = sorted({(r["date"], r["command"]) for r in w["runs"] if r.get("command", w["command"]) != w["command"]})
     lines = [f"Measured {w['date']} with `python benchmarks/{w['command']}` (in-process transport, one process "
-             "per W; the same round functions as on Spark, bit-identical by test), default config, seed 123:", "",
+             "per W; the same round functions as on Spark, bit-identical by test), default config, seed 123"
+             + "".join(f"; W = {', '.join(str(r['workers']) for r in w['runs'] if r.get('command') == cmd)} "
+                       f"kept from {date}'s `python benchmarks/{cmd}`" for date, cmd in earlier) + ":", "",
              "| W | local learning rate | rounds / epoch | after 5 | after 10 | after 15 epochs | epochs to 97.1% "
              "| predicted time to 97.1% on 10 Gbit/s (persistent / Spark-job rounds) |",
              "|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -38,8 +41,10 @@ def workers_block(w: dict, scale: dict | None) -> str:
             continue
         acc = r["test_accuracy"]
         pred = by_w.get(r["workers"], {})
+        # a prediction made for other epochs or rounds than this run's is stale: rerun scaling_barrier.py
+        fresh = pred.get("epochs_to_971") == r["epochs_to_target"] and pred.get("rounds_per_epoch") == r["rounds_per_epoch"]
         t = (f"{pred['time_to_971_barrier_s']:.1f} s / {pred['time_to_971_jobs_s']:.1f} s"
-             if pred.get("time_to_971_barrier_s") else "-")
+             if pred.get("time_to_971_barrier_s") and fresh else "-")
         lines.append(f"| {r['workers']} | {r['local_learning_rate']:g} | {r['rounds_per_epoch']} | {pct(acc[4])} | "
                      f"{pct(acc[9])} | {pct(acc[14])}{' (' + pct(acc[-1]) + f' after {len(acc)})' if len(acc) > 15 else ''}"
                      f" | {r['epochs_to_target'] or 'not reached'} | {t} |")

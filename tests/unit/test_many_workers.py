@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from dist_mnist.artifacts import read_json
 from dist_mnist.config import load_config
 from dist_mnist.data.ingest import ingest
-from dist_mnist.artifacts import read_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.mnist]
 
