@@ -161,7 +161,8 @@ def channels_block(c: dict) -> str:
 
 def scaling_block(sb: dict) -> str:
     f = sb["fit"]
-    lines = [f"Measured {sb['date']} with `{sb['command']}`. Fit on loopback: T = {1000 * f['a_s']:.2f} ms + "
+    again = f" (predictions redone {sb['predicted']} with `--reuse`)" if sb.get("predicted") else ""
+    lines = [f"Measured {sb['date']} with `{sb['command']}`{again}. Fit on loopback: T = {1000 * f['a_s']:.2f} ms + "
              f"{1e9 * f['b_s_per_worker_byte']:.2f} ns per byte per worker.", "",
              "| W | S | measured | model |", "|---:|---:|---:|---:|"]
     for p in sb["points"]:
@@ -171,7 +172,8 @@ def scaling_block(sb: dict) -> str:
         lines += ["", f"Check at W = 2: the model's epoch on loopback is {ch['model_epoch_s']:.2f} s, the measured one "
                       f"{ch['measured_epoch_s']:.2f} s ({ch['source']})."]
     lines += ["", "Predicted on a 10 Gbit/s cluster, default config (6.36 MB each way a worker, 235 local steps "
-              f"a round, t_step {1000 * sb['t_step_s']:.1f} ms):", "",
+              "a round, or W/32 rounds an epoch beyond 32 workers, "
+              f"t_step {1000 * sb['t_step_s']:.1f} ms):", "",
               "| W | round overhead: persistent | round overhead: Spark job | epoch: persistent | epoch: Spark job |",
               "|---:|---:|---:|---:|---:|"]
     for p in sb["predictions"]:

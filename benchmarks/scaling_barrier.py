@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_mnist.artifacts import atomic_write_json  # noqa: E402
+from dist_mnist.config import TrainConfig, local_steps_per_round
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -32,7 +33,7 @@ import scaling  # noqa: E402  the Spark-job round's model and constants
 N_PARAMS = scaling.N_PARAMS
 PAYLOADS = (N_PARAMS, 2 * N_PARAMS, 8 * N_PARAMS)  # sync, average (params + state), lever arm
 WIRE = 1.25e9  # 10 Gbit/s
-PREDICT_WS = (1, 2, 4, 8, 16, 32, 64)
+PREDICT_WS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def measure(W: int, floats: int, rounds: int, jobs_rounds: int, scratch: Path) -> dict:
@@ -47,9 +48,10 @@ def measure(W: int, floats: int, rounds: int, jobs_rounds: int, scratch: Path) -
 
 
 def default_epoch(W: int, T_round: float, c: dict, t_step: float, t_row: float) -> dict:
-    """The default config: k = 235 local steps a round (one round an epoch from W = 2 on)."""
+    """The default config: k = 235 local steps a round (one round an epoch from W = 2 on), fewer beyond
+    32 workers (at least W/32 rounds an epoch: dist_mnist.config.local_steps_per_round)."""
     steps = math.ceil(math.ceil(scaling.N_TRAIN / W) / scaling.BATCH)
-    rounds = math.ceil(steps / 235)
+    rounds = math.ceil(steps / local_steps_per_round(TrainConfig(workers=W), steps))
     seconds = rounds * (T_round + c["t_driver_s"]) + steps * t_step + math.ceil(scaling.N_TEST / W) * t_row
     return {"rounds": rounds, "steps": steps, "epoch_s": seconds}
 
@@ -61,8 +63,10 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true", help="refit and predict from the saved measurements")
     args = p.parse_args()
     out = Path(args.out)
-    if args.reuse:
-        points = json.loads((out / "scaling-barrier.json").read_text())["points"]
+    measured, command = time.strftime("%Y-%m-%d %H:%M"), "python benchmarks/scaling_barrier.py"
+    if args.reuse:  # the measurements (and their date and command) stay; the predictions are redone
+        saved = json.loads((out / "scaling-barrier.json").read_text())
+        points, measured, command = saved["points"], saved["date"], saved["command"]
     else:
         scratch = out / ".scaling-barrier"
         scratch.mkdir(parents=True, exist_ok=True)
@@ -111,7 +115,8 @@ def main() -> None:
         loop = a + b * 2 * S
         check["model_epoch_s"] = round(default_epoch(2, loop, c, t_step, t_row)["epoch_s"], 3)
         check["measured_epoch_s"] = round(check["measured_epoch_s"], 3)
-    doc = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "python benchmarks/scaling_barrier.py",
+    doc = {"date": measured, "command": command,
+           **({"predicted": time.strftime("%Y-%m-%d %H:%M")} if args.reuse else {}),
            "check_w2": check,
            "fit": {"a_s": a, "b_s_per_worker_byte": b}, "points": points, "wire_bytes_per_s": WIRE,
            "t_step_s": t_step, "t_row_s": t_row, "t_driver_s": c["t_driver_s"], "predictions": predictions}
