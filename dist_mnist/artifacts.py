@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import json
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -164,7 +165,7 @@ def check_layer_sizes(meta: dict, where: str) -> list[int]:
 def param_shapes(layer_sizes: list[int] | tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """{"W0": (n_in, n_out), "b0": (n_out,), ...}: the arrays of an MLP with these layer sizes."""
     shapes: dict[str, tuple[int, ...]] = {}
-    for i, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(layer_sizes)):
         shapes[f"W{i}"], shapes[f"b{i}"] = (n_in, n_out), (n_out,)
     return shapes
 

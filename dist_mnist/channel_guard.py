@@ -129,7 +129,7 @@ class ChannelGuard:
                     stopped = any(e["event"] == zmq.EVENT_MONITOR_STOPPED for e in events)
                     self._handle(events)
                 self._tell(final=stopped)
-        except Exception as e:  # fail closed: the ZAP socket stays bound, unanswered, so handshakes time out
+        except Exception as e:  # noqa: BLE001 - fail closed: the ZAP socket stays bound, unanswered, so handshakes time out
             self.log(f"channel: the connection guard failed ({type(e).__name__}: {e}); no connection is admitted")
             return
         self.zap.close()  # this thread's sockets, closed by it
@@ -137,7 +137,8 @@ class ChannelGuard:
 
     def _answer(self, request: list[bytes]) -> None:
         """A ZAP reply: 200 with the worker's name for one of this run's keys, else 400."""
-        version, request_id, _domain, address, _identity, mechanism, *credentials = request + [b""] * (6 - len(request))
+        padded = request + [b""] * (6 - len(request))
+        _version, request_id, _domain, address, _identity, mechanism, *credentials = padded
         worker = self.keys.get(credentials[0]) if mechanism == b"CURVE" and credentials else None
         if worker is None:
             self._refuse("wrong_key", address.decode(errors="replace"))

@@ -262,7 +262,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-_PY_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError|FileExistsError|RuntimeError): (.+)$", re.M)
+_PY_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError|FileExistsError|RuntimeError): (.+)$", re.MULTILINE)
 
 
 def user_message(e: BaseException) -> str | None:
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except BaseException as e:  # noqa: BLE001 - sorted into user errors and bugs below
+    except BaseException as e:  # sorted into user errors (one line) and bugs (re-raised) below
         if isinstance(e, SystemExit):
             raise
         from dist_mnist.driver.progress import close_bars

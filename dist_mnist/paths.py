@@ -13,9 +13,9 @@ import fcntl
 import os
 import posixpath
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from dist_mnist.data.parquet import local_path
 

@@ -55,7 +55,7 @@ def ingest(
             for i, rows in enumerate(np.array_split(perm, partitions)):
                 pq.write_table(to_table(images[rows], labels[rows]), tmp / split / f"part-{i:05d}.parquet")
                 counts.append(len(rows))
-            meta["splits"][split] = {"rows": int(len(labels)), "rows_per_part": counts}
+            meta["splits"][split] = {"rows": len(labels), "rows_per_part": counts}
         atomic_write_json(tmp / METADATA, meta)
     return meta
 
