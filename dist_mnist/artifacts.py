@@ -92,7 +92,9 @@ def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """Plain arrays as the bytes of an uncompressed .npz."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    # numpy's stub lets a **dict fill savez's allow_pickle (a bool); our keys are array names, and
+    # passing allow_pickle=False itself would store an array of that name with numpy < 2.1
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
 
 

@@ -247,8 +247,9 @@ class RoundServer:
     def shutdown(self) -> None:
         if self.sock.closed:
             return
-        if self.sock.last_endpoint:
-            self.sock.unbind(self.sock.last_endpoint)  # no new connection while the guard stops
+        endpoint = self.sock.last_endpoint  # bytes; pyzmq types every option as str | bytes | int
+        if isinstance(endpoint, bytes) and endpoint:
+            self.sock.unbind(endpoint)  # no new connection while the guard stops
         if self.guard is not None:
             self.guard.stop()
         self.sock.close(linger=0)

@@ -24,6 +24,7 @@ import stat
 import threading
 import time
 from collections import Counter
+from typing import TypedDict
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
@@ -62,6 +63,14 @@ def raise_open_files_limit() -> int:
         except (ValueError, OSError):  # a container may forbid it: the cap still bounds the channel
             pass
     return soft
+
+
+class MonitorEvent(TypedDict):
+    """A socket monitor's event, as zmq.utils.monitor.parse_monitor_message decodes it."""
+
+    event: int
+    value: int  # by event: the connection's file descriptor, an errno, ...
+    endpoint: bytes
 
 
 class ChannelGuard:
@@ -120,7 +129,7 @@ class ChannelGuard:
                 if self.zap in ready:
                     self._answer(self.zap.recv_multipart())
                 if self.monitor in ready:
-                    events = []
+                    events: list[MonitorEvent] = []
                     while True:  # the whole backlog at once: a later DISCONNECTED voids an earlier ACCEPTED
                         try:
                             events.append(parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK)))
@@ -153,7 +162,7 @@ class ChannelGuard:
             ]
         )
 
-    def _handle(self, events: list[dict]) -> None:
+    def _handle(self, events: list[MonitorEvent]) -> None:
         closed_later: set[int] = set()
         voided = [False] * len(events)
         for i in range(len(events) - 1, -1, -1):

@@ -66,7 +66,7 @@ def get_context(app_name: str, master: str | None = None):
     elif not conf.contains("spark.master"):
         conf.setMaster("local[*]")
     if (
-        conf.get("spark.master").startswith("local")
+        conf.get("spark.master", "").startswith("local")  # set by now, by one of the branches above
         and "PYSPARK_PYTHON" not in os.environ
         and not conf.contains("spark.pyspark.python")
     ):
@@ -103,6 +103,7 @@ def set_jvm_log_level(level: str, log4j2_file: Path) -> None:
 
     SparkContext._ensure_initialized()
     jvm = SparkContext._jvm
+    assert jvm is not None  # _ensure_initialized started it
     log4j = jvm.org.apache.logging.log4j
     context = log4j.LogManager.getContext(False)
     if "org/apache/spark/log4j2" in str(context.getConfigLocation() or "") and log4j2_file.is_file():
