@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.10+ and Java 17+:
 #   make train   install into .venv, get MNIST, ingest it to Parquet, train the tutorial on local[*]
-#   make test    install into .venv (with test extras) and run every test
+#   make test    install into .venv (with test extras), lint, and run every test
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -17,7 +17,7 @@ RUN    ?= runs/tutorial
 MASTER ?= local[*]
 PYTEST_ARGS ?=
 
-.PHONY: train test test-fast test-compose image-offline check-env dist bench clean
+.PHONY: train lint test test-fast test-compose image-offline check-env dist bench clean
 
 check-env:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null || \
@@ -47,8 +47,16 @@ train: $(VENV)/.installed $(DATA)/metadata.json
 	$(BIN)/spark-submit --master '$(MASTER)' jobs/train.py --data $(DATA) --out $(RUN) --overwrite
 	$(BIN)/dist-mnist report $(RUN) --data $(DATA)
 
-# Two pytest processes: a Spark Connect client cannot share its process with classic sessions.
-test: $(VENV)/.installed
+# ruff (lint, then format) and mypy, with pyproject.toml's settings; no function over 60 lines.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check dist_mnist
+	$(BIN)/ruff format --check dist_mnist
+	$(BIN)/mypy dist_mnist
+	$(BIN)/python .ci/function_lengths.py dist_mnist --max 60
+
+# Lint first, then two pytest processes: a Spark Connect client cannot share its process with
+# classic sessions.
+test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests/connect $(PYTEST_ARGS)
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import json
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -91,7 +92,9 @@ def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """Plain arrays as the bytes of an uncompressed .npz."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    # numpy's stub lets a **dict fill savez's allow_pickle (a bool); our keys are array names, and
+    # passing allow_pickle=False itself would store an array of that name with numpy < 2.1
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
 
 
@@ -164,7 +167,7 @@ def check_layer_sizes(meta: dict, where: str) -> list[int]:
 def param_shapes(layer_sizes: list[int] | tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """{"W0": (n_in, n_out), "b0": (n_out,), ...}: the arrays of an MLP with these layer sizes."""
     shapes: dict[str, tuple[int, ...]] = {}
-    for i, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(layer_sizes)):
         shapes[f"W{i}"], shapes[f"b{i}"] = (n_in, n_out), (n_out,)
     return shapes
 

@@ -24,6 +24,7 @@ sized from the plan, and over TCP never above CHUNK_BYTES).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
@@ -234,12 +235,10 @@ class RoundServer:
         self._stop(generation, w)
 
     def _stop(self, generation: int, w: int) -> None:
-        try:
+        with contextlib.suppress(zmq.ZMQError):  # that worker is not connected (any more)
             self.sock.send_multipart(
                 [self._identity(generation, w), b"stop", json.dumps(self._binding(generation, w)).encode()]
             )
-        except zmq.ZMQError:  # that worker is not connected (any more)
-            pass
 
     def refused(self) -> dict[str, int]:
         """Connection attempts refused before authentication, by reason (tcp only)."""
@@ -248,8 +247,9 @@ class RoundServer:
     def shutdown(self) -> None:
         if self.sock.closed:
             return
-        if self.sock.last_endpoint:
-            self.sock.unbind(self.sock.last_endpoint)  # no new connection while the guard stops
+        endpoint = self.sock.last_endpoint  # bytes; pyzmq types every option as str | bytes | int
+        if isinstance(endpoint, bytes) and endpoint:
+            self.sock.unbind(endpoint)  # no new connection while the guard stops
         if self.guard is not None:
             self.guard.stop()
         self.sock.close(linger=0)

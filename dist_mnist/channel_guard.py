@@ -24,6 +24,7 @@ import stat
 import threading
 import time
 from collections import Counter
+from typing import TypedDict
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
@@ -62,6 +63,14 @@ def raise_open_files_limit() -> int:
         except (ValueError, OSError):  # a container may forbid it: the cap still bounds the channel
             pass
     return soft
+
+
+class MonitorEvent(TypedDict):
+    """A socket monitor's event, as zmq.utils.monitor.parse_monitor_message decodes it."""
+
+    event: int
+    value: int  # by event: the connection's file descriptor, an errno, ...
+    endpoint: bytes
 
 
 class ChannelGuard:
@@ -120,7 +129,7 @@ class ChannelGuard:
                 if self.zap in ready:
                     self._answer(self.zap.recv_multipart())
                 if self.monitor in ready:
-                    events = []
+                    events: list[MonitorEvent] = []
                     while True:  # the whole backlog at once: a later DISCONNECTED voids an earlier ACCEPTED
                         try:
                             events.append(parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK)))
@@ -129,7 +138,7 @@ class ChannelGuard:
                     stopped = any(e["event"] == zmq.EVENT_MONITOR_STOPPED for e in events)
                     self._handle(events)
                 self._tell(final=stopped)
-        except Exception as e:  # fail closed: the ZAP socket stays bound, unanswered, so handshakes time out
+        except Exception as e:  # noqa: BLE001 - fail closed: the ZAP socket stays bound, unanswered, so handshakes time out
             self.log(f"channel: the connection guard failed ({type(e).__name__}: {e}); no connection is admitted")
             return
         self.zap.close()  # this thread's sockets, closed by it
@@ -137,7 +146,8 @@ class ChannelGuard:
 
     def _answer(self, request: list[bytes]) -> None:
         """A ZAP reply: 200 with the worker's name for one of this run's keys, else 400."""
-        version, request_id, _domain, address, _identity, mechanism, *credentials = request + [b""] * (6 - len(request))
+        padded = request + [b""] * (6 - len(request))
+        _version, request_id, _domain, address, _identity, mechanism, *credentials = padded
         worker = self.keys.get(credentials[0]) if mechanism == b"CURVE" and credentials else None
         if worker is None:
             self._refuse("wrong_key", address.decode(errors="replace"))
@@ -152,7 +162,7 @@ class ChannelGuard:
             ]
         )
 
-    def _handle(self, events: list[dict]) -> None:
+    def _handle(self, events: list[MonitorEvent]) -> None:
         closed_later: set[int] = set()
         voided = [False] * len(events)
         for i in range(len(events) - 1, -1, -1):

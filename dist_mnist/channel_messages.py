@@ -31,7 +31,7 @@ def frames_of(chunk: int, *arrays: np.ndarray | None) -> list[memoryview]:
     out = []
     for a in arrays:
         if a is not None and a.size:
-            raw = memoryview(np.ascontiguousarray(a)).cast("B")
+            raw = np.ascontiguousarray(a).data.cast("B")  # a memoryview of the array's bytes
             out += [raw[i : i + chunk] for i in range(0, len(raw), chunk)]
     return out
 

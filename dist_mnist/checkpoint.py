@@ -154,7 +154,8 @@ def check_counters(meta: dict, config: TrainConfig, where: Path) -> None:
             raise ValueError(f"{where}: counter {key!r} must be a non-negative integer, got {value!r}")
     for key in ("epoch_loss", "epoch_seconds"):
         value = meta.get(key)
-        if not (type(value) in (int, float) and math.isfinite(value) and value >= 0):
+        # JSON's numbers (a bool is an int to Python, not to JSON)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{where}: {key!r} must be a finite number >= 0, got {value!r}")
     if meta["epoch"] > config.epochs or (meta["epoch"] == config.epochs and meta["round_in_epoch"]):
         raise ValueError(

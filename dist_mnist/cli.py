@@ -55,18 +55,7 @@ def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="dist-mnist",
-        description="DL4J's MNIST MLP, data-parallel on Spark.",
-        epilog=f"`dist-mnist COMMAND --help` shows examples.\n{EXIT_CODES}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
-    d = _command(sub, "download", "fetch the four MNIST .gz files from the public mirrors, verified")
-    d.add_argument("--out", required=True, help="directory for the .gz files")
-
+def _add_ingest(sub) -> None:
     i = _command(sub, "ingest", "verified IDX files -> partitioned Parquet (DATA/train, DATA/test)")
     i.add_argument(
         "--source", default=os.environ.get("MNIST_DIR"), help="directory with the IDX files (default: $MNIST_DIR)"
@@ -77,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--overwrite", action="store_true", help="replace an existing DATA")
     i.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
+
+def _add_train(sub) -> None:
     t = _command(sub, "train", "train on DATA/train, evaluate on DATA/test, write RUN/")
     t.add_argument("--data", required=True, help="dataset directory written by ingest")
     t.add_argument("--out", required=True, help="run directory RUN")
@@ -96,6 +87,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--experiment", metavar="NAME", help="MLflow experiment (implies --mlflow; default dist-mnist)")
     t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dist-mnist",
+        description="DL4J's MNIST MLP, data-parallel on Spark.",
+        epilog=f"`dist-mnist COMMAND --help` shows examples.\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = _command(sub, "download", "fetch the four MNIST .gz files from the public mirrors, verified")
+    d.add_argument("--out", required=True, help="directory for the .gz files")
+    _add_ingest(sub)
+    _add_train(sub)
 
     e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
     e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
@@ -176,7 +182,56 @@ def _context(app: str, master: str | None, before: str = "Spark started"):
     return sc
 
 
+def _ingest(args: argparse.Namespace) -> None:
+    from dist_mnist.data.ingest import ingest
+
+    if not args.source:
+        raise ValueError("ingest needs --source DIR (or MNIST_DIR) with the four MNIST IDX files")
+    meta = ingest(args.source, args.out, args.partitions, args.seed, args.overwrite)
+    rows = {k: v["rows"] for k, v in meta["splits"].items()}
+    print(f"ingested {rows} rows into {args.out} ({args.partitions} parts per split, seed {args.seed})")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from dist_mnist.config import load_config
+    from dist_mnist.driver import prepare, train_prepared
+    from dist_mnist.runs import EVALUATION_TXT
+
+    tracking = ["tracking=true"] if args.mlflow or args.experiment else []
+    config = load_config(args.config, [*args.set, *tracking])  # bad input fails before Spark starts
+    tracker = None
+    if config.tracking:  # without MLflow installed: one line, before anything is touched
+        from dist_mnist.tracking.mlflow_tracker import MLflowTracker
+
+        tracker = MLflowTracker(args.experiment)
+    # the run directory (locked: one train per RUN), the splits and a resumed checkpoint,
+    # checked before Spark starts; nothing is touched until they are
+    with prepare(config, args.data, args.out, args.resume, args.overwrite) as run:
+        if run.state.tracking_run_id and not run.config.tracking:
+            print(f"note: this run is tracked as MLflow run {run.state.tracking_run_id}; add --mlflow to go on")
+        # the in-process transport needs no Spark: W workers one after another in this process
+        spark = None if config.transport == "inprocess" else _session("dist-mnist-train", args.master, args.remote)
+        result = train_prepared(spark, run, tracker=tracker)
+    stats = result.stats()
+    if stats is not None:
+        print("\n".join(line for line in stats.splitlines() if not line.startswith("Examples labeled as")).strip())
+        print(f"\nDL4J's full stats(), with its 'Examples labeled as ...' lines: {Path(args.out, EVALUATION_TXT)}")
+    print(f"model written to {args.out} (model.npz, model.json)")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from dist_mnist.export import export_onnx
+
+    model = export_onnx(args.run, args.onnx, args.overwrite)
+    props = {p.key: p.value for p in model.metadata_props}
+    print(
+        f"wrote {args.onnx}: MLP {props['layer_sizes']}, feature_kind {props['feature_kind']}, "
+        f"inputs 'features', outputs 'probability', 'prediction', 'rawPrediction'"
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command: 0, or an exception that main() turns into one line and an exit status."""
     if getattr(args, "verbose", False):
         os.environ[LOG_LEVEL_VAR] = "INFO"  # before the JVM starts, so its start-up is logged too
     if args.command == "download":
@@ -184,38 +239,9 @@ def _run(args: argparse.Namespace) -> int:
 
         download(args.out)
     elif args.command == "ingest":
-        from dist_mnist.data.ingest import ingest
-
-        if not args.source:
-            raise ValueError("ingest needs --source DIR (or MNIST_DIR) with the four MNIST IDX files")
-        meta = ingest(args.source, args.out, args.partitions, args.seed, args.overwrite)
-        rows = {k: v["rows"] for k, v in meta["splits"].items()}
-        print(f"ingested {rows} rows into {args.out} ({args.partitions} parts per split, seed {args.seed})")
+        _ingest(args)
     elif args.command == "train":
-        from dist_mnist.config import load_config
-        from dist_mnist.driver import prepare, train_prepared
-        from dist_mnist.runs import EVALUATION_TXT
-
-        tracking = ["tracking=true"] if args.mlflow or args.experiment else []
-        config = load_config(args.config, [*args.set, *tracking])  # bad input fails before Spark starts
-        tracker = None
-        if config.tracking:  # without MLflow installed: one line, before anything is touched
-            from dist_mnist.tracking.mlflow_tracker import MLflowTracker
-
-            tracker = MLflowTracker(args.experiment)
-        # the run directory (locked: one train per RUN), the splits and a resumed checkpoint,
-        # checked before Spark starts; nothing is touched until they are
-        with prepare(config, args.data, args.out, args.resume, args.overwrite) as run:
-            if run.state.tracking_run_id and not run.config.tracking:
-                print(f"note: this run is tracked as MLflow run {run.state.tracking_run_id}; add --mlflow to go on")
-            # the in-process transport needs no Spark: W workers one after another in this process
-            spark = None if config.transport == "inprocess" else _session("dist-mnist-train", args.master, args.remote)
-            result = train_prepared(spark, run, tracker=tracker)
-        stats = result.stats()
-        if stats is not None:
-            print("\n".join(line for line in stats.splitlines() if not line.startswith("Examples labeled as")).strip())
-            print(f"\nDL4J's full stats(), with its 'Examples labeled as ...' lines: {Path(args.out, EVALUATION_TXT)}")
-        print(f"model written to {args.out} (model.npz, model.json)")
+        _train(args)
     elif args.command == "evaluate":
         from dist_mnist.artifacts import load_model, model_files
         from dist_mnist.paths import refuse_overlap
@@ -251,18 +277,11 @@ def _run(args: argparse.Namespace) -> int:
 
         write_report(args.run, args.data)
     elif args.command == "export":
-        from dist_mnist.export import export_onnx
-
-        model = export_onnx(args.run, args.onnx, args.overwrite)
-        props = {p.key: p.value for p in model.metadata_props}
-        print(
-            f"wrote {args.onnx}: MLP {props['layer_sizes']}, feature_kind {props['feature_kind']}, "
-            f"inputs 'features', outputs 'probability', 'prediction', 'rawPrediction'"
-        )
+        _export(args)
     return 0
 
 
-_PY_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError|FileExistsError|RuntimeError): (.+)$", re.M)
+_PY_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError|FileExistsError|RuntimeError): (.+)$", re.MULTILINE)
 
 
 def user_message(e: BaseException) -> str | None:
@@ -308,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except BaseException as e:  # noqa: BLE001 - sorted into user errors and bugs below
+    except BaseException as e:  # sorted into user errors (one line) and bugs (re-raised) below
         if isinstance(e, SystemExit):
             raise
         from dist_mnist.driver.progress import close_bars

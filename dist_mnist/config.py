@@ -11,8 +11,10 @@ import difflib
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -157,24 +159,24 @@ def local_steps_per_round(c: TrainConfig, worker_steps: int) -> int:
     )
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _coerce(key: str, value: object, where: str) -> object:
-    """Check `value` against the declared type of `key`."""
-    kind = _FIELDS[key].type
-    ok = {
-        "bool": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "str": isinstance(value, str),
-        "tuple[int, ...]": isinstance(value, (list, tuple))
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
-    }[kind]
-    if not ok:
-        raise ValueError(f"{where}: {key} must be {kind.replace('tuple[int, ...]', 'a list of ints')}, got {value!r}")
-    if kind == "float":
+    """Check `value` against the declared type of `key` (an int is a float too; a list, a tuple)."""
+    kind = str(_FIELDS[key].type)  # the annotation's text: annotations are postponed here
+    if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if kind == "tuple[int, ...]":
+    if kind == "tuple[int, ...]" and isinstance(value, (list, tuple)) and all(_is_int(v) for v in value):
         return tuple(value)
-    return value
+    if (
+        (kind == "bool" and isinstance(value, bool))
+        or (kind == "int" and _is_int(value))
+        or (kind == "str" and isinstance(value, str))
+    ):
+        return value
+    raise ValueError(f"{where}: {key} must be {kind.replace('tuple[int, ...]', 'a list of ints')}, got {value!r}")
 
 
 def _check_key(key: str, where: str) -> None:
@@ -198,9 +200,9 @@ def parse_set(item: str) -> tuple[str, object]:
     return key, value
 
 
-def load_config(path: str | os.PathLike | None = None, sets: list[str] = ()) -> TrainConfig:
+def load_config(path: str | os.PathLike | None = None, sets: Sequence[str] = ()) -> TrainConfig:
     """Defaults, then the TOML file at `path`, then each --set key=value."""
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each checked by _coerce against its field's type
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -223,7 +225,8 @@ def config_from_dict(d: dict, where: str) -> TrainConfig:
     """A config saved in a checkpoint or model.json."""
     for key in d:
         _check_key(key, where)
-    return TrainConfig(**{k: _coerce(k, v, where) for k, v in d.items()})
+    values: dict[str, Any] = {k: _coerce(k, v, where) for k, v in d.items()}  # checked by _coerce
+    return TrainConfig(**values)
 
 
 def differing_keys(saved: TrainConfig, requested: TrainConfig) -> list[str]:

@@ -3,10 +3,10 @@
 The graph computes what `nn.model.logits_of` does, so any ONNX runtime can score without this
 package, Spark or Python. Input `features` float32 (N, n_in) of raw values: 0..255 pixels for
 an "image" model (the graph starts with the multiply by 1/255 that `to_inputs` does), or
-features used as given for a "features" model (model.json's feature_kind, FeatureKind). Outputs `rawPrediction` float32 (N, C) (the
-logits), `probability` float32 (N, C) (their softmax) and `prediction` int64 (N,) (the argmax
-of the logits, as `nn.model.predict` takes it). Built with onnx.helper only (the `onnx` extra;
-no torch). No Spark here.
+features used as given for a "features" model (model.json's feature_kind, FeatureKind).
+Outputs `rawPrediction` float32 (N, C) (the logits), `probability` float32 (N, C) (their
+softmax) and `prediction` int64 (N,) (the argmax of the logits, as `nn.model.predict` takes it).
+Built with onnx.helper only (the `onnx` extra; no torch). No Spark here.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import fcntl
 import os
 import posixpath
 import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from dist_mnist.data.parquet import local_path
 
@@ -66,7 +66,7 @@ def _relation(out: str | os.PathLike, other: str | os.PathLike) -> str | None:
     return None
 
 
-def refuse_overlap(out: str | os.PathLike, out_flag: str, inputs: dict[str, str | os.PathLike | None]) -> None:
+def refuse_overlap(out: str | os.PathLike, out_flag: str, inputs: Mapping[str, str | os.PathLike | None]) -> None:
     """ValueError when `out` is, is inside or contains one of `inputs` ({flag: path}; None skipped).
 
     A protected input is everything at and under its path: protect a run's model by its files

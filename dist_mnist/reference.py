@@ -31,7 +31,8 @@ def train_reference(
     updater = updater_of(config)
     state = updater.init_state(params)
     batcher = Batcher(images, labels, config.batch_size)
-    history, step, start = [], 0, time.perf_counter()
+    history: list[dict] = []
+    step, start = 0, time.perf_counter()
     for epoch in range(config.epochs):
         perm = schedule.epoch_permutation(config.seed, epoch, len(labels))
         loss_sum, seen = 0.0, 0

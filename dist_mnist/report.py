@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,7 +61,9 @@ def round_phases(rounds: dict) -> dict[str, float]:
     return found
 
 
-def misclassified(predicted: np.ndarray, images: np.ndarray, labels: np.ndarray, limit: int = MAX_MISCLASSIFIED):
+def misclassified(
+    predicted: np.ndarray, images: np.ndarray, labels: np.ndarray, limit: int = MAX_MISCLASSIFIED
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images, true labels, predicted labels) of the first `limit` wrong predictions."""
     wrong = np.flatnonzero(predicted != labels)[:limit]
     return images[wrong], labels[wrong], predicted[wrong]
@@ -181,15 +184,19 @@ def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-def write_report(
-    run_dir: str | os.PathLike, data: str | os.PathLike | None = None, log=print, out: str | os.PathLike | None = None
-) -> Path:
-    """Write RUN/report/*.png and RUN/report/index.html (or into `out`); return the page's path.
+class RunFiles(NamedTuple):
+    """What a report reads: the model, its run's JSON files and the test split."""
 
-    `data` is the dataset directory (DATA, with DATA/test); by default model.json's data.path.
-    """
-    plt = _pyplot()
-    run_dir = Path(run_dir)
+    params: dict[str, np.ndarray]
+    model: dict  # model.json
+    metrics: dict  # metrics.json
+    counts: np.ndarray  # evaluation.json's confusion matrix, int64 (C, C) [actual][predicted]
+    images: np.ndarray  # DATA/test, (n, 784) uint8
+    labels: np.ndarray  # (n,)
+
+
+def read_run(run_dir: Path, data: str | os.PathLike | None = None) -> RunFiles:
+    """RUN's model and JSON files, and the test split of `data` (default: model.json's data.path)."""
     params, model = load_model(run_dir)
     metrics = read_json(run_dir / "metrics.json")
     evaluation = read_json(run_dir / "evaluation.json")
@@ -201,45 +208,52 @@ def write_report(
     if data is None:
         raise ValueError(f"{run_dir / MODEL_JSON}: no data.path recorded (pass --data DATA)")
     images, labels = read_files(parquet_files_of(data, recorded_in))
-    out = Path(out) if out is not None else run_dir / "report"
-    out.mkdir(exist_ok=True)
+    return RunFiles(params, model, metrics, counts, images, labels)
 
-    s = scores(counts)
-    rounds = metrics.get("rounds", {})
-    phases = round_phases(rounds)
-    predicted = predict(params, images)
-    wrong = misclassified(predicted, images, labels)
+
+def draw_figures(plt, run: RunFiles, s: dict, phases: dict[str, float], out: Path) -> list[tuple[str, str]]:
+    """The report's PNGs, written into `out`: [(title, file name)], in the page's order."""
+    predicted = predict(run.params, run.images)
+    wrong = misclassified(predicted, run.images, run.labels)
     figures = [
-        ("Training", plot_training(plt, metrics.get("epochs", []), out / "training.png")),
-        ("Confusion matrix", plot_confusion(plt, counts, out / "confusion.png")),
+        ("Training", plot_training(plt, run.metrics.get("epochs", []), out / "training.png")),
+        ("Confusion matrix", plot_confusion(plt, run.counts, out / "confusion.png")),
         ("Per-class scores", plot_per_class(plt, s["per_class"], out / "per_class.png")),
         (
-            f"Misclassified test digits (the first {len(wrong[0])} of {int((predicted != labels).sum())})",
+            f"Misclassified test digits (the first {len(wrong[0])} of {int((predicted != run.labels).sum())})",
             plot_misclassified(plt, *wrong, out / "misclassified.png"),
         ),
     ]
     if phases:
-        figures.append(("Time per round", plot_rounds(plt, phases, rounds.get("rounds", "?"), out / "rounds.png")))
+        n_rounds = run.metrics.get("rounds", {}).get("rounds", "?")
+        figures.append(("Time per round", plot_rounds(plt, phases, n_rounds, out / "rounds.png")))
     plt.close("all")
+    return figures
 
-    config = model.get("config", {})
+
+def _page(run_dir: Path, run: RunFiles, s: dict, phases: dict[str, float], figures: list[tuple[str, str]]) -> str:
+    """The report's HTML: the summary, the figures, per-class scores and round phases in numbers."""
+    config = run.model.get("config", {})
     summary = [
         ["test accuracy", _percent(s["accuracy"])],
         ["precision (macro)", _percent(s["precision"])],
         ["recall (macro)", _percent(s["recall"])],
         ["F1 (macro)", _percent(s["f1"])],
         ["test examples", str(s["examples"])],
-        ["layers", str(model.get("layer_sizes"))],
+        ["layers", str(run.model.get("layer_sizes"))],
     ]
     summary += [[k, str(config[k])] for k in ("mode", "epochs", "batch_size", "learning_rate") if k in config]
     per_class = [
-        [str(c), *(_percent(s["per_class"][k][c]) for k in ("precision", "recall", "f1"))] for c in range(len(counts))
+        [str(c), *(_percent(s["per_class"][k][c]) for k in ("precision", "recall", "f1"))]
+        for c in range(len(run.counts))
     ]
+    rounds = run.metrics.get("rounds", {})
     timing = [[k, f"{v:,.1f}", f"{rounds[k].get('total_seconds', 0.0):,.2f}"] for k, v in phases.items()]
+    timing_table = _table(["phase", "mean ms / round", "total s"], timing) if timing else "<p>not recorded</p>"
     sections = "".join(
         f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">' for title, name in figures
     )
-    page = f"""<!doctype html>
+    return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dist-mnist report: {html.escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 10px;text-align:right}}
@@ -248,9 +262,26 @@ img{{max-width:100%}}</style></head><body>
 {_table(["", "value"], summary)}
 {sections}
 <h2>Per class, in numbers</h2>{_table(["class", "precision", "recall", "F1"], per_class)}
-<h2>Round phases, in numbers</h2>{_table(["phase", "mean ms / round", "total s"], timing) if timing else "<p>not recorded</p>"}
+<h2>Round phases, in numbers</h2>{timing_table}
 </body></html>
 """
-    atomic_write_bytes(out / "index.html", page.encode())
+
+
+def write_report(
+    run_dir: str | os.PathLike, data: str | os.PathLike | None = None, log=print, out: str | os.PathLike | None = None
+) -> Path:
+    """Write RUN/report/*.png and RUN/report/index.html (or into `out`); return the page's path.
+
+    `data` is the dataset directory (DATA, with DATA/test); by default model.json's data.path.
+    """
+    plt = _pyplot()
+    run_dir = Path(run_dir)
+    run = read_run(run_dir, data)  # every input checked before anything is written
+    out = Path(out) if out is not None else run_dir / "report"
+    out.mkdir(exist_ok=True)
+    s = scores(run.counts)
+    phases = round_phases(run.metrics.get("rounds", {}))
+    figures = draw_figures(plt, run, s, phases, out)
+    atomic_write_bytes(out / "index.html", _page(run_dir, run, s, phases, figures).encode())
     log(f"report written to {out / 'index.html'} ({len(figures)} figures)")
     return out / "index.html"

@@ -9,6 +9,7 @@ No Spark here.
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -41,11 +42,11 @@ def worker_ranges(n_rows: int, workers: int) -> list[tuple[int, int]]:
 
 def plan_shards(files: tuple[str, ...], rows: tuple[int, ...], workers: int) -> tuple[Shard, ...]:
     """The shard of every worker over part files with these row counts, in order."""
-    starts = np.cumsum((0,) + tuple(rows))  # global index of each file's first row
+    starts = np.cumsum((0, *tuple(rows)))  # global index of each file's first row
     shards = []
     for lo, hi in worker_ranges(int(starts[-1]), workers):
         segments = []
-        for f, (a, b) in zip(files, zip(starts[:-1], starts[1:])):
+        for f, (a, b) in zip(files, itertools.pairwise(starts)):
             s, e = max(lo, a), min(hi, b)
             if s < e:
                 segments.append(Segment(f, int(s - a), int(e - a)))

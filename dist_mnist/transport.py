@@ -26,7 +26,9 @@ class WorkerLost(RuntimeError):
 class Transport(Protocol):
     """Runs rounds on the W workers of a Plan; held in a `with` block, which closes it."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What metrics.json and the log call it: "barrier", "jobs", "inprocess", ..."""
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         """Send `flat` and `spec` to every worker; return their results combined in worker order."""

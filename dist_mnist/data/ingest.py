@@ -29,6 +29,8 @@ def ingest(
     refuse_overlap(out, "--out", {"--source": source})
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    split_meta: dict[str, dict] = {}
+    digests: dict[str, str] = {}
     meta = {
         "schema_version": SCHEMA_VERSION,
         "seed": seed,
@@ -36,16 +38,16 @@ def ingest(
         "columns": {"label": "int32 0-9", "image": "binary, 784 bytes, row-major uint8 28x28"},
         "n_in": N_PIXELS,
         "n_classes": N_CLASSES,
-        "splits": {},
-        "sha256_uncompressed": {},
+        "splits": split_meta,
+        "sha256_uncompressed": digests,
     }
     splits = {}
     for split in mnist.SPLITS:  # read and verify everything before writing anything
-        images, labels, digests = mnist.load_split(source, split)
+        images, labels, split_digests = mnist.load_split(source, split)
         if partitions > len(labels):
             raise ValueError(f"--partitions {partitions} exceeds the {len(labels)} rows of {split}")
         splits[split] = (images, labels)
-        meta["sha256_uncompressed"].update(digests)
+        digests.update(split_digests)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         for split, (images, labels) in splits.items():
             # test is shuffled too, by its own stream, so any prefix of it is a fair sample
@@ -55,7 +57,7 @@ def ingest(
             for i, rows in enumerate(np.array_split(perm, partitions)):
                 pq.write_table(to_table(images[rows], labels[rows]), tmp / split / f"part-{i:05d}.parquet")
                 counts.append(len(rows))
-            meta["splits"][split] = {"rows": int(len(labels)), "rows_per_part": counts}
+            split_meta[split] = {"rows": len(labels), "rows_per_part": counts}
         atomic_write_json(tmp / METADATA, meta)
     return meta
 

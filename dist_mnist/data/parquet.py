@@ -69,7 +69,8 @@ def from_table(
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if len(bad):
         raise ValueError(
-            f"{where}: label {labels[bad[0]]} at row {first_row + bad[0]} is outside the model's classes 0-{n_classes - 1}"
+            f"{where}: label {labels[bad[0]]} at row {first_row + bad[0]} "
+            f"is outside the model's classes 0-{n_classes - 1}"
         )
     return inputs_of(kind, feature_col, where, first_row, n_in), labels.astype(label_dtype(n_classes))
 
@@ -181,11 +182,11 @@ def read_segments(segments, n_classes: int = 10, n_in: int = N_PIXELS) -> tuple[
     Only the row groups that overlap a range are read; stop None means the end of the file.
     """
     images, labels = [], []
-    for path, start, stop in segments:
+    for path, start, stop_or_end in segments:
         try:
             pf = pq.ParquetFile(local_path(path))
             meta = pf.metadata
-            stop = meta.num_rows if stop is None else stop
+            stop = meta.num_rows if stop_or_end is None else stop_or_end
             groups, first, at = [], None, 0
             for g in range(meta.num_row_groups):
                 n = meta.row_group(g).num_rows

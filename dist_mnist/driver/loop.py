@@ -61,6 +61,7 @@ def run_rounds(
 
             # 2. the side evaluation of the previous epoch's final parameters
             if pending is not None:
+                assert result.confusion is not None  # spec.evaluate asked the workers for it
                 record_accuracy(pos, pending, scores(result.confusion)["accuracy"], progress, on_epoch)
                 pending = None
             elapsed = time.perf_counter() - epoch_clock

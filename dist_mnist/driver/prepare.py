@@ -111,9 +111,13 @@ def prepare(
             raise with_resume_hint(e, run_dir) from e
         except BaseException as e:
             # a run stopped before its first checkpoint leaves no RUN.partial that --resume would refuse
-            if discard_unless_checkpointed(staging) and isinstance(e, KeyboardInterrupt):
-                if "nothing was written" not in str(e):
-                    raise KeyboardInterrupt("interrupted before the first checkpoint; nothing was written") from None
+            # (discarded first, whatever stopped it)
+            if (
+                discard_unless_checkpointed(staging)
+                and isinstance(e, KeyboardInterrupt)
+                and "nothing was written" not in str(e)
+            ):
+                raise KeyboardInterrupt("interrupted before the first checkpoint; nothing was written") from None
             raise
 
 

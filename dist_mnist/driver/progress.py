@@ -46,9 +46,9 @@ class Progress:
     def __init__(self, total_rounds: int, every: int, log=print, bar: bool | None = None):
         self.total, self.every, self.log = total_rounds, max(1, every), log
         self.start = time.perf_counter()
-        self.done_at_start = None
+        self.done_at_start: int | None = None  # the rounds done before this process's first round
         self.use_bar = _prints_to_terminal(log) if bar is None else bar
-        self.bar = None  # the current epoch's tqdm bar
+        self.bar: tqdm | None = None  # the current epoch's tqdm bar
         self.epoch_start = self.start
         self.summary: tuple[int, str, str] | None = None  # a finished epoch's line, until its accuracy is known
 
@@ -58,13 +58,14 @@ class Progress:
         """Report after a round, every `every` rounds and at the last round of an epoch."""
         if self.done_at_start is None:
             self.done_at_start = global_round - 1
+        done_at_start = self.done_at_start
         if self.use_bar:
             self._bar_round(global_round, epoch, epochs, r, rounds, loss, samples_per_s)
             return
         if global_round % self.every and r != rounds:
             return
         elapsed = time.perf_counter() - self.start
-        done = global_round - self.done_at_start
+        done = global_round - done_at_start
         eta = elapsed / done * (self.total - global_round) if done else 0
         self.line(
             f"epoch {epoch}/{epochs} round {r}/{rounds} loss {loss:.4f} "
@@ -74,7 +75,7 @@ class Progress:
     def line(self, text: str) -> None:
         """One line, prefixed with the elapsed time; it does not break a bar."""
         found = _EPOCH_ACCURACY.match(text) if self.summary else None
-        if found and int(found[1]) == self.summary[0]:
+        if found and self.summary and int(found[1]) == self.summary[0]:
             self._flush_summary(f", test accuracy {found[2]}")
             return
         self._flush_summary()
@@ -89,8 +90,9 @@ class Progress:
         self, global_round: int, epoch: int, epochs: int, r: int, rounds: int, loss: float, samples_per_s: float
     ) -> None:
         self._flush_summary()  # the previous epoch's accuracy did not come with this round
-        if self.bar is None:
-            self.bar = tqdm(
+        bar = self.bar
+        if bar is None:
+            bar = self.bar = tqdm(
                 total=rounds,
                 initial=r - 1,
                 desc=f"epoch {epoch}/{epochs}",
@@ -100,8 +102,8 @@ class Progress:
                 dynamic_ncols=True,
             )
             _BARS.add(self)
-        self.bar.set_postfix_str(f"loss {loss:.4f}, {samples_per_s:,.0f} samples/s", refresh=False)
-        self.bar.update(r - self.bar.n)
+        bar.set_postfix_str(f"loss {loss:.4f}, {samples_per_s:,.0f} samples/s", refresh=False)
+        bar.update(r - bar.n)
         if r != rounds:
             return
         now = time.perf_counter()

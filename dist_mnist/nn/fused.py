@@ -17,6 +17,7 @@ updaters take the NumPy path: the same bits, slower.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -78,21 +79,15 @@ def _load() -> Kernels | None:
         return None
 
 
-_kernels: Kernels | None | bool = False  # False: not loaded yet
-
-
+@functools.cache
 def kernels() -> Kernels | None:
     """The compiled kernels (loaded on the first call in this process), or None for the NumPy path."""
-    global _kernels
-    if _kernels is False:
-        _kernels = _load()
-    return _kernels  # type: ignore[return-value]
+    return _load()
 
 
 def reset() -> None:
     """Forget the kernels, so the next `kernels()` loads them again (tests)."""
-    global _kernels
-    _kernels = False
+    kernels.cache_clear()
 
 
 def fusable(*arrays: np.ndarray) -> bool:

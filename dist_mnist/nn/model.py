@@ -6,6 +6,8 @@ Gradients come back as *sums* over the examples so that partial results add up e
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from dist_mnist import schedule
@@ -26,7 +28,7 @@ def init_params(layer_sizes: list[int], seed: int) -> Params:
     """DL4J XAVIER init: W ~ N(0, 2/(fan_in+fan_out)), biases 0, all float32."""
     rng = schedule.rng(seed, schedule.INIT)
     params: Params = {}
-    for i, (fan_in, fan_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(layer_sizes)):
         std = np.sqrt(2.0 / (fan_in + fan_out))
         params[f"W{i}"] = (rng.standard_normal((fan_in, fan_out)) * std).astype(np.float32)
         params[f"b{i}"] = np.zeros(fan_out, dtype=np.float32)

@@ -178,7 +178,7 @@ class BarrierTransport(Closing):
             timeout = START_SECONDS if self.cluster.free_slots() is None else max(self.timeout, START_SECONDS)
         deadline, waiting = time.monotonic() + timeout, set(range(self.plan.workers))
         while waiting:
-            kind, gen, w, info = self._next_event(deadline, f"workers {sorted(waiting)} did not connect")
+            kind, _gen, w, info = self._next_event(deadline, f"workers {sorted(waiting)} did not connect")
             if kind == "hello":
                 waiting.discard(w)
                 self.hosts[w], self.pids[w] = f"{info.get('host', '?')}, pid {info.get('pid', '?')}", info.get("pid")
@@ -228,7 +228,7 @@ class BarrierTransport(Closing):
         total, nxt = Combiner(), 0
         while nxt < self.plan.workers:
             missing = sorted(set(range(nxt, self.plan.workers)) - set(results))
-            kind, gen, w, info = self._next_event(
+            kind, _gen, w, info = self._next_event(
                 deadline, f"worker(s) {missing} timed out after {self.timeout:g} s {when}"
             )
             if kind == "error":  # our own error on the worker (bad data): a user error, not a fault

@@ -17,7 +17,7 @@ from dist_mnist.rounds import Plan, RoundResult, RoundSpec
 from dist_mnist.spark.barrier import START_SECONDS, BarrierTransport, barrier_unavailable
 from dist_mnist.spark.cluster import Cluster
 from dist_mnist.spark.jobs import FrameJobTransport, SparkJobTransport
-from dist_mnist.transport import Closing, InProcessTransport, Transport, WorkerLost
+from dist_mnist.transport import InProcessTransport, Transport, WorkerLost
 
 MAX_RELAUNCHES = 3  # then one Spark job a round for the rest of the run
 LOSS_GRACE = 1.0  # seconds
@@ -52,8 +52,11 @@ def job_transport(cluster: Cluster, plan: Plan) -> Transport:
     return SparkJobTransport(cluster.spark.sparkContext, plan)
 
 
-class FailoverTransport(Closing):
-    """The barrier transport, relaunched after a lost worker, or replaced by Spark jobs."""
+class FailoverTransport:
+    """The barrier transport, relaunched after a lost worker, or replaced by Spark jobs.
+
+    Not a `Closing`: its name is the current transport's, a read-only property, not a class's.
+    """
 
     def __init__(self, cluster: Cluster, plan: Plan, log):
         self.cluster, self.plan, self.log = cluster, plan, log
@@ -96,3 +99,9 @@ class FailoverTransport(Closing):
 
     def close(self) -> None:
         self.current.close()
+
+    def __enter__(self) -> FailoverTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

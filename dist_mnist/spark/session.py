@@ -11,17 +11,21 @@ from pathlib import Path
 
 def check_environment() -> None:
     """Fail fast, in one line, when Python or Java cannot run Spark."""
-    if sys.version_info < (3, 10):
+    # pip refuses Python < 3.10 (requires-python), but spark-submit runs the zip of `make dist` as is
+    if sys.version_info < (3, 10):  # noqa: UP036
         raise RuntimeError(
-            f"dist-mnist needs Python 3.10 or newer, found {sys.version.split()[0]}; install it (help: pyenv or your OS package)"
+            f"dist-mnist needs Python 3.10 or newer, found {sys.version.split()[0]}; "
+            "install it (help: pyenv or your OS package)"
         )
     java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
     if not java or not os.path.exists(java):
         raise RuntimeError(
-            "Java not found: Spark 4 needs Java 17 or 21 (help: apt-get install openjdk-17-jre-headless, or set JAVA_HOME)"
+            "Java not found: Spark 4 needs Java 17 or 21 "
+            "(help: apt-get install openjdk-17-jre-headless, or set JAVA_HOME)"
         )
     try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+        # its status is not checked: the version it prints is (a broken java prints none)
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False).stderr
     except (OSError, subprocess.TimeoutExpired) as e:
         raise RuntimeError(f"{java} -version failed ({e}); install Java 17 or 21") from None
     version = out.split('"')[1] if '"' in out else "?"
@@ -62,7 +66,7 @@ def get_context(app_name: str, master: str | None = None):
     elif not conf.contains("spark.master"):
         conf.setMaster("local[*]")
     if (
-        conf.get("spark.master").startswith("local")
+        conf.get("spark.master", "").startswith("local")  # set by now, by one of the branches above
         and "PYSPARK_PYTHON" not in os.environ
         and not conf.contains("spark.pyspark.python")
     ):
@@ -99,6 +103,7 @@ def set_jvm_log_level(level: str, log4j2_file: Path) -> None:
 
     SparkContext._ensure_initialized()
     jvm = SparkContext._jvm
+    assert jvm is not None  # _ensure_initialized started it
     log4j = jvm.org.apache.logging.log4j
     context = log4j.LogManager.getContext(False)
     if "org/apache/spark/log4j2" in str(context.getConfigLocation() or "") and log4j2_file.is_file():
@@ -144,7 +149,7 @@ def connect_session(url: str, app_name: str):
     policies = spark.client.get_retry_policies()
     spark.client.set_retry_policies([DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=1000)])
     try:
-        spark.version  # one round trip: is a server there?
+        _ = spark.version  # one round trip: is a server there?
     except Exception as e:  # noqa: BLE001 - any failure here means no usable server
         spark.client.close()
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

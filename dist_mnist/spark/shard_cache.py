@@ -37,7 +37,7 @@ def _local_dir() -> str:
         from pyspark import SparkFiles
 
         return SparkFiles.getRootDirectory()
-    except Exception:  # outside a Spark task, e.g. in unit tests
+    except Exception:  # noqa: BLE001 - outside a Spark task, e.g. in unit tests (no SparkContext: an AssertionError)
         return tempfile.gettempdir()
 
 

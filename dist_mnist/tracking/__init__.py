@@ -12,6 +12,7 @@ Nothing here imports MLflow: a user without the extra never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,10 +88,8 @@ class Guarded(Tracker):
         except Exception as e:  # noqa: BLE001 - any tracking failure; the training goes on
             inner, self.inner = self.inner, None
             _log.warning("warning: %s failed and is off for the rest of this run: %s", self.name, one_line(e))
-            try:
+            with contextlib.suppress(Exception):  # abandon is best effort by contract
                 inner.abandon()
-            except Exception:  # noqa: BLE001, S110 - abandon is best effort by contract
-                pass
             return None
 
     def start(self, run: RunStart, log: Callable[[str], None]) -> str | None:

@@ -17,11 +17,15 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dist_mnist.runs import EVALUATION_TXT, METRICS_JSON, MODEL_JSON
 from dist_mnist.tracking import RunStart, Tracker, one_line
 from dist_mnist.tracking import model as models
 from dist_mnist.tracking.facts import artifact_location, final_metrics, params_of, sqlite_file, tags_of, tracking_uri
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 DEFAULT_EXPERIMENT = "dist-mnist"
 EPOCH_METRICS = ("train_loss", "test_accuracy", "samples_per_second", "wall_seconds")  # step = epoch
@@ -60,11 +64,11 @@ def quiet() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
-        for key, value in saved.items():
-            if value is None:
+        for key, before in saved.items():
+            if before is None:
                 os.environ.pop(key, None)
             else:
-                os.environ[key] = value
+                os.environ[key] = before
 
 
 class MLflowTracker(Tracker):
@@ -78,7 +82,7 @@ class MLflowTracker(Tracker):
         self.experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
         self.owns = False  # whether this tracker started the run (and so ends it)
         self.run_id: str | None = None
-        self.client = None
+        self.client: MlflowClient | None = None  # set by start() or open_store()
         self.logged: set[tuple[str, int]] = set()  # (metric, epoch) already in the run
         self.log: Callable[[str], None] = print
 
@@ -92,11 +96,11 @@ class MLflowTracker(Tracker):
             else:
                 self._start_own(run)
             try:
-                self._log_start(run)
+                run_id = self._log_start(run)
             except BaseException:
                 self.abandon()
                 raise
-        return self.run_id
+        return run_id
 
     def open_store(self) -> None:
         """Point MLflow at this tracker's store (made on first use)."""
@@ -106,12 +110,22 @@ class MLflowTracker(Tracker):
         self.mlflow.set_tracking_uri(self.uri)
         self.client = self.mlflow.MlflowClient(self.uri)
 
+    def _store(self) -> MlflowClient:
+        """The store's client (start() or open_store() made it)."""
+        assert self.client is not None, "open_store() first"
+        return self.client
+
+    def _logging_to(self) -> tuple[MlflowClient, str]:
+        """The store's client and the run this tracker logs to (start() set them)."""
+        assert self.run_id is not None, "start() first"
+        return self._store(), self.run_id
+
     def experiment_id(self) -> str:
         """The experiment's id, created where it is missing (a SQLite store's with mlartifacts/ beside it)."""
-        experiment = self.client.get_experiment_by_name(self.experiment)
+        experiment = self._store().get_experiment_by_name(self.experiment)
         if experiment is not None:
             return experiment.experiment_id
-        return self.client.create_experiment(self.experiment, artifact_location(self.uri))
+        return self._store().create_experiment(self.experiment, artifact_location(self.uri))
 
     def _start_own(self, run: RunStart) -> None:
         self.open_store()
@@ -127,7 +141,7 @@ class MLflowTracker(Tracker):
         if run_id is None:
             return None
         try:
-            found = self.client.get_run(run_id)
+            found = self._store().get_run(run_id)
         except self.mlflow.exceptions.MlflowException:
             found = None
         if found is None or found.info.lifecycle_stage != "active":
@@ -135,27 +149,30 @@ class MLflowTracker(Tracker):
             return None
         return run_id
 
-    def _log_start(self, run: RunStart) -> None:
+    def _log_start(self, run: RunStart) -> str:
         """Params (those the run has not yet: a resumed run keeps its first values), tags, and
-        the epochs finished before this process that the run has not seen."""
-        existing = self.client.get_run(self.run_id).data
+        the epochs finished before this process that the run has not seen; the run's id."""
+        client, run_id = self._logging_to()
+        existing = client.get_run(run_id).data
         params = {k: v for k, v in params_of(run).items() if k not in existing.params}
         tags = {k: v for k, v in tags_of(run).items() if k not in existing.tags}
         self._batch(params=params, tags=tags)
         for key in EPOCH_METRICS if run.history else ():
-            self.logged.update((key, m.step) for m in self.client.get_metric_history(self.run_id, key))
+            self.logged.update((key, m.step) for m in client.get_metric_history(run_id, key))
         for record in run.history:
             self.epoch(record)
-        verb = "continuing" if run.resumed_run_id == self.run_id else "logging to"
-        self.log(f"MLflow: {verb} run {self.run_id} at {self.uri}")
+        verb = "continuing" if run.resumed_run_id == run_id else "logging to"
+        self.log(f"MLflow: {verb} run {run_id} at {self.uri}")
+        return run_id
 
     def _batch(self, metrics: dict | None = None, step: int = 0, params: dict | None = None, tags=None) -> None:
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.utils.time import get_current_time_millis
 
         now = get_current_time_millis()
-        self.client.log_batch(
-            self.run_id,
+        client, run_id = self._logging_to()
+        client.log_batch(
+            run_id,
             metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
             params=[Param(k, v) for k, v in (params or {}).items()],
             tags=[RunTag(k, v) for k, v in (tags or {}).items()],
@@ -184,14 +201,15 @@ class MLflowTracker(Tracker):
     def _log_finish(self, result) -> list[str]:
         """Scores, transport, artifacts, models; what was logged, for the closing line."""
         run_dir = Path(result.run_dir)
+        client, run_id = self._logging_to()
         self._batch(final_metrics(result), tags={"transport": str(result.metrics.get("rounds", {}).get("transport"))})
         logged = ["params", f"{len(result.history)} epochs of metrics", "final scores"]
         for name in (MODEL_JSON, METRICS_JSON, EVALUATION_TXT):
             if (run_dir / name).is_file():
-                self.client.log_artifact(self.run_id, str(run_dir / name))
+                client.log_artifact(run_id, str(run_dir / name))
                 logged.append(name)
         logged += self._log_report(run_dir)
-        if models.log_onnx(self.client, self.run_id, result.params, result.model_meta):
+        if models.log_onnx(client, run_id, result.params, result.model_meta):
             logged.append(f"{models.ONNX_DIR}/model.onnx")
         active = self.mlflow.active_run()  # MLflow's fluent log_model logs into the active run
         if active is None or active.info.run_id != self.run_id:
@@ -210,7 +228,8 @@ class MLflowTracker(Tracker):
             except (RuntimeError, ValueError, OSError) as e:  # no matplotlib, no test split, data moved
                 self.log(f"MLflow: no report logged ({one_line(e)})")
                 return []
-            self.client.log_artifacts(self.run_id, tmp, "report")
+            client, run_id = self._logging_to()
+            client.log_artifacts(run_id, tmp, "report")
         return ["report/"]
 
     def fail(self, error: BaseException) -> None:

@@ -1,4 +1,5 @@
-"""Average mode at W >= 2 against a longhand computation; layout invariance; every accepted config runs.
+"""rounds.py: Combiner against a longhand float32 fold; average mode at W >= 2 against a longhand
+computation; layout invariance; every accepted config runs.
 
 All in process (transport "inprocess": the same round functions the Spark transports run).
 """
@@ -18,6 +19,7 @@ from dist_mnist.artifacts import load_model
 from dist_mnist.config import MODES, OUTER_UPDATERS, UPDATERS, TrainConfig
 from dist_mnist.nn.model import init_params, loss_and_grads, to_inputs
 from dist_mnist.driver import train
+from dist_mnist.rounds import Combiner, RoundResult, combine_all
 
 from ..spark.conftest import write_dataset
 from .fakes import learnable
@@ -164,3 +166,43 @@ def test_a_run_without_a_test_split_trains_and_keeps_its_loss_history(tmp_path, 
     assert metrics["final"] is None and not (tmp_path / "RUN" / "evaluation.txt").exists()
     with pytest.raises(FileNotFoundError, match="no such dataset"):
         train(None, config, str(data), str(tmp_path / "RUN2"), log=lambda *_: None)
+
+
+def _worker_results(seed=0):
+    rng = np.random.default_rng(seed)
+    sums = [rng.standard_normal(1000).astype(np.float32) * 10.0 ** e for e in (0, 4, -3)]
+    confusion = [rng.integers(0, 5, (3, 3)) for _ in range(3)]
+    return [RoundResult(s, 1.5 * w, 10 + w, {w: 0.1 * w}, 100 * w, c)
+            for w, (s, c) in enumerate(zip(sums, confusion))]
+
+
+def test_combine_adds_field_by_field_in_worker_order_without_touching_the_inputs():
+    results = _worker_results()
+    before = [r.sums.copy() for r in results]
+    total = combine_all(results)
+    fold = (results[0].sums + results[1].sums) + results[2].sums  # float32, workers 0, 1, 2
+    assert total.sums.dtype == np.float32
+    assert total.sums.tobytes() == fold.tobytes()
+    assert total.loss == 0.0 + 1.5 + 3.0 and total.n == 10 + 11 + 12 and total.resident_bytes == 300
+    assert total.seconds == {0: 0.0, 1: 0.1, 2: 0.2}
+    np.testing.assert_array_equal(total.confusion, sum(r.confusion for r in results))
+    for r, sums in zip(results, before):
+        assert r.sums.tobytes() == sums.tobytes()
+
+
+def test_the_order_of_the_workers_is_part_of_the_combined_sums():
+    results = _worker_results(seed=1)
+    reordered = (results[2].sums + results[1].sums) + results[0].sums
+    in_order = combine_all(results).sums
+    # the order is part of the result: a transport must feed the Combiner in worker order
+    assert in_order.tobytes() == ((results[0].sums + results[1].sums) + results[2].sums).tobytes()
+    assert not np.array_equal(in_order, reordered)
+
+
+def test_an_evaluation_only_round_combines_to_empty_sums_and_no_confusion_without_evaluation():
+    combiner = Combiner()
+    combiner.add(RoundResult(np.zeros(0, np.float32), 2.0, 5))
+    combiner.add(RoundResult(np.zeros(0, np.float32), 1.0, 4))
+    total = combiner.result()
+    assert total.sums.dtype == np.float32 and total.sums.size == 0
+    assert (total.loss, total.n, total.confusion) == (3.0, 9, None)
