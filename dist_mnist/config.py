@@ -53,8 +53,9 @@ class TrainConfig:
     workers: int = 0  # W; 0: the parallelism Spark gives the application (defaultParallelism)
     mode: str = "average"  # "sync": one global minibatch a round; "average": k local steps
     averaging_frequency: int = 235  # k: local steps a round; 235 = one pass over 30,000 rows
-    lr_scaling: str = "linear"  # average mode: learning_rate x max(1, W/2) (sqrt beyond 64) and, beyond 32
-    #                             workers, W/32 rounds an epoch (scaled_learning_rate, local_steps_per_round); "none": as given
+    # average mode: local steps at learning_rate x max(1, W/2) (sqrt(W) beyond 64), and beyond 32 workers
+    # W/32 rounds an epoch (scaled_learning_rate, local_steps_per_round); "none": as given
+    lr_scaling: str = "linear"
     outer_updater: str = "nesterovs"  # "none": plain DL4J parameter averaging
     outer_learning_rate: float = 1.0  # step on the averaged delta (DiLoCo-style)
     outer_momentum: float = 0.7
