@@ -19,7 +19,7 @@ from dist_mnist.artifacts import load_model
 from dist_mnist.config import MODES, OUTER_UPDATERS, UPDATERS, TrainConfig
 from dist_mnist.nn.model import init_params, loss_and_grads, to_inputs
 from dist_mnist.driver import train
-from dist_mnist.rounds import Combiner, RoundResult, combine_all
+from dist_mnist.rounds import Combiner, Plan, RoundResult, combine_all
 
 from ..spark.conftest import write_dataset
 from .fakes import learnable
@@ -206,3 +206,14 @@ def test_an_evaluation_only_round_combines_to_empty_sums_and_no_confusion_withou
     total = combiner.result()
     assert total.sums.dtype == np.float32 and total.sums.size == 0
     assert (total.loss, total.n, total.confusion) == (3.0, 9, None)
+
+
+@pytest.mark.parametrize(("workers", "rounds", "k"), [(2, 1, 235), (32, 1, 235), (64, 2, 4), (128, 4, 1)])
+def test_a_plan_on_mnist_runs_the_rounds_the_many_worker_rule_gives(workers, rounds, k):
+    from dist_mnist.nn.flat import layout_of
+    from dist_mnist.shards import Segment, Shard, worker_ranges
+
+    config = TrainConfig(workers=workers, layer_sizes=(784, 8, 10))
+    shards = tuple(Shard(lo, hi - lo, (Segment("train.parquet", lo, hi),)) for lo, hi in worker_ranges(60_000, workers))
+    plan = Plan(config, shards, shards, layout_of(init_params([784, 8, 10], 0)))
+    assert (plan.rounds_per_epoch, plan.local_steps) == (rounds, k)
