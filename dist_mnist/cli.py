@@ -30,10 +30,17 @@ EXAMPLES = {
         "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial",
         "dist-mnist train --remote sc://HOST:15002 --data /shared/mnist --out runs/tutorial",
     ],
-    "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
+    "evaluate": [
+        "dist-mnist evaluate --model runs/tutorial --data data/mnist/test",
+        "dist-mnist evaluate --remote sc://HOST:15002 --model runs/tutorial --data /shared/mnist/test",
+    ],
     "predict": [
         "dist-mnist predict --model runs/tutorial --data data/mnist/test --out predictions/test",
         "spark-submit jobs/predict.py --model runs/tutorial --data data/mnist/test --out predictions/test",
+        (
+            "dist-mnist predict --remote sc://HOST:15002 --model runs/tutorial --data /shared/mnist/test "
+            "--out /shared/predictions/test"
+        ),
     ],
     "report": ["dist-mnist report runs/tutorial", "dist-mnist report runs/tutorial --data data/mnist"],
     "export": [
@@ -52,6 +59,15 @@ def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
         description=summary[0].upper() + summary[1:] + ".",
         epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _remote_option(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "--remote",
+        default=os.environ.get("SPARK_REMOTE"),
+        metavar="sc://HOST:PORT",
+        help=f"{verb} from this Spark Connect server's cluster instead (default: $SPARK_REMOTE)",
     )
 
 
@@ -85,12 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
     t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    t.add_argument(
-        "--remote",
-        default=os.environ.get("SPARK_REMOTE"),
-        metavar="sc://HOST:PORT",
-        help="train from this Spark Connect server's cluster instead (default: $SPARK_REMOTE)",
-    )
+    _remote_option(t, "train")
     t.add_argument(
         "--mlflow", action="store_true", help="log the run to MLflow ($MLFLOW_TRACKING_URI, else ./mlruns.db)"
     )
@@ -102,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
     e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
     e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    _remote_option(e, "evaluate")
     e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     s = _command(
@@ -112,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output Parquet directory (refused if it exists)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is written")
     s.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    _remote_option(s, "score")
     s.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
@@ -230,21 +243,20 @@ def _run(args: argparse.Namespace) -> int:
             if not Path(args.json).resolve().parent.is_dir():
                 raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
         describe_split(args.data)
-        sc = _context("dist-mnist-evaluate", args.master)
-        print(evaluate_model(sc, args.model, args.data, args.json))
+        spark = _session("dist-mnist-evaluate", args.master, args.remote, "Spark started")
+        print(evaluate_model(spark, args.model, args.data, args.json))
     elif args.command == "predict":
         from dist_mnist.artifacts import load_model, model_files
         from dist_mnist.paths import refuse_overlap
         from dist_mnist.spark.predict import check_input, predict_to_parquet
-        from dist_mnist.spark.session import get_session
 
         load_model(args.model)  # a bad model or input fails before Spark starts
         refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
         if Path(args.out).exists() and not args.overwrite:
             raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
         check_input(args.data)
-        _context("dist-mnist-predict", args.master)
-        rows = predict_to_parquet(get_session("dist-mnist-predict"), args.model, args.data, args.out, args.overwrite)
+        spark = _session("dist-mnist-predict", args.master, args.remote, "Spark started")
+        rows = predict_to_parquet(spark, args.model, args.data, args.out, args.overwrite)
         print(f"wrote {rows} predictions to {args.out}")
     elif args.command == "report":
         from dist_mnist.report import write_report
@@ -262,7 +274,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-_PY_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError|FileExistsError|RuntimeError): (.+)$", re.M)
+_PY_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError|FileExistsError|RuntimeError): (.+)$", re.MULTILINE)
 
 
 def user_message(e: BaseException) -> str | None:
@@ -308,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except BaseException as e:  # noqa: BLE001 - sorted into user errors and bugs below
+    except BaseException as e:  # sorted into user errors and bugs below
         if isinstance(e, SystemExit):
             raise
         from dist_mnist.driver.progress import close_bars

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["MLPClassifier", "MLPClassificationModel", "TrainingSummary"]
+__all__ = ["MLPClassificationModel", "MLPClassifier", "TrainingSummary"]
 _MODULES = {
     "MLPClassifier": "dist_mnist.ml.estimator",
     "MLPClassificationModel": "dist_mnist.ml.model",
