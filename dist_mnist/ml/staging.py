@@ -230,7 +230,8 @@ def _spark_error(e: Exception) -> Exception:
 
 def stage(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int, out: str) -> None:
     """Write the staged rows under `out`: out/train (and out/test where validation rows are flagged)."""
-    writer = staged_frame(df, cols, n_in, n_classes, seed, partitions).write.mode("errorifexists")
+    # "error" (classic's "errorifexists"): a Connect client knows only that name
+    writer = staged_frame(df, cols, n_in, n_classes, seed, partitions).write.mode("error")
     try:
         if cols.validation is None:
             writer.parquet(f"{out}/train")
