@@ -71,6 +71,28 @@ def _remote_option(parser: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
+def _scoring_commands(sub) -> None:
+    """The evaluate and predict subcommands."""
+    e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
+    e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
+    e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
+    e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
+    e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    _remote_option(e, "evaluate")
+    e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+    s = _command(
+        sub, "predict", "score a Parquet dataset with a trained model: its columns plus prediction, probability"
+    )
+    s.add_argument("--model", required=True, help="run directory with model.npz and model.json")
+    s.add_argument("--data", required=True, help="Parquet dataset with a binary 'image' column (784 bytes a row)")
+    s.add_argument("--out", required=True, help="output Parquet directory (refused if it exists)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is written")
+    s.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    _remote_option(s, "score")
+    s.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dist-mnist",
@@ -108,24 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--experiment", metavar="NAME", help="MLflow experiment (implies --mlflow; default dist-mnist)")
     t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
-    e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
-    e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
-    e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
-    e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
-    e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    _remote_option(e, "evaluate")
-    e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-
-    s = _command(
-        sub, "predict", "score a Parquet dataset with a trained model: its columns plus prediction, probability"
-    )
-    s.add_argument("--model", required=True, help="run directory with model.npz and model.json")
-    s.add_argument("--data", required=True, help="Parquet dataset with a binary 'image' column (784 bytes a row)")
-    s.add_argument("--out", required=True, help="output Parquet directory (refused if it exists)")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is written")
-    s.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    _remote_option(s, "score")
-    s.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    _scoring_commands(sub)
 
     r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
     r.add_argument("run", metavar="RUN", help="run directory written by train")
@@ -189,6 +194,41 @@ def _context(app: str, master: str | None, before: str = "Spark started"):
     return sc
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    """dist-mnist evaluate: classic or, with --remote, from a Spark Connect client."""
+    from dist_mnist.artifacts import load_model, model_files
+    from dist_mnist.paths import refuse_overlap
+    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.spark.evaluate import evaluate_model
+
+    load_model(args.model)  # a bad model, --json or split fails before Spark starts
+    if args.json:
+        if Path(args.json).is_dir():
+            raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
+        refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
+        if not Path(args.json).resolve().parent.is_dir():
+            raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
+    describe_split(args.data)
+    spark = _session("dist-mnist-evaluate", args.master, args.remote, "Spark started")
+    print(evaluate_model(spark, args.model, args.data, args.json))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    """dist-mnist predict: classic or, with --remote, from a Spark Connect client."""
+    from dist_mnist.artifacts import load_model, model_files
+    from dist_mnist.paths import refuse_overlap
+    from dist_mnist.spark.predict import check_input, predict_to_parquet
+
+    load_model(args.model)  # a bad model or input fails before Spark starts
+    refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
+    check_input(args.data)
+    spark = _session("dist-mnist-predict", args.master, args.remote, "Spark started")
+    written = predict_to_parquet(spark, args.model, args.data, args.out, args.overwrite)
+    print(f"wrote {written} predictions to {args.out}")
+
+
 def _run(args: argparse.Namespace) -> int:
     if getattr(args, "verbose", False):
         os.environ[LOG_LEVEL_VAR] = "INFO"  # before the JVM starts, so its start-up is logged too
@@ -230,34 +270,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"\nDL4J's full stats(), with its 'Examples labeled as ...' lines: {Path(args.out, EVALUATION_TXT)}")
         print(f"model written to {args.out} (model.npz, model.json)")
     elif args.command == "evaluate":
-        from dist_mnist.artifacts import load_model, model_files
-        from dist_mnist.paths import refuse_overlap
-        from dist_mnist.spark.dataset import describe_split
-        from dist_mnist.spark.evaluate import evaluate_model
-
-        load_model(args.model)  # a bad model, --json or split fails before Spark starts
-        if args.json:
-            if Path(args.json).is_dir():
-                raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
-            refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
-            if not Path(args.json).resolve().parent.is_dir():
-                raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
-        describe_split(args.data)
-        spark = _session("dist-mnist-evaluate", args.master, args.remote, "Spark started")
-        print(evaluate_model(spark, args.model, args.data, args.json))
+        _evaluate(args)
     elif args.command == "predict":
-        from dist_mnist.artifacts import load_model, model_files
-        from dist_mnist.paths import refuse_overlap
-        from dist_mnist.spark.predict import check_input, predict_to_parquet
-
-        load_model(args.model)  # a bad model or input fails before Spark starts
-        refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
-        if Path(args.out).exists() and not args.overwrite:
-            raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
-        check_input(args.data)
-        spark = _session("dist-mnist-predict", args.master, args.remote, "Spark started")
-        rows = predict_to_parquet(spark, args.model, args.data, args.out, args.overwrite)
-        print(f"wrote {rows} predictions to {args.out}")
+        _predict(args)
     elif args.command == "report":
         from dist_mnist.report import write_report
 

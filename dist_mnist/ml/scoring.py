@@ -196,4 +196,5 @@ def make_scoring_udf(bc, column: str, kind: FeatureKind, n_in: int, handle_inval
             yield scored(col)
 
     schema = StructType([*output_fields(), StructField("error", StringType())])
-    return arrow_udf(run, schema)  # an iterator UDF, by its type hints
+    # an iterator UDF, by its type hints (pyspark's stubs leave a struct return type out of that overload)
+    return arrow_udf(run, schema)  # type: ignore[call-overload]

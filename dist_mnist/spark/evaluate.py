@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -98,7 +99,7 @@ def _evaluate_frames(spark, params: Params, split, workers: int) -> np.ndarray:
     raise_worker_error(results)
     if len(results) != len(shards):
         raise RuntimeError(f"an evaluation job returned {len(results)} results for {len(shards)} shards")
-    return np.sum(results, axis=0)
+    return np.sum(cast(list[np.ndarray], results), axis=0)  # no WorkerError left
 
 
 def evaluate_model(spark, run_dir: str, split_path: str, json_out: str | None = None) -> str:
