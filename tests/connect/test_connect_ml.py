@@ -136,9 +136,9 @@ def test_a_pipeline_fits_transforms_saves_and_loads_under_connect(cspark, frames
     assert_identical(again.stages[-1].parameters, fitted.stages[-1].parameters)
 
 
-def test_a_cross_validator_over_the_estimator_under_connect(cspark, frames):
+def test_a_cross_validator_over_the_estimator_under_connect(cspark, frames, tmp_path):
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
-    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+    from pyspark.ml.tuning import CrossValidator, CrossValidatorModel, ParamGridBuilder
 
     clf = MLPClassifier(**{**FIT, "maxIter": 2})
     grid = ParamGridBuilder().addGrid(clf.stepSize, [0.05, 1e-5]).build()
@@ -151,3 +151,10 @@ def test_a_cross_validator_over_the_estimator_under_connect(cspark, frames):
     best = fitted.bestModel
     assert isinstance(best, MLPClassificationModel) and best.getStepSize() == 0.05
     assert evaluator.evaluate(best.transform(frames["test"])) > 0.9
+
+    path = str(tmp_path / "cv-model")
+    fitted.write().save(path)
+    loaded = CrossValidatorModel.load(path)
+    assert loaded.avgMetrics == fitted.avgMetrics
+    assert_identical(loaded.bestModel.parameters, best.parameters)
+    assert [m[loaded.getEstimator().stepSize] for m in loaded.getEstimatorParamMaps()] == [0.05, 1e-5]
