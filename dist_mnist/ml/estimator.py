@@ -128,7 +128,7 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
         return self._set(workers=value)
 
     def setTempDir(self, value: str) -> MLPClassifier:
-        """Set tempDir: where fit stages the DataFrame (any Hadoop path)."""
+        """Set tempDir: where fit stages the DataFrame (any Hadoop path; under Spark Connect, one pyarrow.fs reads)."""
         return self._set(tempDir=value)
 
     def _fit(self, dataset) -> MLPClassificationModel:
