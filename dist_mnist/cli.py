@@ -30,10 +30,17 @@ EXAMPLES = {
         "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial",
         "dist-mnist train --remote sc://HOST:15002 --data /shared/mnist --out runs/tutorial",
     ],
-    "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
+    "evaluate": [
+        "dist-mnist evaluate --model runs/tutorial --data data/mnist/test",
+        "dist-mnist evaluate --remote sc://HOST:15002 --model runs/tutorial --data /shared/mnist/test",
+    ],
     "predict": [
         "dist-mnist predict --model runs/tutorial --data data/mnist/test --out predictions/test",
         "spark-submit jobs/predict.py --model runs/tutorial --data data/mnist/test --out predictions/test",
+        (
+            "dist-mnist predict --remote sc://HOST:15002 --model runs/tutorial --data /shared/mnist/test "
+            "--out /shared/predictions/test"
+        ),
     ],
     "report": ["dist-mnist report runs/tutorial", "dist-mnist report runs/tutorial --data data/mnist"],
     "export": [
@@ -53,6 +60,37 @@ def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
         epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def _remote_option(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "--remote",
+        default=os.environ.get("SPARK_REMOTE"),
+        metavar="sc://HOST:PORT",
+        help=f"{verb} from this Spark Connect server's cluster instead (default: $SPARK_REMOTE)",
+    )
+
+
+def _scoring_commands(sub) -> None:
+    """The evaluate and predict subcommands."""
+    e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
+    e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
+    e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
+    e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
+    e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    _remote_option(e, "evaluate")
+    e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+    s = _command(
+        sub, "predict", "score a Parquet dataset with a trained model: its columns plus prediction, probability"
+    )
+    s.add_argument("--model", required=True, help="run directory with model.npz and model.json")
+    s.add_argument("--data", required=True, help="Parquet dataset with a binary 'image' column (784 bytes a row)")
+    s.add_argument("--out", required=True, help="output Parquet directory (refused if it exists)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is written")
+    s.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+    _remote_option(s, "score")
+    s.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
 
 def _add_ingest(sub) -> None:
@@ -76,12 +114,7 @@ def _add_train(sub) -> None:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
     t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    t.add_argument(
-        "--remote",
-        default=os.environ.get("SPARK_REMOTE"),
-        metavar="sc://HOST:PORT",
-        help="train from this Spark Connect server's cluster instead (default: $SPARK_REMOTE)",
-    )
+    _remote_option(t, "train")
     t.add_argument(
         "--mlflow", action="store_true", help="log the run to MLflow ($MLFLOW_TRACKING_URI, else ./mlruns.db)"
     )
@@ -103,22 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_ingest(sub)
     _add_train(sub)
 
-    e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
-    e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
-    e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
-    e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
-    e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-
-    s = _command(
-        sub, "predict", "score a Parquet dataset with a trained model: its columns plus prediction, probability"
-    )
-    s.add_argument("--model", required=True, help="run directory with model.npz and model.json")
-    s.add_argument("--data", required=True, help="Parquet dataset with a binary 'image' column (784 bytes a row)")
-    s.add_argument("--out", required=True, help="output Parquet directory (refused if it exists)")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is written")
-    s.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    s.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    _scoring_commands(sub)
 
     r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
     r.add_argument("run", metavar="RUN", help="run directory written by train")
@@ -230,6 +248,41 @@ def _export(args: argparse.Namespace) -> None:
     )
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    """dist-mnist evaluate: classic or, with --remote, from a Spark Connect client."""
+    from dist_mnist.artifacts import load_model, model_files
+    from dist_mnist.paths import refuse_overlap
+    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.spark.evaluate import evaluate_model
+
+    load_model(args.model)  # a bad model, --json or split fails before Spark starts
+    if args.json:
+        if Path(args.json).is_dir():
+            raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
+        refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
+        if not Path(args.json).resolve().parent.is_dir():
+            raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
+    describe_split(args.data)
+    spark = _session("dist-mnist-evaluate", args.master, args.remote, "Spark started")
+    print(evaluate_model(spark, args.model, args.data, args.json))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    """dist-mnist predict: classic or, with --remote, from a Spark Connect client."""
+    from dist_mnist.artifacts import load_model, model_files
+    from dist_mnist.paths import refuse_overlap
+    from dist_mnist.spark.predict import check_input, predict_to_parquet
+
+    load_model(args.model)  # a bad model or input fails before Spark starts
+    refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
+    check_input(args.data)
+    spark = _session("dist-mnist-predict", args.master, args.remote, "Spark started")
+    written = predict_to_parquet(spark, args.model, args.data, args.out, args.overwrite)
+    print(f"wrote {written} predictions to {args.out}")
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run the parsed command: 0, or an exception that main() turns into one line and an exit status."""
     if getattr(args, "verbose", False):
@@ -243,35 +296,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "train":
         _train(args)
     elif args.command == "evaluate":
-        from dist_mnist.artifacts import load_model, model_files
-        from dist_mnist.paths import refuse_overlap
-        from dist_mnist.spark.dataset import describe_split
-        from dist_mnist.spark.evaluate import evaluate_model
-
-        load_model(args.model)  # a bad model, --json or split fails before Spark starts
-        if args.json:
-            if Path(args.json).is_dir():
-                raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
-            refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
-            if not Path(args.json).resolve().parent.is_dir():
-                raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
-        describe_split(args.data)
-        sc = _context("dist-mnist-evaluate", args.master)
-        print(evaluate_model(sc, args.model, args.data, args.json))
+        _evaluate(args)
     elif args.command == "predict":
-        from dist_mnist.artifacts import load_model, model_files
-        from dist_mnist.paths import refuse_overlap
-        from dist_mnist.spark.predict import check_input, predict_to_parquet
-        from dist_mnist.spark.session import get_session
-
-        load_model(args.model)  # a bad model or input fails before Spark starts
-        refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
-        if Path(args.out).exists() and not args.overwrite:
-            raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
-        check_input(args.data)
-        _context("dist-mnist-predict", args.master)
-        rows = predict_to_parquet(get_session("dist-mnist-predict"), args.model, args.data, args.out, args.overwrite)
-        print(f"wrote {rows} predictions to {args.out}")
+        _predict(args)
     elif args.command == "report":
         from dist_mnist.report import write_report
 
