@@ -135,7 +135,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="directory for the .gz files")
     _add_ingest(sub)
     _add_train(sub)
-
     _scoring_commands(sub)
 
     r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
