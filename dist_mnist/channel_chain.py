@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sys
 import tempfile
 from collections import Counter
@@ -86,6 +87,7 @@ class PeerLinks:
         self.guard = ChannelGuard(
             self.ctx, sock, {z85.decode(keys[self.w - 1].public): str(self.w - 1)}, MAX_PENDING, log
         )
+        host = socket.gethostbyname(host)  # libzmq binds an address, not a name
         port = sock.bind_to_random_port(f"tcp://{host}")
         self.guard.start(port)
         return f"tcp://{host}:{port}"

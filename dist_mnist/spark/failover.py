@@ -63,7 +63,10 @@ class FailoverTransport:
         self.relaunches = 0
         self.barrier = BarrierTransport(cluster, plan, plan.config.round_timeout, plan.config.transport_port, log)
         self.current: Transport = self.barrier
-        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}")
+        chain = "; the workers add their sums along a chain" if plan.config.reduce == "chain" and plan.workers > 1 else ""
+        log(
+            f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}{chain}"
+        )
 
     @property
     def name(self) -> str:

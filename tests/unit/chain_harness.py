@@ -10,6 +10,10 @@ from dist_mnist.channel_chain import PeerLinks
 from dist_mnist.rounds import Combiner
 
 
+LAST_GATHER = None  # the latest start()'s gather: the links' addresses
+LINKS: dict = {}  # worker -> its PeerLinks, of the latest start()
+
+
 class Gather:
     """BarrierTaskContext.allGather for threads: every worker's string, in worker order."""
 
@@ -31,10 +35,10 @@ def run_worker(endpoint, w: int, workers: int, reduce: str, compute, exchange, e
     links = None
     try:
         if reduce == "chain":
-            links = PeerLinks(endpoint, w, workers, "127.0.0.1", exchange)
+            links = LINKS[w] = PeerLinks(endpoint, w, workers, "127.0.0.1", exchange)
         serve_rounds(endpoint, {"generation": generation, "worker": w}, compute,
                      links.deliver if links else None)
-    except Exception as e:  # noqa: BLE001 - handed to the test
+    except BaseException as e:  # noqa: BLE001 - handed to the test
         errors.append((w, e))
     finally:
         if links is not None:
@@ -45,7 +49,9 @@ def start(kind: str, workers: int, floats: int, reduce: str, compute_of, n_class
     """A server of generation 1 and its W worker threads, every hello received."""
     server = RoundServer(kind, "127.0.0.1", 0, workers, floats, n_classes)
     server.start_generation(1)
+    global LAST_GATHER
     gather, errors = Gather(workers), []
+    LAST_GATHER = gather
     threads = [threading.Thread(target=run_worker, daemon=True,
                                 args=(server.endpoint, w, workers, reduce, compute_of(w), gather.of(w), errors))
                for w in range(workers)]
