@@ -64,6 +64,23 @@ def test_every_transport_gives_the_same_model_bit_for_bit(spark, datasets, tmp_p
     assert_identical(models["inprocess"], models["jobs"])
 
 
+@pytest.mark.parametrize("config", [SYNC, AVERAGE], ids=["sync", "average"])
+def test_reducing_along_a_chain_gives_the_same_model_bit_for_bit(spark, datasets, tmp_path, monkeypatch, config):
+    flat, _ = _train(spark, config, datasets[2], tmp_path / "driver", transport="barrier")
+    for kind in ("ipc", "tcp"):
+        if kind == "tcp":  # the chain's links a cluster runs: CURVE, only the predecessor's key admitted
+            monkeypatch.setattr(barrier, "channel_kind", lambda sc: "tcp")
+        model, lines = _train(spark, config, datasets[2], tmp_path / kind, transport="barrier", reduce="chain")
+        monkeypatch.undo()
+        line = [line for line in lines if line.startswith("transport:")]
+        assert line[0].startswith("transport: persistent barrier stage of 2 tasks") and line[0].endswith(
+            "; the workers add their sums along a chain"), line
+        assert len(line) == 1 and not any(line.startswith("channel:") for line in lines), lines  # no relaunch, no fallback
+        rounds = json.loads((tmp_path / kind / "metrics.json").read_text())["rounds"]
+        assert (rounds["dropped_messages"], rounds["refused_connections"]) == ({}, {})
+        assert_identical(model, flat)
+
+
 def test_too_few_slots_fall_back_to_spark_jobs_with_one_line(spark, datasets, tmp_path):
     model, lines = _train(spark, SYNC, datasets[4], tmp_path / "auto", workers=3, max_rounds=6)
     assert [line for line in lines if line.startswith("transport:")] == [
