@@ -164,7 +164,7 @@ class PeerLinks:
             yield np.frombuffer(frames[0].buffer, np.float32)
 
     def _send(self, kind: bytes, meta: dict, array: np.ndarray | None) -> None:
-        frames = [kind, json.dumps({**meta, "worker": self.w}).encode()]
+        frames: list[bytes | memoryview] = [kind, json.dumps({**meta, "worker": self.w}).encode()]
         if array is not None:
             frames.append(np.ascontiguousarray(array).data.cast("B"))
         try:

@@ -63,9 +63,10 @@ class FailoverTransport:
         self.relaunches = 0
         self.barrier = BarrierTransport(cluster, plan, plan.config.round_timeout, plan.config.transport_port, log)
         self.current: Transport = self.barrier
-        chain = "; the workers add their sums along a chain" if plan.config.reduce == "chain" and plan.workers > 1 else ""
+        chain = plan.config.reduce == "chain" and plan.workers > 1
         log(
-            f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}{chain}"
+            f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}"
+            + ("; the workers add their sums along a chain" if chain else "")
         )
 
     @property

@@ -9,9 +9,7 @@ from dist_mnist.channel import RoundServer, serve_rounds
 from dist_mnist.channel_chain import PeerLinks
 from dist_mnist.rounds import Combiner
 
-
-LAST_GATHER = None  # the latest start()'s gather: the links' addresses
-LINKS: dict = {}  # worker -> its PeerLinks, of the latest start()
+LATEST: dict = {}  # of the latest start(): "gather" (the links' addresses swapped), "links" {worker: PeerLinks}
 
 
 class Gather:
@@ -35,7 +33,7 @@ def run_worker(endpoint, w: int, workers: int, reduce: str, compute, exchange, e
     links = None
     try:
         if reduce == "chain":
-            links = LINKS[w] = PeerLinks(endpoint, w, workers, "127.0.0.1", exchange)
+            links = LATEST["links"][w] = PeerLinks(endpoint, w, workers, "127.0.0.1", exchange)
         serve_rounds(endpoint, {"generation": generation, "worker": w}, compute,
                      links.deliver if links else None)
     except BaseException as e:  # noqa: BLE001 - handed to the test
@@ -49,9 +47,8 @@ def start(kind: str, workers: int, floats: int, reduce: str, compute_of, n_class
     """A server of generation 1 and its W worker threads, every hello received."""
     server = RoundServer(kind, "127.0.0.1", 0, workers, floats, n_classes)
     server.start_generation(1)
-    global LAST_GATHER
     gather, errors = Gather(workers), []
-    LAST_GATHER = gather
+    LATEST.update(gather=gather, links={})
     threads = [threading.Thread(target=run_worker, daemon=True,
                                 args=(server.endpoint, w, workers, reduce, compute_of(w), gather.of(w), errors))
                for w in range(workers)]
