@@ -237,9 +237,10 @@ class BarrierTransport(Closing):
         total, nxt = Combiner(), 0
         while nxt < len(order):
             missing = sorted(set(order[nxt:]) - set(results))
-            kind, _gen, w, info = self._next_event(
-                deadline, f"worker(s) {missing} timed out after {self.timeout:g} s {when}"
+            late = (
+                f"the chain's sum (worker {order[0]}'s)" if len(order) < self.plan.workers else f"worker(s) {missing}"
             )
+            kind, _gen, w, info = self._next_event(deadline, f"{late} timed out after {self.timeout:g} s {when}")
             if kind == "error":  # our own error on the worker (bad data): a user error, not a fault
                 raise WorkerError(info["type"], info["error"]).exception()
             if kind != "result":

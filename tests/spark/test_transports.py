@@ -197,15 +197,15 @@ def test_a_barrier_stage_that_cannot_start_leaves_no_socket_behind(spark, datase
     assert servers and servers[0].sock.closed and not os.path.exists(servers[0].dir)
 
 
-def _sabotage_at_round(monkeypatch, at: int, sig: int, stopped: list[int]):
-    """Send `sig` to worker 1's process just before the barrier transport's round `at` (first generation)."""
+def _sabotage_at_round(monkeypatch, at: int, sig: int, stopped: list[int], worker: int = 1):
+    """Send `sig` to the worker's process just before the barrier transport's round `at` (first generation)."""
     real, count = BarrierTransport.run_round, [0]
 
     def run_round(self, flat, spec):
         count[0] += 1
         if count[0] == at and self.generation == 1:
-            stopped.append(self.pids[1])
-            os.kill(self.pids[1], sig)
+            stopped.append(self.pids[worker])
+            os.kill(self.pids[worker], sig)
         return real(self, flat, spec)
 
     monkeypatch.setattr(BarrierTransport, "run_round", run_round)
@@ -231,5 +231,30 @@ def test_a_lost_or_hung_worker_costs_one_round_and_not_the_model(spark, datasets
         assert "worker(s) [1] timed out after 5 s in epoch 1 round 5" in lost[0]
     else:  # Spark fails the stage or restarts the task: either is seen within the round
         assert "in epoch 1 round 5" in lost[0] and ("worker 1 " in lost[0] or "barrier stage failed" in lost[0])
+    assert any("barrier stage relaunched (generation 2)" in line for line in lines), lines
+    assert_identical(model, expected)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_a_lost_link_of_the_chain_costs_one_round_and_not_the_model(spark, datasets, tmp_path, monkeypatch, sig):
+    expected, _ = _train(spark, SYNC, datasets[2], tmp_path / "jobs", transport="jobs")
+    stopped: list[int] = []
+    _sabotage_at_round(monkeypatch, 5, sig, stopped, worker=0)  # worker 0 sends to worker 1, not to the driver
+    try:
+        model, lines = _train(spark, SYNC, datasets[2], tmp_path / "chain", transport="barrier", reduce="chain",
+                              round_timeout=5.0)
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert stopped, "the sabotage never ran"
+    lost = [line for line in lines if "redoing the round" in line]
+    assert len(lost) == 1, lines
+    if sig == signal.SIGSTOP:  # worker 1 waits for worker 0's sums: the driver's round times out
+        assert "the chain's sum (worker 1's) timed out after 5 s in epoch 1 round 5" in lost[0]
+    else:
+        assert "in epoch 1 round 5" in lost[0] and ("worker 0 " in lost[0] or "barrier stage failed" in lost[0])
     assert any("barrier stage relaunched (generation 2)" in line for line in lines), lines
     assert_identical(model, expected)
