@@ -31,7 +31,7 @@ import zmq
 from zmq.utils import z85
 
 from dist_mnist.channel_guard import HANDSHAKE_SECONDS, ChannelGuard
-from dist_mnist.channel_messages import CHUNK_BYTES, encode_result
+from dist_mnist.channel_messages import CHUNK_BYTES, encode_result, frames_of, joined
 from dist_mnist.rounds import RoundResult
 
 PEER_HWM = 64  # parts queued on a link
@@ -165,8 +165,8 @@ class PeerLinks:
 
     def _send(self, kind: bytes, meta: dict, array: np.ndarray | None) -> None:
         frames: list[bytes | memoryview] = [kind, json.dumps({**meta, "worker": self.w}).encode()]
-        if array is not None:
-            frames.append(np.ascontiguousarray(array).data.cast("B"))
+        if array is not None:  # a part is one frame; the confusion counts may take several
+            frames += frames_of(self.chunk, array) if array.size else [b""]
         try:
             assert self.down is not None
             self.down.send_multipart(frames, copy=False)
@@ -246,9 +246,10 @@ def received_result(meta: dict, frames) -> RoundResult:
     confusion = None
     if c is not None:
         c = int(c)
-        if len(frames) != 1 or len(frames[0].buffer) != 8 * c * c:
+        data = joined(frames, 8 * c * c) if c > 0 else np.zeros(0, np.uint8)
+        if data is None or c < 0:
             raise ValueError("its confusion counts are not the size it says")
-        confusion = np.frombuffer(frames[0].buffer, np.int64).reshape(c, c)
+        confusion = data.view(np.int64).reshape(c, c)
     seconds = {int(k): float(v) for k, v in meta["seconds"].items()}
     return RoundResult(np.zeros(0, np.float32), float(meta["loss"]), int(meta["n"]), seconds,
                        int(meta["resident_bytes"]), confusion)  # fmt: skip

@@ -143,3 +143,22 @@ def test_a_link_admits_only_the_predecessors_key_and_drops_what_is_not_the_round
         assert harness.LATEST["links"][1].guard.counts().get("wrong_key") == 2
     finally:
         harness.stop(server, threads)
+
+
+def test_confusion_counts_larger_than_a_frame_travel_down_the_chain():
+    classes = 200  # 320,000 bytes of counts: two frames over TCP
+
+    def compute_of(w):
+        def compute(flat, spec):
+            confusion = np.arange(classes * classes, dtype=np.int64).reshape(classes, classes) * (w + 1)
+            return RoundResult(flat * np.float32(w + 1), 1.0, 1, {w: 0.0}, 0, confusion)
+
+        return compute
+
+    server, threads, errors = harness.start("tcp", 3, 1000, "chain", compute_of, n_classes=classes)
+    try:
+        flat, spec = np.ones(1000, np.float32), RoundSpec(0, 0, evaluate=True)
+        _assert_same(harness.one_round(server, 3, "chain", flat, spec), _expected(compute_of, 3, flat, spec))
+        assert errors == []
+    finally:
+        harness.stop(server, threads)
