@@ -162,3 +162,24 @@ def test_confusion_counts_larger_than_a_frame_travel_down_the_chain():
         assert errors == []
     finally:
         harness.stop(server, threads)
+
+
+def test_a_data_error_in_the_chain_reaches_the_driver_and_stop_ends_every_worker():
+    def compute_of(w):
+        def compute(flat, spec):
+            if w == 0:
+                raise ValueError("row 7 of part-0 has 783 pixels")  # a user error: the round fails, not the task
+            return RoundResult(flat.copy(), 0.0, 1, {w: 0.0})
+
+        return compute
+
+    server, threads, errors = harness.start("ipc", 3, 1000, "chain", compute_of)
+    try:
+        server.begin_round()
+        for w in range(3):
+            server.send(w, np.ones(1000, np.float32), RoundSpec(0, 0))
+        kind, _, w, info = server.poll(30)
+        assert (kind, w, info["type"]) == ("error", 0, "ValueError") and "783 pixels" in info["error"]
+    finally:
+        harness.stop(server, threads)  # workers 1 and 2 wait for their predecessors: the stop frees them
+    assert not any(t.is_alive() for t in threads) and errors == []
