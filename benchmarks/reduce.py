@@ -10,7 +10,8 @@ round's vector to each worker, then takes W results (driver) or worker W-1's sum
 combines them in worker order. Over TCP with CURVE (a cluster's channel), or a Unix socket
 (--kind ipc). Sync mode's vector, the tutorial's 795,010 floats. The designs alternate in
 blocks so that both see the same machine; on 2 shared cores W = 8 processes contend for CPU,
-which a cluster's W machines would not. Prints one JSON object; with --out writes OUT/reduce.json (--kind ipc: OUT/reduce-ipc.json).
+which a cluster's W machines would not. Prints one JSON object; with --out writes OUT/reduce.json
+(--kind ipc: OUT/reduce-ipc.json).
 
     python benchmarks/reduce.py --rounds 60 --out benchmarks/results
 """
@@ -144,7 +145,8 @@ def main() -> None:
     print(json.dumps(result), flush=True)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(args.out) / ("reduce.json" if args.kind == "tcp" else f"reduce-{args.kind}.json"), result)
+        name = "reduce.json" if args.kind == "tcp" else f"reduce-{args.kind}.json"
+        atomic_write_json(Path(args.out) / name, result)
 
 
 if __name__ == "__main__":

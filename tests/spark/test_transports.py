@@ -75,7 +75,8 @@ def test_reducing_along_a_chain_gives_the_same_model_bit_for_bit(spark, datasets
         line = [line for line in lines if line.startswith("transport:")]
         assert line[0].startswith("transport: persistent barrier stage of 2 tasks") and line[0].endswith(
             "; the workers add their sums along a chain"), line
-        assert len(line) == 1 and not any(line.startswith("channel:") for line in lines), lines  # no relaunch, no fallback
+        # one transport line: no relaunch, no fallback
+        assert len(line) == 1 and not any(line.startswith("channel:") for line in lines), lines
         rounds = json.loads((tmp_path / kind / "metrics.json").read_text())["rounds"]
         assert (rounds["dropped_messages"], rounds["refused_connections"]) == ({}, {})
         assert_identical(model, flat)
