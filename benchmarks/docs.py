@@ -141,7 +141,10 @@ def reduce_block(tcp: dict, ipc: dict | None, channels: dict | None) -> str:
     """The driver's inbound bytes and the round time, reduce = driver against chain; predicted at W = 64, 256."""
     lines = [f"Measured {tcp['date']} with `{tcp['command']}`" + (f" and `{ipc['command']}`" if ipc else "")
              + f" ({tcp['machine']['cores']} cores; load (1 min) {load_text(tcp.get('loadavg_before'))} before, "
-             f"{load_text(tcp.get('loadavg_after'))} after): a driver and W worker processes on this machine, "
+             f"{load_text(tcp.get('loadavg_after'))} after"
+             + (f"; the Unix socket's run {load_text(ipc.get('loadavg_before'))} and "
+                f"{load_text(ipc.get('loadavg_after'))}" if ipc else "")
+             + "): a driver and W worker processes on this machine, "
              f"sync mode's {tcp['vector_bytes'] / 1e6:.2f} MB vector, no compute; median (p90) of "
              f"{tcp['rounds']} rounds of each design and W, the designs alternating in {tcp['blocks']} blocks.", "",
              "| channel | W | driver receives: driver | chain | round: driver | chain | chain / driver |",
