@@ -134,6 +134,48 @@ def channels_block(c: dict) -> str:
     return "\n".join(lines)
 
 
+REDUCE_PART = 1 << 18  # the chain's part (dist_mnist.channel_messages.CHUNK_BYTES)
+
+
+def reduce_block(tcp: dict, ipc: dict | None, channels: dict | None) -> str:
+    """The driver's inbound bytes and the round time, reduce = driver against chain; predicted at W = 64, 256."""
+    lines = [f"Measured {tcp['date']} with `{tcp['command']}`" + (f" and `{ipc['command']}`" if ipc else "")
+             + f" ({tcp['machine']['cores']} cores; load (1 min) {load_text(tcp.get('loadavg_before'))} before, "
+             f"{load_text(tcp.get('loadavg_after'))} after"
+             + (f"; the Unix socket's run {load_text(ipc.get('loadavg_before'))} and "
+                f"{load_text(ipc.get('loadavg_after'))}" if ipc else "")
+             + "): a driver and W worker processes on this machine, "
+             f"sync mode's {tcp['vector_bytes'] / 1e6:.2f} MB vector, no compute; median (p90) of "
+             f"{tcp['rounds']} rounds of each design and W, the designs alternating in {tcp['blocks']} blocks.", "",
+             "| channel | W | driver receives: driver | chain | round: driver | chain | chain / driver |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in (("CURVE over TCP", tcp), ("Unix socket", ipc)):
+        for W, row in (r or {}).get("by_workers", {}).items():
+            d, c = row["driver"], row["chain"]
+            lines.append(f"| {name} | {W} | {d['driver_received_bytes'] / 1e6:.2f} MB | "
+                         f"{c['driver_received_bytes'] / 1e6:.2f} MB | {d['median_ms']:.1f} ms ({d['p90_ms']:.1f}) | "
+                         f"{c['median_ms']:.1f} ms ({c['p90_ms']:.1f}) | {row['ratio_chain_to_driver_ms']:.2f}x |")
+    if not channels or "sizes" not in channels:
+        return "\n".join(lines)
+    sync = channels["sizes"]["sync"]
+    curve_ns = 1e6 * (sync["curve"]["median_ms"] - sync["plain"]["median_ms"]) / (
+        2 * channels["workers"] * sync["bytes_each_way"])
+    per_byte = 8 / 10e9 + curve_ns * 1e-9  # 10 Gbit/s, plus encrypting and decrypting a byte (CURVE)
+    lines += ["", f"Predicted inbound time of a round on 10 Gbit/s with CURVE ({curve_ns:.2f} ns a byte to encrypt and "
+              "decrypt, from channels.json above; 0.8 ns a byte on the wire): reduce = driver takes W x S through "
+              "the driver's link, W x S x (0.8 + CURVE) ns; the chain streams S through W hops in parts of "
+              f"{REDUCE_PART // 1024} KiB, then worker W-1 sends S to the driver in one message: (2 S + (W-1) x part) "
+              "x (0.8 + CURVE) ns, of which only the parts grow with W. The CURVE figure was measured under load, "
+              "so both columns are pessimistic alike. Both still send W x S out (the outbound "
+              "column), which the chain does not change.", "",
+              "| W | S | inbound: driver | inbound: chain | outbound (both) |", "|---:|---:|---:|---:|---:|"]
+    for W in (64, 256):
+        for S in (sync["bytes_each_way"], 2 * sync["bytes_each_way"]):
+            driver, chain = W * S * per_byte, (2 * S + (W - 1) * REDUCE_PART) * per_byte
+            lines.append(f"| {W} | {S / 1e6:.2f} MB | {driver:.2f} s | {1000 * chain:.0f} ms | {driver:.2f} s |")
+    return "\n".join(lines)
+
+
 def scaling_block(sb: dict) -> str:
     f = sb["fit"]
     lines = [f"Measured {sb['date']} with `{sb['command']}`. Fit on loopback: T = {1000 * f['a_s']:.2f} ms + "
@@ -337,6 +379,9 @@ def main() -> None:
     if channels and "sizes" in channels:
         targets["README.md"].append(("channels", channels_block(channels)))
         targets["docs/scaling.md"].append(("channels", channels_block(channels)))
+    reduce = load("reduce.json")
+    if reduce:
+        targets["docs/scaling.md"].append(("reduce", reduce_block(reduce, load("reduce-ipc.json"), channels)))
     mllib, memory = load("mllib.json"), load("memory.json")
     if mllib:
         targets["README.md"].append(("mllib", mllib_block(mllib, speed)))
