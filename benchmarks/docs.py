@@ -286,11 +286,11 @@ def connect_block(c: dict) -> str:
     loads = [r["loadavg"][0] for case in ("round_barrier", "round_jobs", "tutorial") if case in c
              for runs in c[case]["runs"].values() for r in runs if r.get("loadavg")]
     during = f", {min(loads):.2f}-{max(loads):.2f} after single runs" if loads else ""
-    lines = [f"Measured {c['date']} with `{c['command']}` ({c['machine']['cores']} cores, Spark "
+    lines = [(f"Measured {c['date']} with `{c['command']}` ({c['machine']['cores']} cores, Spark "
              f"{c['versions']['spark']}; classic `--master local[2]` against `--remote` to a Connect server on "
              f"`local[2]` started by the script; {c['pairs']} classic/Connect pairs, medians; load (1 min) "
              f"{load_text(c['loadavg_before'])} before, {load_text(c['loadavg_after'])} after{during}: the machine "
-             "was shared, so the absolute times carry its load):", "",
+             "was shared, so the absolute times carry its load):"), "",
              "| measurement | classic | Connect | Connect / classic |", "|---|---:|---:|---:|"]
     for case, name in (("round_barrier", f"persistent barrier stage, sync, {c['rounds']} rounds"),
                        ("round_jobs", f"one Spark job a round (the fallback), sync, {c['job_rounds']} rounds")):
