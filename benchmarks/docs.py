@@ -326,6 +326,50 @@ def pair_spread(runs: list[dict]) -> str:
     return f" The pairs' differences: {diffs}."
 
 
+def connect_block(c: dict) -> str:
+    """connect.json: classic against Connect on local[2], a round on either transport and the tutorial."""
+    import statistics
+
+    def cell(case: dict, kind: str, key: str, fmt: str) -> str:
+        return fmt.format(statistics.median(r[key] for r in case["runs"][kind]))
+
+    loads = [r["loadavg"][0] for case in ("round_barrier", "round_jobs", "tutorial") if case in c
+             for runs in c[case]["runs"].values() for r in runs if r.get("loadavg")]
+    during = f", {min(loads):.2f}-{max(loads):.2f} after single runs" if loads else ""
+    lines = [(f"Measured {c['date']} with `{c['command']}` ({c['machine']['cores']} cores, Spark "
+             f"{c['versions']['spark']}; classic `--master local[2]` against `--remote` to a Connect server on "
+             f"`local[2]` started by the script; {c['pairs']} classic/Connect pairs, medians; load (1 min) "
+             f"{load_text(c['loadavg_before'])} before, {load_text(c['loadavg_after'])} after{during}: the machine "
+             "was shared, so the absolute times carry its load):"), "",
+             "| measurement | classic | Connect | Connect / classic |", "|---|---:|---:|---:|"]
+    for case, name in (("round_barrier", f"persistent barrier stage, sync, {c['rounds']} rounds"),
+                       ("round_jobs", f"one Spark job a round (the fallback), sync, {c['job_rounds']} rounds")):
+        b = c[case]
+        lines.append(f"| {name}: mean round | {b['median']['classic']:.1f} ms | {b['median']['connect']:.1f} ms | "
+                     f"**{b['ratio_connect_to_classic']:.2f}x** |")
+        classic, connect = (cell(b, kind, "overhead_median_after_first_ms", "{:.1f}") for kind in ("classic", "connect"))
+        lines.append(f"| {name}: overhead, median after the first round | {classic} ms | {connect} ms | "
+                     f"{float(connect) / float(classic):.2f}x |")
+    if "tutorial" in c:
+        tut = c["tutorial"]
+        lines.append(f"| tutorial (15 epochs, W = 2): whole process (classic: with its JVM's start; Connect: the server already "
+                     f"up) | {tut['median']['classic']:.1f} s | "
+                     f"{tut['median']['connect']:.1f} s | **{tut['ratio_connect_to_classic']:.2f}x** |")
+        classic, connect = (cell(tut, kind, "accuracy", "{:.4f}") for kind in ("classic", "connect"))
+        lines.append(f"| tutorial: test accuracy (median) | {pct(float(classic))} | {pct(float(connect))} | |")
+        pairs = zip(tut["runs"]["classic"], tut["runs"]["connect"], strict=True)
+        lines += ["", "Tutorial pairs, each run's wall seconds and the load (1 min) right after it (classic ran first "
+                  "in each pair: a load that falls during a pair favours Connect, so the ratio is not Connect's "
+                  "cost alone): "
+                  + "; ".join(f"classic {a['wall_seconds']:.1f} s ({load_text(a['loadavg'])}), Connect "
+                              f"{b['wall_seconds']:.1f} s ({load_text(b['loadavg'])})" for a, b in pairs) + "."]
+    said = {re.sub(r"(tcp://[^:]+:)\d+|(ipc://\S+)", lambda m: (m[1] or "ipc://") + "...", r["transport_line"])
+            for kind in ("classic", "connect") for r in c["round_barrier"]["runs"][kind]}
+    lines += ["", "Transport lines of the barrier-stage runs (classic, then Connect): "
+              + "; ".join(f"`{s}`" for s in sorted(said, key=lambda s: "tcp://" in s)) + "."]
+    return "\n".join(lines)
+
+
 def plot_workers(w: dict, scale: dict | None) -> None:
     import matplotlib
 
@@ -393,6 +437,9 @@ def main() -> None:
     tracking = load("tracking.json")
     if tracking:
         targets["README.md"].append(("tracking", tracking_block(tracking)))
+    connect = load("connect.json")
+    if connect:
+        targets["README.md"].append(("connect", connect_block(connect)))
     for rel, blocks in targets.items():
         for name, body in blocks:
             replace_block(REPO / rel, name, body)
