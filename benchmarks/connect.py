@@ -9,9 +9,13 @@ server). Each run is a whole process; pairs alternate, classic first; the figure
   dominates), on the persistent barrier stage (classic: the Unix socket of a local master;
   Connect: TCP with CURVE, the client being another process than the server) and on one Spark
   job a round (classic: RDD + broadcast; Connect: a DataFrame job with the vector in the
-  closure), from metrics.json: mean round wall time and the overhead's median after the first.
+  closure; the fallback when the executors cannot reach the client), from metrics.json: mean
+  round wall time and the overhead's median after the first.
 - tutorial: the default run (15 epochs, average mode, W = 2), whole-process wall seconds and
   the test accuracy.
+
+The load average is kept before, after each run and at the end (the machine may be shared);
+benchmarks/docs.py renders connect.json into README.md's `connect` block.
 
     python benchmarks/connect.py --data data/mnist --out benchmarks/results    # writes connect.json
 """
@@ -55,7 +59,8 @@ def train(where: list[str], data: str, sets: list[str]) -> dict:
             raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
         metrics = json.loads(Path(tmp, "RUN", "metrics.json").read_text())
     transport = next((line for line in done.stdout.splitlines() if line.startswith("transport:")), "")
-    return {"wall_seconds": round(seconds, 2), "metrics": metrics, "transport_line": transport}
+    # The machine is shared: the load right after each run says what it ran beside.
+    return {"wall_seconds": round(seconds, 2), "metrics": metrics, "transport_line": transport, "loadavg": loadavg()}
 
 
 def round_figures(run: dict) -> dict:
@@ -65,7 +70,7 @@ def round_figures(run: dict) -> dict:
     parts = sum(r[k]["total_seconds"] for k in ("executor", "straggler", "overhead"))
     return {"rounds": r["rounds"], "mean_round_ms": round(1000 * parts / max(r["rounds"], 1), 2),
             "overhead_median_after_first_ms": r["overhead_ms"]["median_after_first"],
-            "transport": r["transport"], "transport_line": run["transport_line"]}
+            "transport": r["transport"], "transport_line": run["transport_line"], "loadavg": run["loadavg"]}
 
 
 def main() -> None:
@@ -78,6 +83,7 @@ def main() -> None:
     p.add_argument("--no-tutorial", action="store_true", help="skip the 15-epoch runs")
     args = p.parse_args()
     result = provenance("connect.py")
+    result.update(rounds=args.rounds, job_rounds=args.job_rounds, pairs=args.pairs)
     with tempfile.TemporaryDirectory(prefix="dist-mnist-connect-server-") as tmp:
         srv = server.start(Path(tmp))
         try:
@@ -99,7 +105,7 @@ def main() -> None:
                         runs[kind].append({"wall_seconds": run["wall_seconds"],
                                            "train_seconds": run["metrics"]["epochs"][-1]["elapsed_seconds"],
                                            "accuracy": run["metrics"]["final"]["accuracy"],
-                                           "transport_line": run["transport_line"]})
+                                           "transport_line": run["transport_line"], "loadavg": run["loadavg"]})
                         print("tutorial", kind, runs[kind][-1], flush=True)
                 result["tutorial"] = summarise(runs, "wall_seconds")
         finally:

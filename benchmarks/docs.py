@@ -159,6 +159,48 @@ def channels_block(c: dict) -> str:
     return "\n".join(lines)
 
 
+REDUCE_PART = 1 << 18  # the chain's part (dist_mnist.channel_messages.CHUNK_BYTES)
+
+
+def reduce_block(tcp: dict, ipc: dict | None, channels: dict | None) -> str:
+    """The driver's inbound bytes and the round time, reduce = driver against chain; predicted at W = 64, 256."""
+    lines = [f"Measured {tcp['date']} with `{tcp['command']}`" + (f" and `{ipc['command']}`" if ipc else "")
+             + f" ({tcp['machine']['cores']} cores; load (1 min) {load_text(tcp.get('loadavg_before'))} before, "
+             f"{load_text(tcp.get('loadavg_after'))} after"
+             + (f"; the Unix socket's run {load_text(ipc.get('loadavg_before'))} and "
+                f"{load_text(ipc.get('loadavg_after'))}" if ipc else "")
+             + "): a driver and W worker processes on this machine, "
+             f"sync mode's {tcp['vector_bytes'] / 1e6:.2f} MB vector, no compute; median (p90) of "
+             f"{tcp['rounds']} rounds of each design and W, the designs alternating in {tcp['blocks']} blocks.", "",
+             "| channel | W | driver receives: driver | chain | round: driver | chain | chain / driver |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in (("CURVE over TCP", tcp), ("Unix socket", ipc)):
+        for W, row in (r or {}).get("by_workers", {}).items():
+            d, c = row["driver"], row["chain"]
+            lines.append(f"| {name} | {W} | {d['driver_received_bytes'] / 1e6:.2f} MB | "
+                         f"{c['driver_received_bytes'] / 1e6:.2f} MB | {d['median_ms']:.1f} ms ({d['p90_ms']:.1f}) | "
+                         f"{c['median_ms']:.1f} ms ({c['p90_ms']:.1f}) | {row['ratio_chain_to_driver_ms']:.2f}x |")
+    if not channels or "sizes" not in channels:
+        return "\n".join(lines)
+    sync = channels["sizes"]["sync"]
+    curve_ns = 1e6 * (sync["curve"]["median_ms"] - sync["plain"]["median_ms"]) / (
+        2 * channels["workers"] * sync["bytes_each_way"])
+    per_byte = 8 / 10e9 + curve_ns * 1e-9  # 10 Gbit/s, plus encrypting and decrypting a byte (CURVE)
+    lines += ["", f"Predicted inbound time of a round on 10 Gbit/s with CURVE ({curve_ns:.2f} ns a byte to encrypt and "
+              "decrypt, from channels.json above; 0.8 ns a byte on the wire): reduce = driver takes W x S through "
+              "the driver's link, W x S x (0.8 + CURVE) ns; the chain streams S through W hops in parts of "
+              f"{REDUCE_PART // 1024} KiB, then worker W-1 sends S to the driver in one message: (2 S + (W-1) x part) "
+              "x (0.8 + CURVE) ns, of which only the parts grow with W. The CURVE figure was measured under load, "
+              "so both columns are pessimistic alike. Both still send W x S out (the outbound "
+              "column), which the chain does not change.", "",
+              "| W | S | inbound: driver | inbound: chain | outbound (both) |", "|---:|---:|---:|---:|---:|"]
+    for W in (64, 256):
+        for S in (sync["bytes_each_way"], 2 * sync["bytes_each_way"]):
+            driver, chain = W * S * per_byte, (2 * S + (W - 1) * REDUCE_PART) * per_byte
+            lines.append(f"| {W} | {S / 1e6:.2f} MB | {driver:.2f} s | {1000 * chain:.0f} ms | {driver:.2f} s |")
+    return "\n".join(lines)
+
+
 def scaling_block(sb: dict) -> str:
     f = sb["fit"]
     again = f" (predictions redone {sb['predicted']} with `--reuse`)" if sb.get("predicted") else ""
@@ -311,6 +353,50 @@ def pair_spread(runs: list[dict]) -> str:
     return f" The pairs' differences: {diffs}."
 
 
+def connect_block(c: dict) -> str:
+    """connect.json: classic against Connect on local[2], a round on either transport and the tutorial."""
+    import statistics
+
+    def cell(case: dict, kind: str, key: str, fmt: str) -> str:
+        return fmt.format(statistics.median(r[key] for r in case["runs"][kind]))
+
+    loads = [r["loadavg"][0] for case in ("round_barrier", "round_jobs", "tutorial") if case in c
+             for runs in c[case]["runs"].values() for r in runs if r.get("loadavg")]
+    during = f", {min(loads):.2f}-{max(loads):.2f} after single runs" if loads else ""
+    lines = [(f"Measured {c['date']} with `{c['command']}` ({c['machine']['cores']} cores, Spark "
+             f"{c['versions']['spark']}; classic `--master local[2]` against `--remote` to a Connect server on "
+             f"`local[2]` started by the script; {c['pairs']} classic/Connect pairs, medians; load (1 min) "
+             f"{load_text(c['loadavg_before'])} before, {load_text(c['loadavg_after'])} after{during}: the machine "
+             "was shared, so the absolute times carry its load):"), "",
+             "| measurement | classic | Connect | Connect / classic |", "|---|---:|---:|---:|"]
+    for case, name in (("round_barrier", f"persistent barrier stage, sync, {c['rounds']} rounds"),
+                       ("round_jobs", f"one Spark job a round (the fallback), sync, {c['job_rounds']} rounds")):
+        b = c[case]
+        lines.append(f"| {name}: mean round | {b['median']['classic']:.1f} ms | {b['median']['connect']:.1f} ms | "
+                     f"**{b['ratio_connect_to_classic']:.2f}x** |")
+        classic, connect = (cell(b, kind, "overhead_median_after_first_ms", "{:.1f}") for kind in ("classic", "connect"))
+        lines.append(f"| {name}: overhead, median after the first round | {classic} ms | {connect} ms | "
+                     f"{float(connect) / float(classic):.2f}x |")
+    if "tutorial" in c:
+        tut = c["tutorial"]
+        lines.append(f"| tutorial (15 epochs, W = 2): whole process (classic: with its JVM's start; Connect: the server already "
+                     f"up) | {tut['median']['classic']:.1f} s | "
+                     f"{tut['median']['connect']:.1f} s | **{tut['ratio_connect_to_classic']:.2f}x** |")
+        classic, connect = (cell(tut, kind, "accuracy", "{:.4f}") for kind in ("classic", "connect"))
+        lines.append(f"| tutorial: test accuracy (median) | {pct(float(classic))} | {pct(float(connect))} | |")
+        pairs = zip(tut["runs"]["classic"], tut["runs"]["connect"], strict=True)
+        lines += ["", "Tutorial pairs, each run's wall seconds and the load (1 min) right after it (classic ran first "
+                  "in each pair: a load that falls during a pair favours Connect, so the ratio is not Connect's "
+                  "cost alone): "
+                  + "; ".join(f"classic {a['wall_seconds']:.1f} s ({load_text(a['loadavg'])}), Connect "
+                              f"{b['wall_seconds']:.1f} s ({load_text(b['loadavg'])})" for a, b in pairs) + "."]
+    said = {re.sub(r"(tcp://[^:]+:)\d+|(ipc://\S+)", lambda m: (m[1] or "ipc://") + "...", r["transport_line"])
+            for kind in ("classic", "connect") for r in c["round_barrier"]["runs"][kind]}
+    lines += ["", "Transport lines of the barrier-stage runs (classic, then Connect): "
+              + "; ".join(f"`{s}`" for s in sorted(said, key=lambda s: "tcp://" in s)) + "."]
+    return "\n".join(lines)
+
+
 def plot_workers(w: dict, scale: dict | None) -> None:
     import matplotlib
 
@@ -368,6 +454,9 @@ def main() -> None:
     if channels and "sizes" in channels:
         targets["README.md"].append(("channels", channels_block(channels)))
         targets["docs/scaling.md"].append(("channels", channels_block(channels)))
+    reduce = load("reduce.json")
+    if reduce:
+        targets["docs/scaling.md"].append(("reduce", reduce_block(reduce, load("reduce-ipc.json"), channels)))
     mllib, memory = load("mllib.json"), load("memory.json")
     if mllib:
         targets["README.md"].append(("mllib", mllib_block(mllib, speed)))
@@ -379,6 +468,9 @@ def main() -> None:
     tracking = load("tracking.json")
     if tracking:
         targets["README.md"].append(("tracking", tracking_block(tracking)))
+    connect = load("connect.json")
+    if connect:
+        targets["README.md"].append(("connect", connect_block(connect)))
     for rel, blocks in targets.items():
         for name, body in blocks:
             replace_block(REPO / rel, name, body)

@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
 SPARK_SUBMIT = str(Path(PY).parent / "spark-submit")
-STEP_NAMES = ("speed", "rounds", "channels", "workers", "scaling_barrier", "mllib", "memory", "floor", "tracking")
+STEP_NAMES = ("speed", "rounds", "channels", "workers", "scaling_barrier", "reduce", "reduce_ipc", "mllib", "memory",
+              "floor", "tracking")
 
 
 def steps(args) -> dict[str, list[str]]:
@@ -35,6 +36,8 @@ def steps(args) -> dict[str, list[str]]:
         "channels": [PY, "benchmarks/channels.py", "--out", out],
         "workers": [PY, "benchmarks/workers.py", "--data", data, "--out", out],
         "scaling_barrier": [PY, "benchmarks/scaling_barrier.py", "--out", out],
+        "reduce": [PY, "benchmarks/reduce.py", "--out", out],
+        "reduce_ipc": [PY, "benchmarks/reduce.py", "--kind", "ipc", "--out", out],
         "mllib": [PY, "benchmarks/mllib_mlpc.py", "--data", data, "--out", out],
         "memory": [PY, "benchmarks/memory.py", "--data", data, "--out", out],
         "floor": [PY, "benchmarks/floor.py", "--json-out", str(args.out / "floor.json")],

@@ -54,6 +54,8 @@ class WorkerKeys:
     server_public: bytes
     public: bytes
     secret: bytes = field(repr=False)
+    peer_public: bytes = b""  # the server key of this worker's chain listener (reduce = "chain"; channel_chain)
+    peer_secret: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class RoundServer:
         self.generation = self.round = 0
         self.answered: set[int] = set()  # workers that answered the round in flight
         self.sent_floats = 0
+        self.received_bytes = 0  # every message's frames, over the run (benchmarks/reduce.py)
         self.dropped: Counter[str] = Counter()
         self.guard: ChannelGuard | None = None
         self.dir: str | None = None
@@ -119,7 +122,7 @@ class RoundServer:
         if kind == "tcp":
             raise_open_files_limit()
             server_public, server_secret = zmq.curve_keypair()
-            keys = tuple(WorkerKeys(server_public, *zmq.curve_keypair()) for _ in range(workers))
+            keys = tuple(WorkerKeys(server_public, *zmq.curve_keypair(), *zmq.curve_keypair()) for _ in range(workers))
             self.sock.curve_server = True
             self.sock.curve_secretkey = server_secret
             self.sock.zap_domain = b"dist-mnist"
@@ -180,7 +183,9 @@ class RoundServer:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sock.poll(max(1, int(1000 * left))):
                 return None
-            event = self._event(self.sock.recv_multipart(copy=False))
+            frames = self.sock.recv_multipart(copy=False)
+            self.received_bytes += sum(len(f.buffer) for f in frames[1:])  # frames[0]: ROUTER's identity
+            event = self._event(frames)
             if event is not None:
                 return event
 
@@ -258,10 +263,12 @@ class RoundServer:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def serve_rounds(endpoint: Endpoint, hello: dict, compute) -> None:
+def serve_rounds(endpoint: Endpoint, hello: dict, compute, deliver=None) -> None:
     """The worker's end: connect, say hello, then answer rounds with compute(flat, spec) ->
     RoundResult until the driver says stop. An exception in compute is sent back, then raised,
-    unless it is a user error (bad data), which fails the round, not the task."""
+    unless it is a user error (bad data), which fails the round, not the task.
+    deliver(sock, result, answer) -> bool, if given, sends the result instead (the chain reduce,
+    channel_chain.PeerLinks.deliver; False: the driver said stop meanwhile)."""
     generation, w = hello["generation"], hello["worker"]
     binding = {"run": endpoint.run, "generation": generation, "worker": w}
     ctx, sock = _worker_socket(endpoint, generation, w)
@@ -288,7 +295,10 @@ def serve_rounds(endpoint: Endpoint, hello: dict, compute) -> None:
                 if isinstance(e, USER_ERROR_TYPES):
                     continue  # bad data: the driver raises it and says stop; the task ends cleanly, unretried
                 raise
-            sock.send_multipart([b"result", *encode_result(result, answer, endpoint.chunk)], copy=False)
+            if deliver is None:
+                sock.send_multipart([b"result", *encode_result(result, answer, endpoint.chunk)], copy=False)
+            elif not deliver(sock, result, answer):
+                break
     finally:
         sock.close()
         ctx.term()

@@ -14,123 +14,11 @@ import re
 import sys
 from pathlib import Path
 
+from dist_mnist.cli_parser import parser
+
 EXIT_FAILURE, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 PROJECT_CONF = Path(__file__).resolve().parents[1] / "conf"
 LOG_LEVEL_VAR = "DIST_MNIST_SPARK_LOG_LEVEL"  # read by conf/log4j2.properties and get_context
-VERBOSE_HELP = "show Spark's INFO log (default: warnings and errors only)"
-EXIT_CODES = "exit status: 0 success, 2 usage or input error, 1 failure, 130 interrupted (Ctrl-C)"
-EXAMPLES = {
-    "download": ["dist-mnist download --out data/raw"],
-    "ingest": ["dist-mnist ingest --source data/raw --out data/mnist --partitions 2 --seed 123"],
-    "train": [
-        "dist-mnist train --data data/mnist --out runs/tutorial",
-        "dist-mnist train --data data/mnist --out runs/deep --config conf/deep.toml --set epochs=20",
-        "dist-mnist train --data data/mnist --out runs/tutorial --resume",
-        "dist-mnist train --data data/mnist --out runs/tutorial --mlflow",
-        "spark-submit --master 'local[2]' jobs/train.py --data data/mnist --out runs/tutorial",
-        "dist-mnist train --remote sc://HOST:15002 --data /shared/mnist --out runs/tutorial",
-    ],
-    "evaluate": ["dist-mnist evaluate --model runs/tutorial --data data/mnist/test"],
-    "predict": [
-        "dist-mnist predict --model runs/tutorial --data data/mnist/test --out predictions/test",
-        "spark-submit jobs/predict.py --model runs/tutorial --data data/mnist/test --out predictions/test",
-    ],
-    "report": ["dist-mnist report runs/tutorial", "dist-mnist report runs/tutorial --data data/mnist"],
-    "export": [
-        "dist-mnist export runs/tutorial --onnx runs/tutorial/model.onnx",
-        "dist-mnist export runs/tutorial --onnx exported/mnist-mlp.onnx --overwrite",
-    ],
-}
-
-
-def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
-    """A subcommand whose --help ends with its examples and the exit codes."""
-    examples = "\n".join(f"  {line}" for line in EXAMPLES[name])
-    return sub.add_parser(
-        name,
-        help=summary,
-        description=summary[0].upper() + summary[1:] + ".",
-        epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
-def _add_ingest(sub) -> None:
-    i = _command(sub, "ingest", "verified IDX files -> partitioned Parquet (DATA/train, DATA/test)")
-    i.add_argument(
-        "--source", default=os.environ.get("MNIST_DIR"), help="directory with the IDX files (default: $MNIST_DIR)"
-    )
-    i.add_argument("--out", required=True, help="dataset directory DATA")
-    i.add_argument("--partitions", type=int, default=2, help="part files per split (default 2)")
-    i.add_argument("--seed", type=int, default=123, help="shuffle seed (default 123)")
-    i.add_argument("--overwrite", action="store_true", help="replace an existing DATA")
-    i.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-
-
-def _add_train(sub) -> None:
-    t = _command(sub, "train", "train on DATA/train, evaluate on DATA/test, write RUN/")
-    t.add_argument("--data", required=True, help="dataset directory written by ingest")
-    t.add_argument("--out", required=True, help="run directory RUN")
-    t.add_argument("--config", help="TOML run config (default: the DL4J tutorial's)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
-    t.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing RUN when the new run finishes")
-    t.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    t.add_argument(
-        "--remote",
-        default=os.environ.get("SPARK_REMOTE"),
-        metavar="sc://HOST:PORT",
-        help="train from this Spark Connect server's cluster instead (default: $SPARK_REMOTE)",
-    )
-    t.add_argument(
-        "--mlflow", action="store_true", help="log the run to MLflow ($MLFLOW_TRACKING_URI, else ./mlruns.db)"
-    )
-    t.add_argument("--experiment", metavar="NAME", help="MLflow experiment (implies --mlflow; default dist-mnist)")
-    t.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="dist-mnist",
-        description="DL4J's MNIST MLP, data-parallel on Spark.",
-        epilog=f"`dist-mnist COMMAND --help` shows examples.\n{EXIT_CODES}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
-    d = _command(sub, "download", "fetch the four MNIST .gz files from the public mirrors, verified")
-    d.add_argument("--out", required=True, help="directory for the .gz files")
-    _add_ingest(sub)
-    _add_train(sub)
-
-    e = _command(sub, "evaluate", "DL4J-style report of a trained model on a Parquet split")
-    e.add_argument("--model", required=True, help="run directory with model.npz and model.json")
-    e.add_argument("--data", required=True, help="Parquet split, e.g. DATA/test")
-    e.add_argument("--json", help="also write the scores as JSON here (default: RUN/evaluation-<split>.json)")
-    e.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    e.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-
-    s = _command(
-        sub, "predict", "score a Parquet dataset with a trained model: its columns plus prediction, probability"
-    )
-    s.add_argument("--model", required=True, help="run directory with model.npz and model.json")
-    s.add_argument("--data", required=True, help="Parquet dataset with a binary 'image' column (784 bytes a row)")
-    s.add_argument("--out", required=True, help="output Parquet directory (refused if it exists)")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is written")
-    s.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
-    s.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-
-    r = _command(sub, "report", "PNG figures and an HTML page about a finished run, in RUN/report/")
-    r.add_argument("run", metavar="RUN", help="run directory written by train")
-    r.add_argument(
-        "--data", help="dataset directory DATA for the misclassified digits (default: model.json's data.path)"
-    )
-
-    x = _command(sub, "export", "write a trained model as an ONNX graph (needs the onnx extra; no Spark)")
-    x.add_argument("run", metavar="RUN", help="run directory with model.npz and model.json")
-    x.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write (refused if it exists)")
-    x.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
-    return p
 
 
 def _session(app: str, master: str | None, remote: str | None = None, before: str = "training started"):
@@ -230,6 +118,41 @@ def _export(args: argparse.Namespace) -> None:
     )
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    """dist-mnist evaluate: classic or, with --remote, from a Spark Connect client."""
+    from dist_mnist.artifacts import load_model, model_files
+    from dist_mnist.paths import refuse_overlap
+    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.spark.evaluate import evaluate_model
+
+    load_model(args.model)  # a bad model, --json or split fails before Spark starts
+    if args.json:
+        if Path(args.json).is_dir():
+            raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
+        refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
+        if not Path(args.json).resolve().parent.is_dir():
+            raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
+    describe_split(args.data)
+    spark = _session("dist-mnist-evaluate", args.master, args.remote, "Spark started")
+    print(evaluate_model(spark, args.model, args.data, args.json))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    """dist-mnist predict: classic or, with --remote, from a Spark Connect client."""
+    from dist_mnist.artifacts import load_model, model_files
+    from dist_mnist.paths import refuse_overlap
+    from dist_mnist.spark.predict import check_input, predict_to_parquet
+
+    load_model(args.model)  # a bad model or input fails before Spark starts
+    refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
+    check_input(args.data)
+    spark = _session("dist-mnist-predict", args.master, args.remote, "Spark started")
+    written = predict_to_parquet(spark, args.model, args.data, args.out, args.overwrite)
+    print(f"wrote {written} predictions to {args.out}")
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run the parsed command: 0, or an exception that main() turns into one line and an exit status."""
     if getattr(args, "verbose", False):
@@ -243,35 +166,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "train":
         _train(args)
     elif args.command == "evaluate":
-        from dist_mnist.artifacts import load_model, model_files
-        from dist_mnist.paths import refuse_overlap
-        from dist_mnist.spark.dataset import describe_split
-        from dist_mnist.spark.evaluate import evaluate_model
-
-        load_model(args.model)  # a bad model, --json or split fails before Spark starts
-        if args.json:
-            if Path(args.json).is_dir():
-                raise ValueError(f"{args.json}: is a directory (--json takes a file name)")
-            refuse_overlap(args.json, "--json", {"--data": args.data, **model_files(args.model)})
-            if not Path(args.json).resolve().parent.is_dir():
-                raise FileNotFoundError(f"{Path(args.json).parent}: no such directory (for --json {args.json})")
-        describe_split(args.data)
-        sc = _context("dist-mnist-evaluate", args.master)
-        print(evaluate_model(sc, args.model, args.data, args.json))
+        _evaluate(args)
     elif args.command == "predict":
-        from dist_mnist.artifacts import load_model, model_files
-        from dist_mnist.paths import refuse_overlap
-        from dist_mnist.spark.predict import check_input, predict_to_parquet
-        from dist_mnist.spark.session import get_session
-
-        load_model(args.model)  # a bad model or input fails before Spark starts
-        refuse_overlap(args.out, "--out", {"--data": args.data, **model_files(args.model)})
-        if Path(args.out).exists() and not args.overwrite:
-            raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
-        check_input(args.data)
-        _context("dist-mnist-predict", args.master)
-        rows = predict_to_parquet(get_session("dist-mnist-predict"), args.model, args.data, args.out, args.overwrite)
-        print(f"wrote {rows} predictions to {args.out}")
+        _predict(args)
     elif args.command == "report":
         from dist_mnist.report import write_report
 
@@ -324,7 +221,7 @@ def _train_interrupted(out: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and the jobs/ scripts."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         return _run(args)
     except BaseException as e:  # sorted into user errors (one line) and bugs (re-raised) below

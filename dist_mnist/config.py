@@ -25,8 +25,17 @@ from dist_mnist.nn.model import N_CLASSES, N_PIXELS
 
 MODES = ("sync", "average")
 TRANSPORTS = ("auto", "barrier", "jobs", "inprocess")
+REDUCES = ("driver", "chain")
 # how rounds travel, not what they compute: a resumed run may change them
-RUN_SETTINGS = ("transport", "round_timeout", "transport_port", "transport_host", "log_every_rounds", "tracking")
+RUN_SETTINGS = (
+    "transport",
+    "reduce",
+    "round_timeout",
+    "transport_port",
+    "transport_host",
+    "log_every_rounds",
+    "tracking",
+)
 # 0 means "chosen at run time" (TrainConfig.resolved); a run records the choice
 AUTO_KEYS = ("workers",)
 UPDATERS = ("nesterovs", "sgd")
@@ -62,6 +71,8 @@ class TrainConfig:
     # --- how rounds travel (the model does not depend on these) ---
     transport: str = "auto"  # "barrier": one long barrier stage + ZeroMQ; "jobs": a Spark job a
     #                          round; "auto": barrier where it can run; "inprocess": no Spark (studies)
+    reduce: str = "driver"  # barrier stage: "driver" receives every worker's sums; "chain": the workers
+    #                         add them along a chain, the driver receives one vector (same bits; docs/scaling.md)
     round_timeout: float = (
         300.0  # seconds a round (or, if longer than 60, the stage's start) may take before its worker counts as lost
     )
@@ -111,6 +122,7 @@ def _validate(c: TrainConfig) -> None:
         ("updater", UPDATERS),
         ("outer_updater", OUTER_UPDATERS),
         ("transport", TRANSPORTS),
+        ("reduce", REDUCES),
         ("lr_scaling", LR_SCALINGS),
         ("activation", ("relu",)),
         ("weight_init", ("xavier",)),

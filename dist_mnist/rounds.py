@@ -77,7 +77,7 @@ class Plan:
         return self.mode.rounds_per_epoch(self)
 
     @cached_property
-    def local_steps(self) -> int:
+    def steps_per_round(self) -> int:
         """Average mode's k as run: the config's averaging_frequency, or fewer with many workers (config.py)."""
         c = self.config
         return local_steps_per_round(c, max(schedule.n_batches(s.n, c.batch_size) for s in self.train))
@@ -222,7 +222,7 @@ class Average:
 
     def rounds_per_epoch(self, plan: Plan) -> int:
         c = plan.config
-        return schedule.rounds_per_epoch_average([s.n for s in plan.train], c.batch_size, plan.local_steps)
+        return schedule.rounds_per_epoch_average([s.n for s in plan.train], c.batch_size, plan.steps_per_round)
 
     def local_learning_rate(self, config: TrainConfig) -> float:
         return scaled_learning_rate(config)  # the rule of lr_scaling, in config.py
@@ -238,7 +238,7 @@ class Average:
         local_state = {k: v.copy() for k, v in state.items()}
         updater = updater_of(c, self.local_learning_rate(c))
         perm = schedule.epoch_permutation(c.seed, spec.epoch, len(batcher.labels), partition=w)
-        batches = schedule.local_batches(perm, spec.round_in_epoch, c.batch_size, plan.local_steps)
+        batches = schedule.local_batches(perm, spec.round_in_epoch, c.batch_size, plan.steps_per_round)
         loss, n = local_steps(local_params, local_state, updater, batcher, batches)
         new = round_input(plan, local_params, local_state)
         return (new - flat) * np.float32(n), loss, n

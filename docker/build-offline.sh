@@ -5,7 +5,8 @@
 #
 # 1. a Debian base image, debootstrapped from Debian's package archive and
 #    imported (dist-mnist-debian:$DEBIAN_SUITE; needs root and debootstrap);
-# 2. a wheelhouse: pyspark==$SPARK_VERSION and the project's dependencies,
+# 2. a wheelhouse: pyspark[connect]==$SPARK_VERSION (the Connect server's clients: grpcio, ...)
+#    and the project's dependencies,
 #    downloaded by the host's pip (so the host's pip settings apply);
 # 3. docker/Dockerfile.offline-base on top: Java from apt, Spark from the
 #    wheelhouse (dist-mnist-base:$SPARK_VERSION);
@@ -60,7 +61,7 @@ fi
 
 # setuptools and wheel: pip builds the project (and pyspark's sdist) in the image. The list is
 # kept in .complete, so a wheelhouse made before a dependency was added is made again.
-requirements="pyspark==$spark_version numpy numba pyarrow pyzmq pandas>=2.2,<3 findspark tqdm setuptools>=77 wheel"
+requirements="pyspark[connect]==$spark_version numpy numba pyarrow pyzmq pandas>=2.2,<3 findspark tqdm setuptools>=77 wheel"
 if [[ -n "${REBUILD:-}" ]] || [[ "$(cat "$wheels/.complete" 2>/dev/null)" != "$requirements" ]]; then
   host_python="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" ||
     die "cannot run $python; set PYTHON to a Python $image_python"

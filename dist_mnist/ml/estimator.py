@@ -8,6 +8,7 @@ carrying this estimator's Params, the trained layer sizes and the training summa
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pyspark import keyword_only
 from pyspark.ml import Estimator
@@ -30,6 +31,8 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
     >>> model = clf.fit(train_df)              # doctest: +SKIP
     >>> model.transform(test_df).select("prediction", "probability")  # doctest: +SKIP
     """
+
+    _input_kwargs: dict[str, Any]  # set by @keyword_only
 
     @keyword_only
     def __init__(
@@ -125,7 +128,7 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
         return self._set(workers=value)
 
     def setTempDir(self, value: str) -> MLPClassifier:
-        """Set tempDir: where fit stages the DataFrame (any Hadoop path)."""
+        """Set tempDir: where fit stages the DataFrame (any Hadoop path; under Spark Connect, one pyarrow.fs reads)."""
         return self._set(tempDir=value)
 
     def _fit(self, dataset) -> MLPClassificationModel:

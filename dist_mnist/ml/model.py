@@ -177,8 +177,14 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
         return DenseVector(scoring.scores_of(self._arrays, self._row(value)).rawPrediction[0].astype(np.float64))
 
     # --- a DataFrame ---
-    def _broadcast_params(self, sc):
-        """The parameters as a broadcast, made once per model and SparkContext."""
+    def _shipped_params(self, spark):
+        """The parameters as the executors get them: a broadcast made once per model and
+        SparkContext (classic); in the scoring function's closure (Spark Connect: no broadcast)."""
+        from dist_mnist.spark.session import is_connect
+
+        if is_connect(spark):
+            return scoring.Shipped(self._arrays)
+        sc = spark.sparkContext
         if self._broadcast is None or self._broadcast[0] is not sc:
             self._broadcast = (sc, sc.broadcast(self._arrays))
         return self._broadcast[1]
@@ -215,7 +221,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             return dataset
         handle_invalid = self.getHandleInvalid()
         udf = scoring.make_scoring_udf(
-            self._broadcast_params(dataset.sparkSession.sparkContext), column, kind, self.numFeatures, handle_invalid
+            self._shipped_params(dataset.sparkSession), column, kind, self.numFeatures, handle_invalid
         )
         if '"type":"udt"' in dataset.schema.json():
             # Spark 4.3 feeds an Arrow UDF whose child is columnar (a Parquet scan) through

@@ -92,8 +92,9 @@ class MLPParams(
     tempDir: Param[str] = Param(
         Params._dummy(),
         "tempDir",
-        "where fit stages the DataFrame as Parquet (any Hadoop path the executors can read); unset: "
-        "/tmp on Hadoop's default filesystem (fs.defaultFS), or the driver's temp dir when that is local",
+        "where fit stages the DataFrame as Parquet (any Hadoop path the executors can read; from a Spark "
+        "Connect client, one this client reads too, through pyarrow.fs); unset: /tmp on Hadoop's default "
+        "filesystem (fs.defaultFS), or the driver's (Connect: the client's) temp dir when that is local",
         typeConverter=TypeConverters.toString,
     )
     handleInvalid: Param[str] = Param(

@@ -6,9 +6,11 @@
     PATH/data/       the model only: model.npz (float32 W0, b0, ..., loaded with
                      allow_pickle=False), model.json and summary.json
 
-Everything goes through Hadoop's FileSystem (dist_mnist.spark.hadoopfs), so hdfs:// and
-s3a:// paths work like local ones; nothing is pickled. A save is written to a temporary
-sibling and renamed into place; an existing PATH is refused unless `.write().overwrite()`.
+Files go through dist_mnist.spark.hadoopfs: Hadoop's FileSystem under a classic session (so
+hdfs:// and s3a:// paths work like local ones), pyarrow.fs from a Spark Connect client, whose
+local paths are made absolute (the metadata is written by the server). Nothing is pickled. A
+save is written to a temporary sibling and renamed into place; an existing PATH is refused
+unless `.write().overwrite()` (handled here, not by MLlib's JVM-side _handleOverwrite).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class MLPWriter(MLWriter):
         if not isinstance(path, str):
             raise TypeError(f"path should be a string, got type {type(path).__name__}")
         spark = self.sparkSession
+        path = hadoopfs.qualified(spark, path)
         hint = "use .write().overwrite().save(path) to replace it"
         with hadoopfs.replacing(spark, path, self.shouldOverwrite, hint) as tmp:
             self.saveImpl(tmp)
@@ -56,6 +59,7 @@ class MLPReader(MLReader):
     def load(self, path: str):
         """The instance saved at `path`; errors name the path."""
         spark = self.sparkSession
+        path = hadoopfs.qualified(spark, path)
         if not hadoopfs.exists(spark, f"{path.rstrip('/')}/metadata"):
             raise FileNotFoundError(f"{path}: no saved {self.cls.__name__} here (no metadata/ directory)")
         metadata = read_metadata(spark, path)

@@ -9,8 +9,9 @@ probability and rawPrediction array<float> (transform turns the arrays into Vect
 Transform's input: a features column of either FeatureKind. How its Spark type reaches the
 UDF is this module's own business (`input_expr`): vectors are turned into array<float> on the
 JVM (dense and sparse alike), arrays of floats or doubles and binary rows (n_in uint8 pixels,
-scaled by 1/255) go as they are. The parameters arrive in a broadcast read once per Python
-worker; the UDF's closure holds only that handle and a few strings.
+scaled by 1/255) go as they are. Under a classic session the parameters arrive in a broadcast
+read once per Python worker, and the UDF's closure holds only that handle and a few strings;
+a Spark Connect client has no broadcast, so the closure holds the parameters (`Shipped`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ class Scores(NamedTuple):
 
 
 FIELDS = Scores._fields  # the output columns, in the order every scorer writes them
+
+
+class Shipped:
+    """A broadcast's stand-in under Spark Connect: the value itself, in the closure (`.value`)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
 
 
 def scores_of(params, X: np.ndarray) -> Scores:
@@ -188,4 +196,5 @@ def make_scoring_udf(bc, column: str, kind: FeatureKind, n_in: int, handle_inval
             yield scored(col)
 
     schema = StructType([*output_fields(), StructField("error", StringType())])
-    return arrow_udf(run, schema)  # an iterator UDF, by its type hints
+    # an iterator UDF, by its type hints (pyspark's stubs leave a struct return type out of that overload)
+    return arrow_udf(run, schema)  # type: ignore[call-overload]

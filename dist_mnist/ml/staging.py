@@ -230,7 +230,8 @@ def _spark_error(e: Exception) -> Exception:
 
 def stage(df, cols: Columns, n_in: int, n_classes: int | None, seed: int, partitions: int, out: str) -> None:
     """Write the staged rows under `out`: out/train (and out/test where validation rows are flagged)."""
-    writer = staged_frame(df, cols, n_in, n_classes, seed, partitions).write.mode("errorifexists")
+    # "error" (classic's "errorifexists"): a Connect client knows only that name
+    writer = staged_frame(df, cols, n_in, n_classes, seed, partitions).write.mode("error")
     try:
         if cols.validation is None:
             writer.parquet(f"{out}/train")
@@ -292,6 +293,7 @@ def fit_dataframe(
 
     layers: the full layer sizes [n_in, hidden..., n_out] (checked against the data), or None
     for [n_in, 1000, n_classes] with n_in from the features and n_classes = the largest label + 1.
+    Works from a classic session and from a Spark Connect client alike (no JVM calls here).
     """
     from dist_mnist.driver import train
     from dist_mnist.spark.session import default_parallelism
@@ -307,29 +309,13 @@ def fit_dataframe(
         raise ValueError(
             f"featuresCol {features_col!r} has rows of {n_in} {cols.kind.unit} but layers[0] is {layers[0]}"
         )
-    base = staging_root(temp_dir, spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS"))
+    base = staging_root(temp_dir and hadoopfs.qualified(spark, temp_dir), hadoopfs.default_fs(spark))
     staged = f"{base}/dist-mnist-staging-{uuid.uuid4().hex[:12]}"
     run_parent = Path(tempfile.mkdtemp(prefix="dist-mnist-fit-"))
     try:
         # as many staged partitions as workers: the order depends on W (as the model does), not the cluster
         config = config.resolved(default_parallelism(spark))
-        stage(dataset, cols, n_in, int(layers[-1]) if layers else None, config.seed, config.workers, staged)
-        if not hadoopfs.exists(spark, f"{staged}/train"):
-            raise ValueError(
-                f"the DataFrame has no training rows"
-                f"{f' (every row has {validation_col!r} true)' if validation_col else ''}"
-            )
-        if layers:
-            n_classes = int(layers[-1])
-        else:  # the validation rows' labels count too: the model must have their classes
-            splits = [f"{staged}/{s}" for s in ("train", "test") if hadoopfs.exists(spark, f"{staged}/{s}")]
-            n_classes = classes_from_labels(label_col, *label_stats(spark, splits), n_in)
-        if n_classes < 2:
-            raise ValueError(f"labelCol {label_col!r} holds a single class (0); a classifier needs at least 2")
-        sizes = [int(s) for s in layers] if layers else [n_in, DEFAULT_HIDDEN, n_classes]
-        hadoopfs.write_bytes(
-            spark, f"{staged}/metadata.json", json.dumps({"n_in": n_in, "n_classes": n_classes}).encode()
-        )
+        sizes = stage_checked(dataset, cols, layers, n_in, config.seed, config.workers, staged)
         staging_seconds = time.perf_counter() - t0
         log(f"staged the DataFrame as {staged} in {staging_seconds:.1f}s; layers {sizes}")
         t1 = time.perf_counter()
@@ -346,3 +332,26 @@ def fit_dataframe(
     finally:
         hadoopfs.delete(spark, staged)
         shutil.rmtree(run_parent, ignore_errors=True)
+
+
+def stage_checked(
+    dataset, cols: Columns, layers: list[int] | None, n_in: int, seed: int, partitions: int, staged: str
+) -> list[int]:
+    """Stage `dataset` as a dataset at `staged` (train, maybe test, metadata.json); the layer
+    sizes to train, n_classes from `layers` or else from the staged labels."""
+    spark = dataset.sparkSession
+    stage(dataset, cols, n_in, int(layers[-1]) if layers else None, seed, partitions, staged)
+    if not hadoopfs.exists(spark, f"{staged}/train"):
+        raise ValueError(
+            f"the DataFrame has no training rows"
+            f"{f' (every row has {cols.validation!r} true)' if cols.validation else ''}"
+        )
+    if layers:
+        n_classes = int(layers[-1])
+    else:  # the validation rows' labels count too: the model must have their classes
+        splits = [f"{staged}/{s}" for s in ("train", "test") if hadoopfs.exists(spark, f"{staged}/{s}")]
+        n_classes = classes_from_labels(cols.label, *label_stats(spark, splits), n_in)
+    if n_classes < 2:
+        raise ValueError(f"labelCol {cols.label!r} holds a single class (0); a classifier needs at least 2")
+    hadoopfs.write_bytes(spark, f"{staged}/metadata.json", json.dumps({"n_in": n_in, "n_classes": n_classes}).encode())
+    return [int(s) for s in layers] if layers else [n_in, DEFAULT_HIDDEN, n_classes]

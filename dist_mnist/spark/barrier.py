@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from dist_mnist.channel import NO_CURVE, Endpoint, RoundServer, serve_rounds
+from dist_mnist.channel_chain import PeerLinks
 from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
 from dist_mnist.spark.cluster import Cluster
 from dist_mnist.spark.shard_cache import drop_shards, get_shard, release_shard, resident_bytes
@@ -90,9 +91,15 @@ def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
             r = compute_round(plan, w, rows("train"), lambda: rows("test"), flat, spec)
             return RoundResult(r.sums, r.loss, r.n, r.seconds, resident_bytes() if spec.evaluate else 0, r.confusion)
 
+        links = None
         try:
-            serve_rounds(endpoint, hello, compute)
+            if plan.config.reduce == "chain":  # the links to the neighbours, their addresses swapped by allGather
+                host = hello["host"].rsplit(":", 1)[0]
+                links = PeerLinks(endpoint, w, plan.workers, host, ctx.allGather)
+            serve_rounds(endpoint, hello, compute, links.deliver if links else None)
         finally:  # the run's shard files go with the task (the arrays stay mapped until it ends)
+            if links is not None:
+                links.close()
             for split in held:
                 release_shard(*plan.reader_args(getattr(plan, split)[w]), scope=plan.scope)
         yield pa.RecordBatch.from_pydict({"w": pa.array([w], pa.int32())})
@@ -223,21 +230,24 @@ class BarrierTransport(Closing):
                 self.server.send(w, flat, spec)
             except zmq.ZMQError as e:
                 raise WorkerLost(f"worker {w} (on {self.hosts.get(w, '?')}) is not connected {when} ({e})") from None
+        # chain: worker W-1 sends the sum of all; else every worker its own, combined here in worker order
+        order = [self.plan.workers - 1] if self.plan.config.reduce == "chain" else list(range(self.plan.workers))
         results: dict[int, RoundResult] = {}
         deadline = time.monotonic() + self.timeout
         total, nxt = Combiner(), 0
-        while nxt < self.plan.workers:
-            missing = sorted(set(range(nxt, self.plan.workers)) - set(results))
-            kind, _gen, w, info = self._next_event(
-                deadline, f"worker(s) {missing} timed out after {self.timeout:g} s {when}"
+        while nxt < len(order):
+            missing = sorted(set(order[nxt:]) - set(results))
+            late = (
+                f"the chain's sum (worker {order[0]}'s)" if len(order) < self.plan.workers else f"worker(s) {missing}"
             )
+            kind, _gen, w, info = self._next_event(deadline, f"{late} timed out after {self.timeout:g} s {when}")
             if kind == "error":  # our own error on the worker (bad data): a user error, not a fault
                 raise WorkerError(info["type"], info["error"]).exception()
             if kind != "result":
                 raise WorkerLost(self._describe(kind, w, info, when))
             results[w] = info
-            while nxt in results:  # combine strictly in worker order, as results arrive
-                total.add(results.pop(nxt))
+            while nxt < len(order) and order[nxt] in results:  # combine strictly in worker order, as results arrive
+                total.add(results.pop(order[nxt]))
                 nxt += 1
         return total.result()
 

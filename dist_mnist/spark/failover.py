@@ -63,7 +63,11 @@ class FailoverTransport:
         self.relaunches = 0
         self.barrier = BarrierTransport(cluster, plan, plan.config.round_timeout, plan.config.transport_port, log)
         self.current: Transport = self.barrier
-        log(f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}")
+        chain = plan.config.reduce == "chain" and plan.workers > 1
+        log(
+            f"transport: persistent barrier stage of {plan.workers} tasks, rounds over ZeroMQ {self.barrier.channel}"
+            + ("; the workers add their sums along a chain" if chain else "")
+        )
 
     @property
     def name(self) -> str:

@@ -1,18 +1,63 @@
-"""Files through Hadoop's FileSystem layer in the driver's JVM, so hdfs://, s3a:// and local
-paths behave alike: existence, whole-file bytes in and out, rename and recursive delete.
+"""Small files for a session: existence, whole-file bytes in and out, rename and recursive delete.
 
-The bytes cross Py4J whole, which suits small files (models of a few MB), not datasets.
+A classic session goes through Hadoop's FileSystem layer in the driver's JVM, so hdfs://,
+s3a:// and local paths behave alike; the bytes cross Py4J whole, which suits small files
+(models of a few MB), not datasets. A Spark Connect client has no JVM: it goes through
+pyarrow.fs from this process (local paths, file://, hdfs:// with libhdfs, s3://), so the path
+must name storage that this client and the server's cluster both see (an absolute local path
+on one host, a shared mount, HDFS, an object store).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any
+
+import pyarrow.fs as pafs
+
+
+def _connect(spark) -> bool:
+    from dist_mnist.spark.session import is_connect
+
+    return is_connect(spark)
+
+
+def qualified(spark, path: str) -> str:
+    """`path` as a Connect client passes it on: a local path made absolute (the server would
+    resolve a relative one against its own working directory); other paths, and any path of a
+    classic session, as they are."""
+    if not _connect(spark) or "://" in path or path.startswith("file:"):
+        return path
+    return os.path.abspath(path)
+
+
+def arrow_filesystem(path: str) -> tuple[Any, str]:
+    """(pyarrow FileSystem, the path within it) for a local path or a URI."""
+    if "://" not in path and not path.startswith("file:"):
+        return pafs.LocalFileSystem(), os.path.abspath(path)
+    if path.startswith("file:") and not path.startswith("file://"):
+        path = "file://" + path[len("file:") :]  # Hadoop's file:/x
+    return pafs.FileSystem.from_uri(path)
+
+
+def _info(path: str):
+    fs, p = arrow_filesystem(path)
+    return fs, p, fs.get_file_info(p)
+
+
+def default_fs(spark) -> str | None:
+    """Hadoop's fs.defaultFS: the driver JVM's Hadoop configuration (classic), or what the
+    server's configuration says of spark.hadoop.fs.defaultFS (Connect; None when unset)."""
+    if _connect(spark):
+        return spark.conf.get("spark.hadoop.fs.defaultFS", None)
+    return spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS")
 
 
 def filesystem(spark, path: str):
-    """(Hadoop FileSystem, Hadoop Path) for `path` under the session's Hadoop configuration."""
+    """(Hadoop FileSystem, Hadoop Path) for `path` under the session's Hadoop configuration (classic)."""
     sc = spark.sparkContext
     jpath = sc._jvm.org.apache.hadoop.fs.Path(path)
     return jpath.getFileSystem(sc._jsc.hadoopConfiguration()), jpath
@@ -20,12 +65,22 @@ def filesystem(spark, path: str):
 
 def exists(spark, path: str) -> bool:
     """Whether a file or directory exists at `path`."""
+    if _connect(spark):
+        return _info(path)[2].type != pafs.FileType.NotFound
     fs, jpath = filesystem(spark, path)
     return bool(fs.exists(jpath))
 
 
 def write_bytes(spark, path: str, data: bytes) -> None:
     """Create the file `path` (refusing an existing one) holding `data`."""
+    if _connect(spark):
+        fs, p, info = _info(path)
+        if info.type != pafs.FileType.NotFound:
+            raise FileExistsError(f"{path}: already exists")
+        fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(p) as out:
+            out.write(data)
+        return
     fs, jpath = filesystem(spark, path)
     stream = fs.create(jpath, False)
     try:
@@ -36,14 +91,20 @@ def write_bytes(spark, path: str, data: bytes) -> None:
 
 def read_bytes(spark, path: str) -> bytes:
     """The whole content of the file `path`; FileNotFoundError names it when it is missing,
-    ValueError when its Hadoop checksum (.crc) does not match."""
+    ValueError when its Hadoop checksum (.crc) does not match (classic)."""
+    if _connect(spark):
+        fs, p, info = _info(path)
+        if info.type != pafs.FileType.File:
+            raise FileNotFoundError(f"{path}: no such file")
+        with fs.open_input_stream(p) as stream:
+            return bytes(stream.read())
     fs, jpath = filesystem(spark, path)
     if not fs.isFile(jpath):
         raise FileNotFoundError(f"{path}: no such file")
     stream = fs.open(jpath)
     try:
         return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-    except Exception as e:  # noqa: BLE001 - py4j's Py4JJavaError: only a checksum error is the user's
+    except Exception as e:  # py4j's Py4JJavaError: only a checksum error is the user's
         if java_class(e) == "org.apache.hadoop.fs.ChecksumException":
             raise ValueError(
                 f"{path}: checksum mismatch (the file was changed after it was saved; "
@@ -62,12 +123,22 @@ def java_class(e: BaseException) -> str | None:
 
 def list_names(spark, path: str) -> list[str]:
     """The names of the entries of the directory `path`, sorted."""
+    if _connect(spark):
+        fs, p = arrow_filesystem(path)
+        return sorted(entry.base_name for entry in fs.get_file_info(pafs.FileSelector(p)))
     fs, jpath = filesystem(spark, path)
     return sorted(str(status.getPath().getName()) for status in fs.listStatus(jpath))
 
 
 def delete(spark, path: str) -> None:
     """Remove `path` and everything under it, if it exists."""
+    if _connect(spark):
+        fs, p, info = _info(path)
+        if info.type == pafs.FileType.Directory:
+            fs.delete_dir(p)
+        elif info.type != pafs.FileType.NotFound:
+            fs.delete_file(p)
+        return
     fs, jpath = filesystem(spark, path)
     if fs.exists(jpath):
         fs.delete(jpath, True)
@@ -75,6 +146,16 @@ def delete(spark, path: str) -> None:
 
 def rename(spark, src: str, dst: str) -> None:
     """Move `src` to `dst` (which must not exist); RuntimeError when the filesystem refuses."""
+    if _connect(spark):
+        fs, p_src = arrow_filesystem(src)
+        p_dst = arrow_filesystem(dst)[1]
+        if fs.get_file_info(p_dst).type != pafs.FileType.NotFound:
+            raise RuntimeError(f"{dst}: could not rename {src} to it (it exists)")
+        try:
+            fs.move(p_src, p_dst)
+        except OSError as e:
+            raise RuntimeError(f"{dst}: could not rename {src} to it ({e})") from None
+        return
     fs, jsrc = filesystem(spark, src)
     if not fs.rename(jsrc, filesystem(spark, dst)[1]):
         raise RuntimeError(f"{dst}: could not rename {src} to it")

@@ -4,7 +4,8 @@ The dataset has our layout's features (FeatureKind): a binary `image` column (n_
 row, divided by 255) or an array<float|double> `features` column (n_in values a row, as given).
 
 The forward pass runs on the executors, vectorised per Arrow batch (`mapInArrow`); the
-parameters ship once per task in a broadcast. It is transform's (dist_mnist.ml.scoring): the
+parameters ship once per task in a broadcast (classic) or in the function's closure (Spark
+Connect, which has no broadcast). It is transform's (dist_mnist.ml.scoring): the
 output keeps every input column and adds the same columns with the same names, `prediction`
 (double), `probability` and `rawPrediction` (array<float>, one entry per class), as arrays
 rather than transform's Vectors (Parquet for any reader). It is written to
@@ -15,19 +16,24 @@ is never replaced unless asked.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from dist_mnist.artifacts import load_model, model_files
 from dist_mnist.data.parquet import inputs_of, local_path
 from dist_mnist.features import FeatureKind
-from dist_mnist.ml.scoring import FIELDS, arrow_columns, joined, output_fields, scores_of
+from dist_mnist.ml.scoring import FIELDS, Shipped, arrow_columns, joined, output_fields, scores_of
 from dist_mnist.nn.model import layer_sizes_of
 from dist_mnist.paths import refuse_overlap
 from dist_mnist.spark import hadoopfs
 from dist_mnist.spark.dataset import read_footers
-from dist_mnist.worker_errors import USER_ERROR_TYPES, FirstError, WorkerError
+from dist_mnist.spark.session import is_connect
+from dist_mnist.worker_errors import USER_ERROR_TYPES, USER_ERRORS, FirstError, WorkerError
 
 FILE, ROW = "_dist_mnist_file", "_dist_mnist_row"  # each input row's file and row, dropped from the output
+# a user error raised in a task, as the Python traceback in a failed job's message shows it
+_TASK_ERROR = re.compile(r"^(?:\w+\.)*(ValueError|FileNotFoundError): (.+)$", re.MULTILINE)
 
 
 def file_runs(batch) -> list[tuple[str, int, int, int]]:
@@ -69,7 +75,8 @@ def make_batch_fn(bc, kind: FeatureKind, n_in: int, errors):
 
     Bad input (say a 783-byte image) is not raised: it goes to the `errors` accumulator, the
     task scores nothing more and ends well, so Spark neither logs a trace nor retries; the
-    driver raises it once the job is over.
+    driver raises it once the job is over. With `errors` None (Spark Connect: no accumulators)
+    the task raises it, its message naming the file and row, and the job fails with it.
     """
 
     def run(batches):
@@ -83,6 +90,8 @@ def make_batch_fn(bc, kind: FeatureKind, n_in: int, errors):
             try:
                 scores = joined([scores_of(bc.value, x) for x, _, _ in located_inputs(batch, kind, n_in)], C)
             except USER_ERROR_TYPES as e:
+                if errors is None:
+                    raise
                 errors.add(WorkerError.of(e))
                 failed = True
                 continue
@@ -124,20 +133,22 @@ def input_kind(schema, data: str, n_in: int) -> FeatureKind:
     )
 
 
-def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
-    """Score the Parquet dataset `data` with RUN's model into Parquet at `out`; the rows written."""
+def task_error(e: Exception) -> Exception:
+    """The user error (ValueError, FileNotFoundError) a task raised, as the driver raises it: the
+    last one the failed job's message shows; else `e` itself."""
+    found = _TASK_ERROR.findall(str(e))
+    return USER_ERRORS[found[-1][0]](found[-1][1].strip()) if found else e
+
+
+def _input_frame(spark, data: str, n_in: int):
+    """(the dataset with each row's file and row index, its FeatureKind, the output schema)."""
     from pyspark.sql.types import StructType
 
-    params, _ = load_model(run_dir)
-    refuse_overlap(out, "--out", {"--data": data, **model_files(run_dir)})
-    if hadoopfs.exists(spark, out) and not overwrite:  # before reading anything
-        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     check_input(data)
     try:
         df = spark.read.parquet(data)
     except Exception as e:  # noqa: BLE001 - Spark's AnalysisException names the path
         raise ValueError(f"{data}: cannot be read as Parquet ({str(e).splitlines()[0]})") from None
-    n_in = layer_sizes_of(params)[0]
     kind = input_kind(df.schema, data, n_in)
     clash = [c for c in FIELDS if c in df.columns]
     if clash:
@@ -145,6 +156,26 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     schema = StructType([*df.schema.fields, *output_fields(nullable=False)])  # every row is scored
     meta = df.metadataColumn("_metadata")  # Spark's hidden per-row file and row index (Parquet)
     located = df.select("*", meta.getField("file_path").alias(FILE), meta.getField("row_index").alias(ROW))
+    return located, kind, schema
+
+
+def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
+    """Score the Parquet dataset `data` with RUN's model into Parquet at `out`; the rows written.
+    `spark`: a classic session or a Spark Connect one (whose paths this client must see too)."""
+    params, _ = load_model(run_dir)
+    data, out = hadoopfs.qualified(spark, data), hadoopfs.qualified(spark, out)
+    refuse_overlap(out, "--out", {"--data": data, **model_files(run_dir)})
+    if hadoopfs.exists(spark, out) and not overwrite:  # before reading anything
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    n_in = layer_sizes_of(params)[0]
+    located, kind, schema = _input_frame(spark, data, n_in)
+    if is_connect(spark):  # no broadcast, no accumulator: the parameters in the closure, errors raised
+        with hadoopfs.replacing(spark, out, overwrite) as tmp:
+            try:
+                located.mapInArrow(make_batch_fn(Shipped(params), kind, n_in, None), schema).write.parquet(tmp)
+            except Exception as e:  # noqa: BLE001 - the job's failure carries the task's user error
+                raise task_error(e) from None
+            return spark.read.parquet(tmp).count()
     bc = spark.sparkContext.broadcast(params)
     errors = spark.sparkContext.accumulator(None, FirstError())
     try:

@@ -73,20 +73,23 @@ class ComposeCluster:
 
     def __init__(self, project: str, secret: str, mnist_dir: Path, logs: Path):
         self.project, self.secret, self.logs = project, secret, logs
-        ports = free_ports(6)
+        ports = free_ports(7)
         self.master_port, self.master_ui_port = ports[0], ports[1]
         self.worker_ui_ports = {"spark-worker-1": ports[3], "spark-worker-2": ports[5]}
+        self.connect_port = ports[6]
         self.env = clean_env(
             SPARK_VERSION=SPARK_VERSION, SPARK_AUTH_SECRET=secret, MNIST_DIR=str(mnist_dir),
             MASTER_PORT=str(ports[0]), MASTER_UI_PORT=str(ports[1]),
             WORKER_1_PORT=str(ports[2]), WORKER_1_UI_PORT=str(ports[3]),
             WORKER_2_PORT=str(ports[4]), WORKER_2_UI_PORT=str(ports[5]),
+            CONNECT_PORT=str(ports[6]),
         )
         self._runs = 0
 
     def compose(self, *args: str) -> list[str]:
-        """The docker-compose argv for this project."""
-        argv = ["docker-compose", "--ansi", "never", "-p", self.project]
+        """The docker-compose argv for this project; the `connect` profile on, so that every command sees
+        that service (it starts only when named, as every service here)."""
+        argv = ["docker-compose", "--ansi", "never", "-p", self.project, "--profile", "connect"]
         for path in COMPOSE_FILES:
             argv += ["-f", str(path)]
         return [*argv, *args]
@@ -158,6 +161,41 @@ class ComposeCluster:
         log = self.logs / f"submit-{self._runs}-{run_dir}.log"
         return Driver(self.compose("run", *options, "submit"), log, env={**self.env, **env}, cwd=REPO)
 
+    def connect_up(self, timeout: float = 240.0) -> float:
+        """Start the `connect` service (a Spark Connect server on this cluster); seconds until healthy.
+
+        Like a submit it takes both workers' cores (spark.cores.max=2) and waits for them; it keeps
+        them until connect_down, so no submit runs meanwhile.
+        """
+        start = time.monotonic()
+        env = {**self.env, "CONNECT_ARGS": "--conf spark.cores.max=2 --conf spark.scheduler.minRegisteredResourcesRatio=1.0 "
+                                           "--conf spark.ui.enabled=false"}
+        run(self.compose("up", "-d", "--no-build", "connect"), timeout=timeout, env=env)
+        while (state := self.inspect("connect").get("State", {})).get("Health", {}).get("Status") != "healthy":
+            if time.monotonic() > start + timeout or not state.get("Running"):
+                raise RuntimeError(f"the connect service did not become healthy: {state.get('Health')}\n"
+                                   f"{self.logs_tail(service='connect', lines=60)}")
+            time.sleep(1)
+        return time.monotonic() - start
+
+    def connect_down(self) -> None:
+        """Stop and remove the `connect` service's container: the cluster's cores are free again."""
+        run(self.compose("rm", "-s", "-f", "connect"), timeout=120, env=self.env)
+
+    def connect_client(self, run_dir: str, train_args: list[str]) -> Driver:
+        """`dist-mnist train --remote sc://127.0.0.1:CONNECT_PORT` in a container of the project image
+        (host networking, the submit service's volumes), training into /runs/RUN_DIR; in the background.
+
+        The client runs in the image rather than on the host so that its pyspark is the server's release.
+        """
+        self._runs += 1
+        options = ["--rm", "-T", "--no-deps", "--name", f"{self.project}_client_{self._runs}",
+                   "-e", "SPARK_AUTH_SECRET=", "--entrypoint", "dist-mnist"]
+        argv = ["train", "--remote", f"sc://{LOOPBACK}:{self.connect_port}", "--data", "/data/mnist",
+                "--out", f"/runs/{run_dir}", "--overwrite", *train_args]
+        log = self.logs / f"client-{self._runs}-{run_dir}.log"
+        return Driver(self.compose("run", *options, "submit", *argv), log, env=self.env, cwd=REPO)
+
     def fetch_run(self, run_dir: str, dest: Path) -> Path:
         """Copy /runs/RUN_DIR out of the runs volume into dest; the local copy."""
         volume = f"{self.project}_mnist-runs"
@@ -187,9 +225,10 @@ class ComposeCluster:
             found[kind] = run([*argv, "--filter", label], timeout=60).stdout.split()
         return found
 
-    def logs_tail(self, lines: int = 30) -> str:
-        """The daemons' last log lines, for failure messages."""
+    def logs_tail(self, lines: int = 30, service: str | None = None) -> str:
+        """The daemons' (or one service's) last log lines, for failure messages."""
+        services = [service] if service else list(DAEMONS)
         try:
-            return run(self.compose("logs", "--tail", str(lines), *DAEMONS), timeout=60, env=self.env).stdout
+            return run(self.compose("logs", "--tail", str(lines), *services), timeout=60, env=self.env).stdout
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             return f"(no logs: {e})"

@@ -1,6 +1,7 @@
 """The docker-compose mini-cluster, run for real: it boots from the project image, the submit
-service ingests MNIST and trains on it like local[2], a killed worker container does not change
-the model, a submit without the secret is refused, and `down -v` leaves nothing behind.
+service ingests MNIST and trains on it like local[2], a Spark Connect client trains the same
+model through the connect service, a killed worker container does not change the model, a
+submit without the secret is refused, and `down -v` leaves nothing behind.
 
 The tests share one cluster and run in file order; the last one takes it down.
 """
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from ..cluster.processes import Driver
-from ..cluster.test_cluster_train import assert_run_written, assert_same_model, load_model
+from ..cluster.test_cluster_train import assert_run_written, assert_same_model, final_accuracy, load_model
 from .compose import DAEMONS, FIGURES, ComposeCluster
 
 pytestmark = pytest.mark.compose
@@ -57,6 +58,24 @@ def local_model(compose_session: ComposeCluster, tmp_path_factory) -> Callable[[
     return model
 
 
+@pytest.fixture(scope="module")
+def cluster_run(compose_session: ComposeCluster, tmp_path_factory) -> Callable[[], dict]:
+    """LONG trained on the cluster by the submit service, computed on first use: its driver, the
+    applications the master saw appear, and RUN copied out. The first submit: it ingests MNIST."""
+    cache: dict = {}
+
+    def run() -> dict:
+        if not cache:
+            apps = compose_session.app_ids()
+            driver = compose_session.submit("cluster", LONG)
+            finished(driver)
+            cache.update(driver=driver, new_apps=compose_session.app_ids() - apps,
+                         run_dir=compose_session.fetch_run("cluster", tmp_path_factory.mktemp("cluster")))
+        return cache
+
+    return run
+
+
 def test_cluster_comes_up_from_the_project_image(compose_cluster: ComposeCluster, compose_image: str):
     status = compose_cluster.status()
     assert status["status"] == "ALIVE"
@@ -68,17 +87,42 @@ def test_cluster_comes_up_from_the_project_image(compose_cluster: ComposeCluster
     assert compose_cluster.leftovers()["networks"] == [], "the compose project created a network"
 
 
-def test_submit_trains_on_the_cluster_like_local(compose_cluster: ComposeCluster, local_model, tmp_path: Path):
-    apps = compose_cluster.app_ids()
-    driver = compose_cluster.submit("cluster", LONG)
-    finished(driver)
+def test_submit_trains_on_the_cluster_like_local(compose_cluster: ComposeCluster, cluster_run, local_model):
+    done = cluster_run()
+    driver = done["driver"]
     assert "ingested" in driver.output, "the first submit did not ingest MNIST into the data volume"
-    assert compose_cluster.app_ids() - apps, f"the master never saw the application:\n{driver.tail(10)}"
-    run_dir = compose_cluster.fetch_run("cluster", tmp_path)
-    assert_run_written(run_dir)
-    model = load_model(run_dir)
+    assert done["new_apps"], f"the master never saw the application:\n{driver.tail(10)}"
+    assert_run_written(done["run_dir"])
+    model = load_model(done["run_dir"])
     FIGURES["cluster model vs local[2] (max |difference|)"] = f"{max_difference(model, local_model()):.3g}"
     assert_same_model(model, local_model())
+
+
+def test_a_connect_client_trains_the_classic_model_through_the_connect_service(compose_cluster: ComposeCluster,
+                                                                               cluster_run, tmp_path: Path):
+    classic = load_model(cluster_run()["run_dir"])  # also ingests MNIST when this test runs alone
+    FIGURES["connect service start (until its gRPC port answers)"] = f"{compose_cluster.connect_up():.0f} s"
+    try:
+        server_apps = [app for app in compose_cluster.status()["activeapps"] if app["name"] == "dist-mnist-connect"]
+        assert len(server_apps) == 1, f"the master does not run the Connect server: {compose_cluster.status()['activeapps']}"
+        client = compose_cluster.connect_client("connect", [*LONG, "--set", "workers=2"])
+        finished(client)
+    finally:
+        compose_cluster.connect_down()
+    said = [line for line in client.lines if line.startswith("transport:")]
+    # Everything is on the host's network: the executors reach the client's channel, no fallback.
+    assert len(said) == 1 and re.fullmatch(r"transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ "
+                                           r"\(CURVE-encrypted[^)]*\) at tcp://127\.0\.0\.1:\d+", said[0]), said
+    run_dir = compose_cluster.fetch_run("connect", tmp_path)
+    assert_run_written(run_dir)
+    model = load_model(run_dir)
+    FIGURES["Connect client model vs classic cluster (max |difference|)"] = f"{max_difference(model, classic):.3g}"
+    assert sorted(model) == sorted(classic)
+    for name in classic:
+        np.testing.assert_array_equal(model[name], classic[name], err_msg=name)
+    accuracy = final_accuracy(run_dir)
+    FIGURES["Connect client run: test accuracy"] = f"{accuracy:.4f}"
+    assert accuracy == final_accuracy(cluster_run()["run_dir"])
 
 
 def test_training_survives_a_killed_worker_container(compose_cluster: ComposeCluster, local_model,

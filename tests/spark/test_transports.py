@@ -64,6 +64,24 @@ def test_every_transport_gives_the_same_model_bit_for_bit(spark, datasets, tmp_p
     assert_identical(models["inprocess"], models["jobs"])
 
 
+@pytest.mark.parametrize("config", [SYNC, AVERAGE], ids=["sync", "average"])
+def test_reducing_along_a_chain_gives_the_same_model_bit_for_bit(spark, datasets, tmp_path, monkeypatch, config):
+    flat, _ = _train(spark, config, datasets[2], tmp_path / "driver", transport="barrier")
+    for kind in ("ipc", "tcp"):
+        if kind == "tcp":  # the chain's links a cluster runs: CURVE, only the predecessor's key admitted
+            monkeypatch.setattr(barrier, "channel_kind", lambda sc: "tcp")
+        model, lines = _train(spark, config, datasets[2], tmp_path / kind, transport="barrier", reduce="chain")
+        monkeypatch.undo()
+        line = [line for line in lines if line.startswith("transport:")]
+        assert line[0].startswith("transport: persistent barrier stage of 2 tasks") and line[0].endswith(
+            "; the workers add their sums along a chain"), line
+        # one transport line: no relaunch, no fallback
+        assert len(line) == 1 and not any(line.startswith("channel:") for line in lines), lines
+        rounds = json.loads((tmp_path / kind / "metrics.json").read_text())["rounds"]
+        assert (rounds["dropped_messages"], rounds["refused_connections"]) == ({}, {})
+        assert_identical(model, flat)
+
+
 def test_too_few_slots_fall_back_to_spark_jobs_with_one_line(spark, datasets, tmp_path):
     model, lines = _train(spark, SYNC, datasets[4], tmp_path / "auto", workers=3, max_rounds=6)
     assert [line for line in lines if line.startswith("transport:")] == [
@@ -180,15 +198,15 @@ def test_a_barrier_stage_that_cannot_start_leaves_no_socket_behind(spark, datase
     assert servers and servers[0].sock.closed and not os.path.exists(servers[0].dir)
 
 
-def _sabotage_at_round(monkeypatch, at: int, sig: int, stopped: list[int]):
-    """Send `sig` to worker 1's process just before the barrier transport's round `at` (first generation)."""
+def _sabotage_at_round(monkeypatch, at: int, sig: int, stopped: list[int], worker: int = 1):
+    """Send `sig` to the worker's process just before the barrier transport's round `at` (first generation)."""
     real, count = BarrierTransport.run_round, [0]
 
     def run_round(self, flat, spec):
         count[0] += 1
         if count[0] == at and self.generation == 1:
-            stopped.append(self.pids[1])
-            os.kill(self.pids[1], sig)
+            stopped.append(self.pids[worker])
+            os.kill(self.pids[worker], sig)
         return real(self, flat, spec)
 
     monkeypatch.setattr(BarrierTransport, "run_round", run_round)
@@ -214,5 +232,30 @@ def test_a_lost_or_hung_worker_costs_one_round_and_not_the_model(spark, datasets
         assert "worker(s) [1] timed out after 5 s in epoch 1 round 5" in lost[0]
     else:  # Spark fails the stage or restarts the task: either is seen within the round
         assert "in epoch 1 round 5" in lost[0] and ("worker 1 " in lost[0] or "barrier stage failed" in lost[0])
+    assert any("barrier stage relaunched (generation 2)" in line for line in lines), lines
+    assert_identical(model, expected)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_a_lost_link_of_the_chain_costs_one_round_and_not_the_model(spark, datasets, tmp_path, monkeypatch, sig):
+    expected, _ = _train(spark, SYNC, datasets[2], tmp_path / "jobs", transport="jobs")
+    stopped: list[int] = []
+    _sabotage_at_round(monkeypatch, 5, sig, stopped, worker=0)  # worker 0 sends to worker 1, not to the driver
+    try:
+        model, lines = _train(spark, SYNC, datasets[2], tmp_path / "chain", transport="barrier", reduce="chain",
+                              round_timeout=5.0)
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert stopped, "the sabotage never ran"
+    lost = [line for line in lines if "redoing the round" in line]
+    assert len(lost) == 1, lines
+    if sig == signal.SIGSTOP:  # worker 1 waits for worker 0's sums: the driver's round times out
+        assert "the chain's sum (worker 1's) timed out after 5 s in epoch 1 round 5" in lost[0]
+    else:
+        assert "in epoch 1 round 5" in lost[0] and ("worker 0 " in lost[0] or "barrier stage failed" in lost[0])
     assert any("barrier stage relaunched (generation 2)" in line for line in lines), lines
     assert_identical(model, expected)

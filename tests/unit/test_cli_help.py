@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dist_mnist import cli
+from dist_mnist import cli, cli_parser
 
 COMMANDS = ["download", "ingest", "train", "evaluate", "predict", "report", "export"]
 
@@ -26,7 +26,7 @@ def test_help_shows_examples_and_exit_codes(command, capsys):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_example_parses(command):
-    for line in cli.EXAMPLES[command]:
+    for line in cli_parser.EXAMPLES[command]:
         argv = shlex.split(line)
         if argv[0] == "spark-submit":  # spark-submit [options] jobs/<command>.py flags...
             job = next(i for i, a in enumerate(argv) if a.endswith(f"jobs/{command}.py"))
@@ -34,7 +34,7 @@ def test_every_example_parses(command):
         else:
             assert argv[:2] == ["dist-mnist", command]
             argv = argv[1:]
-        assert cli._parser().parse_args(argv).command == command
+        assert cli_parser.parser().parse_args(argv).command == command
 
 
 def test_top_level_help_points_to_the_commands(capsys):

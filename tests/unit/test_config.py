@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dist_mnist.config import TrainConfig, config_from_dict, differing_keys, load_config, parse_set
+from dist_mnist.config import RUN_SETTINGS, TrainConfig, config_from_dict, differing_keys, load_config, parse_set
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -147,7 +147,7 @@ def test_two_layer_net_is_allowed():
 
 @pytest.mark.parametrize("item, key", [("mode=async", "mode"), ("updater=adam", "updater"),
                                        ("outer_updater=adam", "outer_updater"), ("activation=tanh", "activation"),
-                                       ("weight_init=relu", "weight_init")])
+                                       ("weight_init=relu", "weight_init"), ("reduce=tree", "reduce")])
 def test_unknown_choices(item, key):
     with pytest.raises(ValueError) as info:
         load_config(None, [item])
@@ -196,3 +196,8 @@ def test_beyond_32_workers_an_epoch_has_w_over_32_rounds(workers, worker_steps, 
     assert local_steps_per_round(TrainConfig(workers=workers), worker_steps) == k
     assert local_steps_per_round(TrainConfig(workers=workers, averaging_frequency=2), worker_steps) == min(k, 2)
     assert local_steps_per_round(TrainConfig(workers=workers, lr_scaling="none"), worker_steps) == 235
+
+
+def test_the_reduce_is_a_run_setting():
+    assert load_config(None, ["reduce=chain"]).reduce == "chain"
+    assert "reduce" in RUN_SETTINGS  # it changes how sums travel, never the model: a resumed run may change it

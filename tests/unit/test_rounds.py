@@ -216,4 +216,4 @@ def test_a_plan_on_mnist_runs_the_rounds_the_many_worker_rule_gives(workers, rou
     config = TrainConfig(workers=workers, layer_sizes=(784, 8, 10))
     shards = tuple(Shard(lo, hi - lo, (Segment("train.parquet", lo, hi),)) for lo, hi in worker_ranges(60_000, workers))
     plan = Plan(config, shards, shards, layout_of(init_params([784, 8, 10], 0)))
-    assert (plan.rounds_per_epoch, plan.local_steps) == (rounds, k)
+    assert (plan.rounds_per_epoch, plan.steps_per_round) == (rounds, k)
