@@ -1,4 +1,4 @@
-"""The persistent transport's round: calibrated on loopback, predicted for 8 to 64 workers.
+"""The persistent transport's round: calibrated on loopback, predicted for 8 to 128 workers.
 
 Measures the bare barrier round (benchmarks/rounds.py: send S bytes to each of W workers,
 S bytes back from each, combine in worker order) for W = 1, 2, 4 (`local[W]`) and
