@@ -3,8 +3,8 @@
 In process (transport "inprocess": the round functions every transport runs, one worker after
 another, no JVM) on the real MNIST. docs/scaling.md has the rule that makes it so and the
 study behind it (benchmarks/workers.py); this checks the rule end to end (97.41% on the
-machine of the study). 41-72 s on one core of this machine (41 s idle, 72 s under load) (the 64 workers run one after another: an epoch
-is still one pass over the data), 0.85 GB peak RSS.
+machine of the study). 41 s on one core of this machine when quiet, 72 s under load (the 64
+workers run one after another: an epoch is still one pass over the data); 0.85 GB peak RSS.
 """
 
 from __future__ import annotations
