@@ -397,6 +397,25 @@ def connect_block(c: dict) -> str:
     return "\n".join(lines)
 
 
+PROFILE_SHARES = ("GEMM", "gradients, other than GEMM", "update", "batching", "evaluation", "data loading",
+                  "transport", "imports", "Spark start", "other")
+
+
+def profiles_block(p: dict) -> str:
+    """Each profile's shares of samples by category, executors and driver apart."""
+    head = " | ".join(PROFILE_SHARES)
+    lines = [f"Measured {p['date']} with `{p['command']}` ({p['epochs']} epochs, W = 2 on local[2]; py-spy at 100 Hz "
+             f"samples running code only, so a process waiting does not show; load {load_text(p['loadavg_before'])} "
+             f"before, {load_text(p['loadavg_after'])} after). Shares of each side's samples:", "",
+             f"| run | update | side | samples | {head} | wall s |", "|---|---|---|---:|" + "---:|" * (len(PROFILE_SHARES) + 1)]
+    for r in p["profiles"]:
+        for side in ("executors", "driver"):
+            s = r["shares"][side]
+            cells = " | ".join(f"{100 * s.get(k, 0.0):.0f}%" for k in PROFILE_SHARES)
+            lines.append(f"| {r['run']} | {r['update']} | {side} | {s['samples']:,} | {cells} | {r['process_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
 def plot_workers(w: dict, scale: dict | None) -> None:
     import matplotlib
 
@@ -471,6 +490,9 @@ def main() -> None:
     connect = load("connect.json")
     if connect:
         targets["README.md"].append(("connect", connect_block(connect)))
+    profiles = load("profiles.json")
+    if profiles:
+        targets["README.md"].append(("profiles", profiles_block(profiles)))
     for rel, blocks in targets.items():
         for name, body in blocks:
             replace_block(REPO / rel, name, body)
