@@ -404,8 +404,9 @@ PROFILE_SHARES = ("GEMM", "gradients, other than GEMM", "update", "batching", "e
 def profiles_block(p: dict) -> str:
     """Each profile's shares of samples by category, executors and driver apart."""
     head = " | ".join(PROFILE_SHARES)
-    lines = [f"Measured {p['date']} with `{p['command']}` ({p['epochs']} epochs, W = 2 on local[2]; py-spy at 100 Hz "
-             f"samples running code only, so a process waiting does not show; load {load_text(p['loadavg_before'])} "
+    lines = [f"Measured {p['date']} with `{p['command']}` ({p['epochs']} epochs, W = 2 on local[2]; py-spy at 100 Hz with "
+             f"native frames, where a thread blocked in a system call, such as the driver waiting for a round's "
+             f"answer in the transport, can count as running; load {load_text(p['loadavg_before'])} "
              f"before, {load_text(p['loadavg_after'])} after). Shares of each side's samples:", "",
              f"| run | update | side | samples | {head} | wall s |", "|---|---|---|---:|" + "---:|" * (len(PROFILE_SHARES) + 1)]
     for r in p["profiles"]:
