@@ -85,6 +85,16 @@ def speed_block(s: dict) -> str:
             ratio = f"{p['ratio']:.2f}x" if "ratio" in p else "-"
             lines.append(f"| {name} | {p['pair']} | {load_text(t['loadavg_before'])} | {ts} | "
                          f"{load_text(d['loadavg_before'])} | {ds} | {acc} | {ratio} | {rounds} | {per_round} |")
+    verdicts = []
+    for name, x in s["systems"].items():
+        if "target_met" in x:
+            goal = (f" (the goal of <= {x['goal_ratio']:.1f}x: {'met' if x['goal_met'] else 'not met'})"
+                    if "goal_ratio" in x else "")
+            verdicts.append(f"{name} {x['median_ratio']:.2f}x at {pct(x['median_accuracy'])} against <= "
+                            f"{x['target_ratio']:.1f}x at >= {pct(x['min_accuracy'])}: "
+                            f"**{'met' if x['target_met'] else 'not met'}**{goal}")
+    if verdicts:
+        lines += ["", "Targets (issue 22), by the median of the pairs: " + "; ".join(verdicts) + "."]
     busiest = max((r["loadavg_before"][0] for x in s["systems"].values() for p in x["pairs"]
                    for r in (p["pytorch"], p["system"])), default=0.0)
     cores = int(s["machine"].split()[0])
