@@ -57,7 +57,8 @@ def pytorch_run(mnist_dir: str, scratch: Path, env: dict, tag: str) -> dict:
     summary = json.loads([line for line in out.splitlines() if '"system"' in line][-1])
     return {"system": "pytorch", "status": "ok", "process_seconds": round(seconds, 2), "loadavg_before": load,
             "loadavg_after": list(os.getloadavg()), "accuracy": summary["accuracy"],
-            "train_seconds": summary["train_seconds"], "command": "python benchmarks/torch_reference.py --threads 2"}
+            "train_seconds": summary["train_seconds"], "omp_wait_policy": summary.get("omp_wait_policy"),
+            "command": "python benchmarks/torch_reference.py --threads 2"}
 
 
 def dist_mnist_run(name: str, data: str, scratch: Path, env: dict, tag: str) -> dict:
