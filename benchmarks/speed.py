@@ -80,7 +80,7 @@ def dist_mnist_run(name: str, data: str, scratch: Path, env: dict, tag: str) -> 
     return {"system": name, "status": "ok", "process_seconds": round(seconds, 2), "loadavg_before": load,
             "loadavg_after": list(os.getloadavg()), "accuracy": metrics["final"]["accuracy"],
             "transport": rounds.get("transport"), "rounds": rounds["rounds"],
-            "phases_seconds": {"start-up (JVM, imports, Spark)": round(seconds - sum(phases.values()), 2),
+            "phases_seconds": {"outside the phases (imports, exit)": round(seconds - sum(phases.values()), 2),
                                **{k: round(v, 2) for k, v in phases.items()}},
             "round_ms": {k: round(rounds[k]["mean_ms"], 3) for k in ("executor", "straggler", "overhead", "update")},
             "epochs": [{k: e.get(k) for k in ("epoch", "test_accuracy", "elapsed_seconds")} for e in metrics["epochs"]],

@@ -97,8 +97,11 @@ def _train(args: argparse.Namespace) -> None:
     with prepare(config, args.data, args.out, args.resume, args.overwrite) as run:
         if run.state.tracking_run_id and not run.config.tracking:
             print(f"note: this run is tracked as MLflow run {run.state.tracking_run_id}; add --mlflow to go on")
+        run.phases.mark("prepare")
         # the in-process transport needs no Spark: W workers one after another in this process
         spark = None if config.transport == "inprocess" else _session("dist-mnist-train", args.master, args.remote)
+        if spark is not None:
+            run.phases.mark("spark_start")  # the JVM (or the Connect client) and the session, a phase of its own
         result = train_prepared(spark, run, tracker=tracker)
     stats = result.stats()
     if stats is not None:
