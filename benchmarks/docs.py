@@ -125,8 +125,9 @@ def speed_block(s: dict) -> str:
     cores = int(s["machine"].split()[0])
     if busiest > cores:
         lines += ["", f"The 1-minute load average reached {busiest:.2f} on {cores} cores before some of these runs: "
-                  "other work shared the machine, so both sides of a pair ran slower than on an idle one, and the "
-                  "ratios carry that noise (pairing and the median are there to damp it, not remove it)."]
+                  "the runs follow one another, and a run's own two busy cores leave the average near 2 for the next "
+                  "one; above that, other work shared the machine and both sides of a pair ran slower than on an idle "
+                  "one (pairing and the median damp that noise, they do not remove it)."]
     return "\n".join(lines)
 
 

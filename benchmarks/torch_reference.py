@@ -14,12 +14,12 @@ per batch; the epoch's loss is summed as a tensor and read once an epoch, not wi
 every step. The batches, the order and the trained weights are the same as before (the per-batch
 gather against the epoch gather: 5.22 s against 5.18 s an epoch, 1 thread, load 6 on 2 cores).
 
-OpenMP waits: when the 1-minute load average exceeds the core count at start it sets
-OMP_WAIT_POLICY=PASSIVE (unless set) before importing torch, and otherwise leaves torch's spinning
-default. Measured on this 2-core machine, 2 threads, 1-2 epochs a run: at load 5-8, spinning threads
-took 41 s for one epoch where passive waits took 3.5-5.3 s (1 thread: 3.1-6.6 s); at load 1.3-1.6,
-spinning took 1.69-2.37 s an epoch and passive 2.20-2.42 s. Between the two the better policy was
-not measured; the threshold is a judgement. The chosen policy is in the summary line.
+OpenMP waits: torch's default (spinning threads), unless OMP_WAIT_POLICY is set in the environment.
+Spinning is the faster policy on an idle machine (1.69-2.37 s an epoch against 2.20-2.42 s for
+passive waits at load 1.3-1.6, 2 threads) and collapses when other work shares the cores (41 s an
+epoch spinning against 3.5-5.3 s passive at load 5-8): run the benchmark on an idle machine. The
+policy is not chosen from the load average, which on 2 cores is ~2 after the benchmark's own
+previous run. The policy used is in the summary line.
 
 Prints one JSON line per epoch and a final summary line:
 {"system": "pytorch", "train_seconds": .., "accuracy": .., "curve": [[t, acc], ...], ...}
@@ -125,8 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1 or args.threads < 1:
         p.error("--epochs and --threads must be >= 1")
 
-    if os.getloadavg()[0] > (os.cpu_count() or 1):  # spinning threads crawl on a busy machine (docstring)
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads its OpenMP runtime
     import torch
 
     torch.set_num_threads(args.threads)
