@@ -6,7 +6,10 @@ much back from each, as a round does, with no compute, then combines in worker o
   plain   benchmarks/plain_channel.py: ZeroMQ over TCP, the secret in clear, nothing encrypted
           (the baseline: dist-mnist's channel before CURVE);
   curve   dist_mnist.channel over TCP: CURVE-encrypted, per-run keys (what a cluster runs);
-  ipc     dist_mnist.channel over a Unix socket, same user only (what a local master runs);
+  ipc     dist_mnist.channel on a local master: a Unix socket, same user only, the vectors through
+          files in a private /dev/shm directory (what a local master runs);
+  ipc-frames  the same with the vectors in the socket's frames (RoundServer(shared_memory=False):
+          the local channel before the shared files, and where /dev/shm has no room);
   flight  benchmarks/flight_channel.py, Arrow Flight over TCP (sync size only).
 Two sizes: sync mode ships the 795,010 parameters each way, average mode parameters and
 Nesterov state (1,590,020 floats). The kinds alternate in blocks so that all see the same
@@ -37,7 +40,7 @@ from provenance import loadavg, provenance  # noqa: E402
 
 N_PARAMS = 795_010  # the tutorial's 784-1000-10 network
 SIZES = {"sync": N_PARAMS, "average": 2 * N_PARAMS}
-KINDS = ("plain", "curve", "ipc", "flight")
+KINDS = ("plain", "curve", "ipc", "ipc-frames", "flight")
 
 
 def _zeros(w: int):
@@ -80,7 +83,9 @@ def run_rounds(kind: str, W: int, floats: int, rounds: int) -> list[float]:
         target, next_event = (f"tcp://127.0.0.1:{server.port}", secret), lambda: server.poll(60)
         decode = plain_channel.decode_result
     else:
-        server = RoundServer("tcp" if kind == "curve" else "ipc", "127.0.0.1", 0, W, floats, 10)
+        server = RoundServer(
+            "tcp" if kind == "curve" else "ipc", "127.0.0.1", 0, W, floats, 10, shared_memory=kind != "ipc-frames"
+        )
         target, next_event, decode = server.endpoint, lambda: server.poll(60), None
     server.start_generation(1)
     procs = [mp.Process(target=client, args=(kind, target, w)) for w in range(W)]
@@ -129,14 +134,14 @@ def main() -> None:
     result.update({"workers": args.workers, "rounds": args.rounds, "blocks": args.blocks, "sizes": {}})
     per_block, warmup = args.rounds // args.blocks, 5  # the first rounds of a block connect and warm up
     for mode, floats in SIZES.items():
-        kinds = KINDS if mode == "sync" else KINDS[:3]
+        kinds = KINDS if mode == "sync" else tuple(k for k in KINDS if k != "flight")
         times: dict[str, list[float]] = {k: [] for k in kinds}
         for _ in range(args.blocks):
             for kind in kinds:
                 times[kind] += run_rounds(kind, args.workers, floats, per_block + warmup)[warmup:]
         size = {"floats_each_way": floats, "bytes_each_way": 4 * floats,
                 **{k: summary(v, 0) for k, v in times.items()}}
-        for kind in ("curve", "ipc", "flight"):
+        for kind in ("curve", "ipc", "ipc-frames", "flight"):
             if kind in size:
                 size[f"ratio_{kind}_to_plain"] = round(size[kind]["median_ms"] / size["plain"]["median_ms"], 3)
         result["sizes"][mode] = size

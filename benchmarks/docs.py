@@ -75,8 +75,13 @@ def speed_block(s: dict) -> str:
     what = {"default": "average mode, 2 workers (local steps + outer Nesterov), `local[2]`",
             "sync": "sync mode: the tutorial's exact math on 2 workers, `local[2]`",
             "sync-inprocess": "sync mode, same round functions without Spark, one process"}
+    optimizers = sorted({p["pytorch"].get("optimizer", "loop") for x in s["systems"].values() for p in x["pairs"]
+                         if p["pytorch"]["status"] == "ok"})
+    cross = [peer for x in s["systems"].values() for peer in x.get("peers", {})]
     lines = [f"Measured {s['date']} with `{s['command']}` ({s['machine']}). Each pair is one PyTorch process "
-             "(benchmarks/torch_reference.py, 2 threads) and then one dist-mnist process, each timed whole (JVM, "
+             f"(benchmarks/torch_reference.py, 2 threads, torch's {'/'.join(optimizers)} SGD), "
+             + (f"the cross-checks ({', '.join(dict.fromkeys(cross))}), " if cross else "")
+             + "and then one dist-mnist process, each timed whole (JVM, "
              "imports and data loading included); the ratio is dist-mnist / PyTorch within the pair, and the "
              "figure is the median of the pairs' ratios. Load is the 1-minute load average read before each run.", "",
              "| system | pairs | median ratio | median s (PyTorch, dist-mnist) | median accuracy (PyTorch, dist-mnist) "
@@ -94,6 +99,7 @@ def speed_block(s: dict) -> str:
         lines.append(f"| {name}: {what.get(name, '')} | {x['pairs_ok']} | **{x['median_ratio']:.2f}x** | "
                      f"{x['median_pytorch_seconds']:.1f}, {x['median_system_seconds']:.1f} | "
                      f"{pct(x['median_pytorch_accuracy'])}, {pct(x['median_accuracy'])} | {target} | {met} |")
+    lines += cross_check_lines(s)
     lines += ["", "Every pair:", "",
               "| system | pair | load before PyTorch | PyTorch s | load before dist-mnist | dist-mnist s | accuracy "
               "(PyTorch, dist-mnist) | ratio | dist-mnist rounds phase s | per round: compute, overhead, update (ms) |",
@@ -131,6 +137,44 @@ def speed_block(s: dict) -> str:
     return "\n".join(lines)
 
 
+PEER_NAMES = {"pytorch-plain": "PyTorch as its examples write the loop (benchmarks/torch_plain.py)",
+              "numpy": "dist-mnist's own math in one process, no Spark (benchmarks/numpy_reference.py)"}
+
+
+def cross_check_lines(s: dict) -> list[str]:
+    """The cross-check peers run in the same pairs: their medians and dist-mnist's ratio to each."""
+    rows = [(name, peer, c) for name, x in s["systems"].items() for peer, c in x.get("peers", {}).items()]
+    if not rows:
+        return []
+    lines = ["", "Cross-checks, run in the same pairs (dist-mnist / peer within each pair, the median over the pairs):",
+             "", "| system | peer | pairs | median peer s | median peer accuracy | median ratio |",
+             "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {PEER_NAMES.get(peer, peer)} | {c['pairs_ok']} | {c['median_seconds']:.1f} | "
+              f"{pct(c['median_accuracy'])} | {c['median_ratio']:.2f}x |" for name, peer, c in rows]
+    return lines
+
+
+def kernels_block(k: dict) -> str:
+    """NumPy's BLAS against the PyTorch wheel's at the tutorial's layer-0 shapes."""
+    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in k["numpy"]["blas"])
+    lines = [f"Measured {k['date']} with `{k['command']}` ({k['machine']}, {k['cpu']}; load "
+             f"{load_text(k['loadavg_before'])} before): float32 GEMM, best of 5 trials, NumPy {k['numpy']['version']} "
+             f"on {blas} against torch {k['torch']['version']} (MKL), in one process.", "",
+             "| threads | product | NumPy GFLOP/s | torch GFLOP/s | torch / NumPy |", "|---:|---|---:|---:|---:|"]
+    for threads, shapes in k["gflops"].items():
+        for shape, r in shapes.items():
+            lines.append(f"| {threads.split('_')[1]} | {shape} | {r['numpy']:.1f} | {r['torch']:.1f} | "
+                         f"{r['torch'] / r['numpy']:.2f} |")
+    steps = k.get("torch_step_ms_threads_2")
+    if steps:
+        lines += ["", "A whole PyTorch training step (forward, backward, SGD step; batch 128, 2 threads, median of "
+                  "5 interleaved reps of 200 steps) with torch's SGD implementations: "
+                  + ", ".join(f"{impl} {ms:.2f} ms" for impl, ms in steps.items())
+                  + f". The peer uses fused; torch's default on CPU, the loop, is {steps['loop'] / steps['fused']:.2f}x "
+                  "the fused step."]
+    return "\n".join(lines)
+
+
 def rounds_block(b: dict) -> str:
     return "\n".join([
         f"Measured {b['date']} with `{b['command']}`: {b['payload_bytes_each_way'] / 1e6:.2f} MB to each of "
@@ -143,7 +187,9 @@ def rounds_block(b: dict) -> str:
 
 
 CHANNELS = {"plain": "PLAIN over TCP: the channel before (secret in clear, nothing encrypted)",
-            "curve": "CURVE over TCP: a cluster", "ipc": "Unix socket: a local master",
+            "curve": "CURVE over TCP: a cluster",
+            "ipc": "Unix socket + vectors through /dev/shm: a local master",
+            "ipc-frames": "Unix socket, vectors in its frames: a local master before the shared files",
             "flight": "Arrow Flight over TCP: the first channel"}
 
 
@@ -484,6 +530,9 @@ def main() -> None:
         targets["docs/scaling.md"].append(("workers-study", study_block(runs)))
     if speed:
         targets["README.md"].append(("speed", speed_block(speed)))
+    kernels = load("kernels.json")
+    if kernels:
+        targets["README.md"].append(("kernels", kernels_block(kernels)))
     if rounds:
         targets["README.md"].append(("rounds", rounds_block(rounds)))
         targets["docs/scaling.md"].append(("rounds", rounds_block(rounds)))

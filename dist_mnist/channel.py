@@ -12,7 +12,10 @@ in frames of at most CHUNK_BYTES]. Two kinds of address:
   There is no clear-text fallback: without CURVE in libzmq, the TCP channel refuses to start.
 - "ipc" (a local master): a Unix socket in a fresh 0700 directory, removed at shutdown. Only
   this user's processes on this host can connect and nothing crosses a network, so rounds
-  are not encrypted there (CURVE costs milliseconds a round: benchmarks/channels.py).
+  are not encrypted there (CURVE costs milliseconds a round: benchmarks/channels.py). The
+  vectors themselves go through files in a private directory on /dev/shm (channel_shm): the
+  driver writes a round's vector once and every worker reads it in place, each worker writes
+  its sums where the driver reads them; the socket carries only the messages.
 
 Every message is bound to the round it belongs to: the driver's carry (run, generation,
 round, worker), and a worker's answer echoes them. The driver drops, and counts, anything
@@ -31,12 +34,13 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import zmq
 from zmq.utils import z85
 
+from dist_mnist import channel_shm
 from dist_mnist.channel_guard import HANDSHAKE_SECONDS, ChannelGuard, raise_open_files_limit
 from dist_mnist.channel_messages import decode_result, encode_result, frame_sizes, frames_of, joined
 from dist_mnist.rounds import RoundSpec
@@ -67,6 +71,7 @@ class Endpoint:
     chunk: int  # bytes of a vector's frame
     max_frame: int  # bytes
     keys: tuple[WorkerKeys, ...] = field(default=(), repr=False)  # per worker on tcp; none on ipc
+    shm: str = ""  # ipc: the private /dev/shm directory the vectors go through ("": in the frames)
 
 
 class RoundServer:
@@ -87,6 +92,7 @@ class RoundServer:
         n_classes: int,
         log=print,
         bind_host: str | None = None,
+        shared_memory: bool = True,
     ):
         if kind not in ("tcp", "ipc"):
             raise ValueError(f"channel kind must be 'tcp' or 'ipc', got {kind!r}")
@@ -101,6 +107,11 @@ class RoundServer:
         self.dropped: Counter[str] = Counter()
         self.guard: ChannelGuard | None = None
         self.dir: str | None = None
+        self.shm: str | None = None  # ipc: the vectors' directory on /dev/shm (channel_shm)
+        self.shm_params: np.ndarray | None = None  # this generation's round vector, mapped writable
+        self.shm_sums: list[np.ndarray] = []  # this generation's sums files, mapped read-only
+        self.shm_round = -1  # the round whose vector is in shm_params
+        self.max_floats = max_floats
         self.ctx = zmq.Context(io_threads=IO_THREADS)
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
@@ -112,6 +123,9 @@ class RoundServer:
         self.sock.handshake_ivl = 1000 * HANDSHAKE_SECONDS
         try:
             self.endpoint = self._bind(kind, host, bind_host or host, port, workers, max_frame, log)
+            if kind == "ipc" and shared_memory:
+                self.shm = channel_shm.make_dir(workers, max_floats)
+                self.endpoint = replace(self.endpoint, shm=self.shm or "")
         except BaseException:
             self.shutdown()
             raise
@@ -151,6 +165,14 @@ class RoundServer:
     def start_generation(self, generation: int) -> None:
         """Answer only workers of this generation from now on; older ones are told to stop."""
         self.generation = generation
+        self.shm_params, self.shm_sums, self.shm_round = None, [], -1
+        if self.shm and generation > 0:  # fresh files: a late task of an earlier generation writes elsewhere
+            channel_shm.create_generation(self.shm, generation, self.workers, self.max_floats)
+            self.shm_params = channel_shm.view(self.shm, generation, channel_shm.params_name(), writable=True)
+            self.shm_sums = [
+                channel_shm.view(self.shm, generation, channel_shm.sums_name(w), writable=False)
+                for w in range(self.workers)
+            ]
 
     def begin_round(self) -> None:
         """A new round in flight: answers to any earlier one are dropped from now on."""
@@ -160,15 +182,16 @@ class RoundServer:
     def send(self, w: int, flat: np.ndarray, spec: RoundSpec) -> None:
         """The round in flight to worker w of the current generation (`flat` must not change until it answers)."""
         self.sent_floats = len(flat)
+        shared = self.shm_params is not None and len(flat) <= len(self.shm_params)
         meta = {**self._binding(self.generation, w), "round": self.round, "floats": len(flat), "spec": asdict(spec)}
+        if shared and self.shm_params is not None:
+            if self.shm_round != self.round:  # once a round, for every worker
+                self.shm_params[: len(flat)] = flat
+                self.shm_round = self.round
+            meta["shm"] = True
+        vector = [] if shared else frames_of(self.chunk, np.ascontiguousarray(flat, np.float32))
         self.sock.send_multipart(
-            [
-                self._identity(self.generation, w),
-                b"round",
-                json.dumps(meta).encode(),
-                *frames_of(self.chunk, np.ascontiguousarray(flat, np.float32)),
-            ],
-            copy=False,
+            [self._identity(self.generation, w), b"round", json.dumps(meta).encode(), *vector], copy=False
         )
 
     def stop_workers(self) -> None:
@@ -219,9 +242,12 @@ class RoundServer:
         if kind == b"error":
             self.answered.add(w)
             return "error", generation, w, {"error": str(meta.get("error")), "type": str(meta.get("type"))}
-        result = decode_result(meta, frames[3:])
+        shared = self.shm_sums[w] if meta.get("shm") and self.shm_sums else None
+        result = decode_result(meta, frames[3:], shared)
         if result is None or len(result.sums) not in (0, self.sent_floats):
             return self._drop("malformed")
+        if shared is not None:
+            self.received_bytes += 4 * len(result.sums)  # inbound all the same, through the shared file
         self.answered.add(w)
         return "result", generation, w, result
 
@@ -261,6 +287,8 @@ class RoundServer:
         self.ctx.term()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+        self.shm_params, self.shm_sums = None, []
+        channel_shm.remove_dir(self.shm)
 
 
 def serve_rounds(endpoint: Endpoint, hello: dict, compute, deliver=None) -> None:
@@ -271,6 +299,7 @@ def serve_rounds(endpoint: Endpoint, hello: dict, compute, deliver=None) -> None
     channel_chain.PeerLinks.deliver; False: the driver said stop meanwhile)."""
     generation, w = hello["generation"], hello["worker"]
     binding = {"run": endpoint.run, "generation": generation, "worker": w}
+    shared = _SharedFiles(endpoint.shm, generation, w)
     ctx, sock = _worker_socket(endpoint, generation, w)
     try:
         sock.send_multipart([b"hello", json.dumps({**hello, **binding}).encode()])
@@ -283,10 +312,8 @@ def serve_rounds(endpoint: Endpoint, hello: dict, compute, deliver=None) -> None
                 break
             answer = {**binding, "round": meta["round"]}
             try:
-                data = joined(frames[2:], 4 * int(meta["floats"]))
-                if data is None:
-                    raise RuntimeError(f"worker {w}: a round's frames do not hold its {meta['floats']} floats")
-                result = compute(data.view(np.float32), RoundSpec(**meta["spec"]))
+                flat = shared.params(int(meta["floats"])) if meta.get("shm") else _received(frames, meta, w)
+                result = compute(flat, RoundSpec(**meta["spec"]))
             except Exception as e:
                 error = WorkerError.of(e)  # a ValueError's subclass (ArrowInvalid) is sent as a ValueError
                 sock.send_multipart(
@@ -296,12 +323,46 @@ def serve_rounds(endpoint: Endpoint, hello: dict, compute, deliver=None) -> None
                     continue  # bad data: the driver raises it and says stop; the task ends cleanly, unretried
                 raise
             if deliver is None:
-                sock.send_multipart([b"result", *encode_result(result, answer, endpoint.chunk)], copy=False)
+                frames = encode_result(result, answer, endpoint.chunk, shared.sums())
+                sock.send_multipart([b"result", *frames], copy=False)
             elif not deliver(sock, result, answer):
                 break
     finally:
         sock.close()
         ctx.term()
+
+
+def _received(frames: list, meta: dict, w: int) -> np.ndarray:
+    """A round's vector from its frames (read-only)."""
+    data = joined(frames[2:], 4 * int(meta["floats"]))
+    if data is None:
+        raise RuntimeError(f"worker {w}: a round's frames do not hold its {meta['floats']} floats")
+    return data.view(np.float32)
+
+
+class _SharedFiles:
+    """A worker's maps of its generation's shared files (channel_shm), opened on first use."""
+
+    def __init__(self, directory: str, generation: int, w: int):
+        self.directory, self.generation, self.w = directory, generation, w
+        self._params: np.ndarray | None = None
+        self._sums: np.ndarray | None = None
+
+    def params(self, floats: int) -> np.ndarray:
+        """The round's vector, read in place (read-only)."""
+        if not self.directory:
+            raise RuntimeError(f"worker {self.w}: a round in shared memory, but this channel has none")
+        if self._params is None:
+            self._params = channel_shm.view(self.directory, self.generation, channel_shm.params_name(), False)
+        if floats > len(self._params):
+            raise RuntimeError(f"worker {self.w}: a round of {floats} floats, but its shared file holds fewer")
+        return self._params[:floats]
+
+    def sums(self) -> np.ndarray | None:
+        """Where this worker's sums go (None: in the result's frames)."""
+        if self.directory and self._sums is None:
+            self._sums = channel_shm.view(self.directory, self.generation, channel_shm.sums_name(self.w), True)
+        return self._sums
 
 
 def _worker_socket(endpoint: Endpoint, generation: int, w: int) -> tuple[zmq.Context, zmq.Socket]:

@@ -51,10 +51,12 @@ def joined(frames: list, nbytes: int) -> np.ndarray | None:
     return out
 
 
-def encode_result(r: RoundResult, answer: dict, chunk: int) -> list:
+def encode_result(r: RoundResult, answer: dict, chunk: int, shared: np.ndarray | None = None) -> list:
     """A result's frames: JSON of its small fields and of the round it answers, then its sums
-    (float32) and confusion counts (int64) as raw frames."""
+    (float32) and confusion counts (int64) as raw frames. With `shared` (this worker's mapped
+    sums file, channel_shm), the sums are written there instead and only the counts travel."""
     classes = None if r.confusion is None else len(r.confusion)
+    in_shared = shared is not None and len(r.sums) <= len(shared)
     meta = {
         **answer,
         "loss": r.loss,
@@ -63,22 +65,40 @@ def encode_result(r: RoundResult, answer: dict, chunk: int) -> list:
         "resident_bytes": r.resident_bytes,
         "floats": len(r.sums),
         "classes": classes,
+        "shm": in_shared,
     }
     confusion = None if r.confusion is None else np.ascontiguousarray(r.confusion, np.int64)
+    if in_shared:
+        assert shared is not None  # for mypy: in_shared says so
+        np.copyto(shared[: len(r.sums)], r.sums, casting="same_kind")
+        return [json.dumps(meta).encode(), *frames_of(chunk, confusion)]
     return [json.dumps(meta).encode(), *frames_of(chunk, np.ascontiguousarray(r.sums, np.float32), confusion)]
 
 
-def decode_result(meta: dict, frames: list) -> RoundResult | None:
-    """The RoundResult of a result message's metadata and raw frames (or bytes), or None if they disagree."""
+def decode_result(meta: dict, frames: list, shared: np.ndarray | None = None) -> RoundResult | None:
+    """The RoundResult of a result message's metadata and raw frames (or bytes), or None if they
+    disagree. A result whose sums are in shared memory reads them from `shared` (the driver's
+    read-only map of that worker's sums file), in place."""
     try:
         n, c = int(meta["floats"]), meta["classes"]
         c = None if c is None else int(c)
-        data = joined(frames, 4 * n + (0 if c is None else 8 * c * c))
-        if data is None or n < 0 or (c is not None and c < 0):
+        if n < 0 or (c is not None and c < 0):
             return None
-        confusion = None if c is None else data[4 * n :].view(np.int64).reshape(c, c)
+        counts = 0 if c is None else 8 * c * c
+        in_shared = bool(meta.get("shm"))
+        if in_shared and (shared is None or n > len(shared)):
+            return None
+        if in_shared and not counts:  # nothing travels after the metadata
+            data = None if frames else np.zeros(0, np.uint8)
+        else:
+            data = joined(frames, counts if in_shared else 4 * n + counts)
+        if data is None:
+            return None
+        sums = shared[:n] if in_shared and shared is not None else data[: 4 * n].view(np.float32)
+        counts_at = 0 if in_shared else 4 * n
+        confusion = None if c is None else data[counts_at:].view(np.int64).reshape(c, c)
         return RoundResult(
-            data[: 4 * n].view(np.float32),
+            sums,
             float(meta["loss"]),
             int(meta["n"]),
             {int(k): float(v) for k, v in meta["seconds"].items()},

@@ -38,10 +38,11 @@ def channel_kind(cluster: Cluster) -> str:
     return "ipc" if cluster.all_local() else "tcp"
 
 
-def describe_channel(cluster: Cluster, address: str) -> str:
+def describe_channel(cluster: Cluster, address: str, shm: str | None = None) -> str:
     """How rounds travel, for the transport line."""
     if address.startswith("ipc://"):
-        return f"over a Unix socket, same user only (nothing crosses a network), at {address}"
+        line = f"over a Unix socket, same user only (nothing crosses a network), at {address}"
+        return line + (f"; the vectors through shared memory in {shm} (same user only)" if shm else "")
     asked = cluster.encryption_asked()
     return f"(CURVE-encrypted{'; the cluster asks for encryption: ' + ', '.join(asked) if asked else ''}) at {address}"
 
@@ -147,7 +148,7 @@ class BarrierTransport(Closing):
             kind, cluster.driver_host(), port, plan.workers, largest, plan.n_classes, log, bind_host=bind
         )
         self.address = self.server.endpoint.address
-        self.channel = describe_channel(cluster, self.address)
+        self.channel = describe_channel(cluster, self.address, self.server.shm)
         self.generation = 0
         self.job: threading.Thread | None = None
         self.job_events: queue.Queue = queue.Queue()  # the stage's job failed: (generation, error)
