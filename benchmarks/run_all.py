@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
 SPARK_SUBMIT = str(Path(PY).parent / "spark-submit")
-STEP_NAMES = ("speed", "rounds", "channels", "workers", "scaling_barrier", "reduce", "reduce_ipc", "mllib", "memory",
+STEP_NAMES = ("kernels", "speed", "rounds", "channels", "workers", "scaling_barrier", "reduce", "reduce_ipc", "mllib", "memory",
               "floor", "tracking")
 
 
@@ -30,6 +30,7 @@ def steps(args) -> dict[str, list[str]]:
     """Every step's command line, in the order they run."""
     data, out = str(args.data), str(args.out)
     return {
+        "kernels": [PY, "benchmarks/kernels.py", "--out", out],
         "speed": [PY, "benchmarks/speed.py", "--data", data, "--mnist-dir", str(args.mnist_dir), "--out", out],
         "rounds": [SPARK_SUBMIT, "--master", "local[2]", "benchmarks/rounds.py", "--workers", "2", "--rounds", "300",
                    "--out", out],

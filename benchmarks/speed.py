@@ -3,8 +3,15 @@
 For each dist-mnist system, --pairs times: one PyTorch run, then one run of the system, each its own
 process timed whole (JVM, imports and data loading included), the 1-minute load average read before
 each; each pair gives a ratio (system / PyTorch), and the median of the pairs' ratios is the figure.
-  pytorch   benchmarks/torch_reference.py: the tutorial's recipe, plain synchronous Nesterov SGD,
-            batch 128, 2 threads, 15 epochs, test accuracy each epoch (as dist-mnist computes it);
+  pytorch   benchmarks/torch_reference.py: the tutorial's recipe, plain synchronous Nesterov SGD with
+            torch's fused SGD kernel, batch 128, 2 threads, 15 epochs, test accuracy each epoch (as
+            dist-mnist computes it): the ratio's denominator;
+and, in every pair before the system, the cross-checks (--peers):
+  pytorch-plain  benchmarks/torch_plain.py: the same recipe as PyTorch's examples write the loop (an
+            outside review found an independent script faster than the peer);
+  numpy     benchmarks/numpy_reference.py: dist-mnist's own math and kernels in one process, no Spark
+            (sync mode's oracle, 2 BLAS threads): what Spark costs or gains on one machine;
+the systems:
   default   spark-submit --master local[2] jobs/train.py: average mode, 2 workers, the persistent
             transport (local steps with an outer Nesterov step: a different algorithm from PyTorch's);
   sync      the same with --set mode=sync: the tutorial's exact math (one global minibatch of 128 a
@@ -38,6 +45,8 @@ SPARK_SUBMIT = str(Path(PY).parent / "spark-submit")
 TARGETS = {"default": 0.6, "sync": 2.0}  # ratio to PyTorch, by the median of the pairs
 GOALS = {"default": 0.5}
 MIN_ACCURACY = 0.971  # the tutorial's accuracy
+PEERS = {"pytorch": ["benchmarks/torch_reference.py"], "pytorch-plain": ["benchmarks/torch_plain.py"],
+         "numpy": ["benchmarks/numpy_reference.py"]}
 SYSTEMS = {"default": [], "sync": ["mode=sync"], "sync-inprocess": ["mode=sync", "transport=inprocess", "workers=2"]}
 
 
@@ -48,17 +57,19 @@ def timed(cmd: list[str], env: dict, log: Path) -> tuple[float, str, int]:
     return time.perf_counter() - t0, proc.stdout, proc.returncode
 
 
-def pytorch_run(mnist_dir: str, scratch: Path, env: dict, tag: str) -> dict:
+def peer_run(name: str, mnist_dir: str, scratch: Path, env: dict, tag: str) -> dict:
+    """One single-process peer, timed whole; its own summary line gives accuracy and training time."""
     load = list(os.getloadavg())
-    cmd = [PY, "benchmarks/torch_reference.py", "--mnist-dir", mnist_dir, "--threads", "2"]
-    seconds, out, rc = timed(cmd, env, scratch / f"pytorch-{tag}.log")
+    cmd = [PY, *PEERS[name], "--mnist-dir", mnist_dir, "--threads", "2"]
+    seconds, out, rc = timed(cmd, env, scratch / f"{name}-{tag}.log")
     if rc != 0:
-        return {"system": "pytorch", "status": "failed", "returncode": rc, "loadavg_before": load}
+        return {"system": name, "status": "failed", "returncode": rc, "loadavg_before": load}
     summary = json.loads([line for line in out.splitlines() if '"system"' in line][-1])
-    return {"system": "pytorch", "status": "ok", "process_seconds": round(seconds, 2), "loadavg_before": load,
+    return {"system": name, "status": "ok", "process_seconds": round(seconds, 2), "loadavg_before": load,
             "loadavg_after": list(os.getloadavg()), "accuracy": summary["accuracy"],
-            "train_seconds": summary["train_seconds"], "omp_wait_policy": summary.get("omp_wait_policy"),
-            "command": "python benchmarks/torch_reference.py --threads 2"}
+            "train_seconds": summary["train_seconds"],
+            **{k: summary[k] for k in ("omp_wait_policy", "optimizer") if k in summary},
+            "command": f"python {PEERS[name][0]} --threads 2"}
 
 
 def dist_mnist_run(name: str, data: str, scratch: Path, env: dict, tag: str) -> dict:
@@ -100,6 +111,16 @@ def summarize(name: str, pairs: list[dict]) -> dict:
                 "median_pytorch_seconds": round(med([p["pytorch"]["process_seconds"] for p in ok]), 2),
                 "median_system_seconds": round(med([p["system"]["process_seconds"] for p in ok]), 2),
                 "median_accuracy": acc, "median_pytorch_accuracy": med([p["pytorch"]["accuracy"] for p in ok])})
+    extras = {}
+    for peer in ok[0].get("peers", {}):
+        done = [p for p in ok if p["peers"][peer]["status"] == "ok"]
+        if done:
+            extras[peer] = {"pairs_ok": len(done),
+                            "median_seconds": round(med([p["peers"][peer]["process_seconds"] for p in done]), 2),
+                            "median_accuracy": med([p["peers"][peer]["accuracy"] for p in done]),
+                            "median_ratio": round(med([p["ratios"][peer] for p in done]), 3)}
+    if extras:
+        out["peers"] = extras  # system / peer within each pair, the median over the pairs
     if name in TARGETS:
         out["target_ratio"], out["min_accuracy"] = TARGETS[name], MIN_ACCURACY
         out["target_met"] = ratio <= TARGETS[name] and acc >= MIN_ACCURACY
@@ -114,6 +135,8 @@ def main() -> None:
     p.add_argument("--mnist-dir", required=True, help="the four MNIST .gz files (for PyTorch)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     p.add_argument("--pairs", type=int, default=3, help="pairs (PyTorch, system) per system; the median counts")
+    p.add_argument("--peers", nargs="*", default=["pytorch-plain", "numpy"], choices=sorted(set(PEERS) - {"pytorch"}),
+                   help="cross-checks run in every pair besides PyTorch (none: --peers with no names)")
     p.add_argument("--systems", nargs="+", default=["default", "sync"], choices=sorted(SYSTEMS))
     p.add_argument("--pairs-for", nargs="*", default=[], metavar="SYSTEM=N", help="fewer or more pairs for one system")
     args = p.parse_args()
@@ -129,8 +152,9 @@ def main() -> None:
            "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"}
     doc = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores",
            "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]),
-           "method": "pairs (PyTorch, then the system), each process timed whole; ratio = system / PyTorch per pair; "
-                     "the figure is the median of the pairs' ratios",
+           "method": "pairs (PyTorch, the cross-check peers, then the system), each process timed whole; "
+                     "ratio = system / PyTorch per pair (and system / each peer); the figure is the median "
+                     "of the pairs' ratios",
            "systems": {}}
     path = Path(args.out) / "speed.json"
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,13 +162,19 @@ def main() -> None:
         for name in args.systems:
             pairs = []
             for i in range(counts[name]):
-                torch_run = pytorch_run(args.mnist_dir, scratch, env, f"{name}-{i}")
+                torch_run = peer_run("pytorch", args.mnist_dir, scratch, env, f"{name}-{i}")
                 print(json.dumps(torch_run), flush=True)
+                others = {peer: peer_run(peer, args.mnist_dir, scratch, env, f"{name}-{i}") for peer in args.peers}
+                for run in others.values():
+                    print(json.dumps(run), flush=True)
                 sys_run = dist_mnist_run(name, args.data, scratch, env, str(i))
                 print(json.dumps({k: v for k, v in sys_run.items() if k != "epochs"}), flush=True)
-                pair = {"pair": i + 1, "pytorch": torch_run, "system": sys_run}
+                pair = {"pair": i + 1, "pytorch": torch_run, "peers": others, "system": sys_run}
                 if torch_run["status"] == "ok" and sys_run["status"] == "ok":
                     pair["ratio"] = round(sys_run["process_seconds"] / torch_run["process_seconds"], 3)
+                if sys_run["status"] == "ok":
+                    pair["ratios"] = {peer: round(sys_run["process_seconds"] / run["process_seconds"], 3)
+                                      for peer, run in others.items() if run["status"] == "ok"}
                 pairs.append(pair)
                 doc["systems"][name] = summarize(name, pairs)
                 atomic_write_json(path, doc)  # after every pair: a cut-short run keeps what it measured
