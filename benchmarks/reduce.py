@@ -123,6 +123,12 @@ def main() -> None:
     result = provenance("reduce.py")
     result.update({"kind": args.kind, "floats": N_PARAMS, "vector_bytes": 4 * N_PARAMS, "rounds": args.rounds,
                    "blocks": args.blocks, "by_workers": {}})
+    if args.kind == "ipc":  # whether the driver's design moved the vectors through /dev/shm (channel_shm)
+        from dist_mnist.channel import RoundServer
+
+        probe = RoundServer("ipc", "127.0.0.1", 0, 1, N_PARAMS, 10)
+        result["shared_memory"] = bool(probe.shm)
+        probe.shutdown()
     per_block, warmup = args.rounds // args.blocks, 3
     for W in (int(x) for x in args.workers.split(",")):
         times: dict[str, list[float]] = {d: [] for d in DESIGNS}
