@@ -20,6 +20,7 @@ import contextlib
 import glob
 import mmap
 import os
+import re
 import shutil
 import tempfile
 
@@ -27,18 +28,45 @@ import numpy as np
 
 SHM_ROOT = "/dev/shm"
 MAX_SHARE = 0.25  # of /dev/shm's free space, at most, for one run's files
+PREFIX = "dist-mnist-"  # then the driver's pid: a killed driver's directory is removed by the next run
 
 
 def make_dir(workers: int, max_floats: int, root: str = SHM_ROOT) -> str | None:
     """A fresh private directory for W + 1 vectors of max_floats floats, or None (no room, no tmpfs)."""
     need = 4 * max(max_floats, 1) * (workers + 1)
+    sweep(root)
     try:
         st = os.statvfs(root)
         if not os.access(root, os.W_OK) or need > MAX_SHARE * st.f_bavail * st.f_frsize:
             return None
-        return tempfile.mkdtemp(prefix="dist-mnist-", dir=root)  # 0700
+        return tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root)  # 0700
     except OSError:
         return None
+
+
+def sweep(root: str = SHM_ROOT) -> list[str]:
+    """Remove this user's directories left by drivers that are gone (killed before their
+    shutdown: tmpfs holds memory until its files are removed); returns what was removed."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            m = re.fullmatch(rf"{re.escape(PREFIX)}(\d+)-\w+", entry.name)
+            if not m or not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
+                continue
+            if not _alive(int(m.group(1))):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def path_of(directory: str, generation: int, name: str) -> str:

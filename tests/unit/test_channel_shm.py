@@ -16,7 +16,13 @@ from dist_mnist import channel_shm
 from dist_mnist.channel import RoundServer, serve_rounds
 from dist_mnist.rounds import RoundResult, RoundSpec
 
-pytestmark = pytest.mark.skipif(channel_shm.make_dir(1, 1) is None, reason="no writable /dev/shm")
+def _has_shm() -> bool:
+    made = channel_shm.make_dir(1, 1)
+    channel_shm.remove_dir(made)
+    return made is not None
+
+
+pytestmark = pytest.mark.skipif(not _has_shm(), reason="no writable /dev/shm")
 
 
 def _step(flat, spec):
@@ -108,3 +114,22 @@ def test_a_result_claiming_shared_memory_the_driver_did_not_set_up_is_malformed(
     assert messages.decode_result(meta, [b"extra"], np.zeros(10, np.float32)) is None  # frames it did not declare
     ok = messages.decode_result(meta, [], np.arange(10, dtype=np.float32))
     assert ok is not None and ok.sums.tolist() == list(range(10))
+
+
+def test_a_killed_drivers_directory_is_removed_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a pid that has ended
+    left = tmp_path / f"{channel_shm.PREFIX}{gone}-abc123"
+    left.mkdir()
+    (left / "g1-params").write_bytes(b"\0" * 64)
+    mine = tmp_path / f"{channel_shm.PREFIX}{os.getpid()}-def456"  # a live driver's: kept
+    mine.mkdir()
+    other = tmp_path / "dist-mnist-notapid"  # not ours by name: kept
+    other.mkdir()
+    assert channel_shm.sweep(str(tmp_path)) == [str(left)]
+    assert not left.exists() and mine.exists() and other.exists()
+    made = channel_shm.make_dir(1, 10, root=str(tmp_path))
+    assert made is not None and os.path.basename(made).startswith(f"{channel_shm.PREFIX}{os.getpid()}-")
