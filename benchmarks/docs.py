@@ -81,7 +81,10 @@ def speed_block(s: dict) -> str:
     by_fastest = any("fastest_pytorch" in p for x in s["systems"].values() for p in x["pairs"])
     lines = [f"Measured {s['date']} with `{s['command']}` ({s['machine']}). Each pair is one PyTorch process "
              f"(benchmarks/torch_reference.py, 2 threads, torch's {'/'.join(optimizers)} SGD), "
-             + (f"the cross-checks ({', '.join(dict.fromkeys(cross))}), " if cross else "")
+             + (f"the cross-checks ({', '.join(dict.fromkeys(cross))}"
+                + ("; which script runs first rotates from pair to pair" if any(
+                    "order" in p for x in s["systems"].values() for p in x["pairs"]) else "") + "), "
+                if cross else "")
              + "and then one dist-mnist process, each timed whole (JVM, imports and data loading included); the "
              + ("ratio is dist-mnist / the faster of the two PyTorch scripts within the pair"
                 if by_fastest else "ratio is dist-mnist / PyTorch within the pair")

@@ -1,6 +1,7 @@
 """Whole-process time to the tutorial's accuracy: dist-mnist against single-process PyTorch, in pairs.
 
-For each dist-mnist system, --pairs times: one PyTorch run, then one run of the system, each its own
+For each dist-mnist system, --pairs times: the peers' runs (which of them goes first rotates from pair
+to pair, so none always follows the previous pair's Spark run), then one run of the system, each its own
 process timed whole (JVM, imports and data loading included), the 1-minute load average read before
 each; each pair gives a ratio (system / the faster of the two PyTorch scripts in that pair), and the
 median of the pairs' ratios is the figure.
@@ -158,7 +159,8 @@ def summarize(name: str, pairs: list[dict]) -> dict:
     return out
 
 
-METHOD = ("pairs (PyTorch, the cross-check peers, then the system), each process timed whole; ratio = system / "
+METHOD = ("pairs (PyTorch and the cross-check peers, the first of them rotating from pair to pair, then the "
+          "system), each process timed whole; ratio = system / "
           "the faster of the two PyTorch scripts in the pair (and system / each peer); the figure is the median of "
           "the pairs' ratios")
 
@@ -209,14 +211,16 @@ def main() -> None:
         for name in args.systems:
             pairs = []
             for i in range(counts[name]):
-                torch_run = peer_run("pytorch", args.mnist_dir, scratch, env, f"{name}-{i}")
-                print(json.dumps(torch_run), flush=True)
-                others = {peer: peer_run(peer, args.mnist_dir, scratch, env, f"{name}-{i}") for peer in args.peers}
-                for run in others.values():
-                    print(json.dumps(run), flush=True)
+                order = ["pytorch", *args.peers]
+                order = order[i % len(order) :] + order[: i % len(order)]  # each script first in turn
+                runs = {}
+                for peer in order:
+                    runs[peer] = peer_run(peer, args.mnist_dir, scratch, env, f"{name}-{i}")
+                    print(json.dumps(runs[peer]), flush=True)
+                torch_run, others = runs["pytorch"], {peer: runs[peer] for peer in args.peers}
                 sys_run = dist_mnist_run(name, args.data, scratch, env, str(i))
                 print(json.dumps({k: v for k, v in sys_run.items() if k != "epochs"}), flush=True)
-                pairs.append({"pair": i + 1, "pytorch": torch_run, "peers": others, "system": sys_run})
+                pairs.append({"pair": i + 1, "order": order, "pytorch": torch_run, "peers": others, "system": sys_run})
                 doc["systems"][name] = summarize(name, pairs)
                 atomic_write_json(path, doc)  # after every pair: a cut-short run keeps what it measured
             s = doc["systems"][name]
