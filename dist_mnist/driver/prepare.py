@@ -117,7 +117,10 @@ def prepare(
                 and isinstance(e, KeyboardInterrupt)
                 and "nothing was written" not in str(e)
             ):
-                raise KeyboardInterrupt("interrupted before the first checkpoint; nothing was written") from None
+                # before the rounds (importing pyspark, say) it is the message every earlier Ctrl-C gets
+                started = "transport_start" in prepared.phases.seconds
+                before = "the first checkpoint" if started else "training started"
+                raise KeyboardInterrupt(f"interrupted before {before}; nothing was written") from None
             raise
 
 

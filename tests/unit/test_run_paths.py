@@ -206,3 +206,23 @@ def test_a_failed_overwrite_leaves_the_old_run_whole(data, tmp_path, capsys, mon
     assert train_cli(data, run, "--resume", sets=["seed=7"]) == 0  # the finished staging directory is swapped in
     assert load_model(run)[1]["config"]["seed"] == 7 and (run / "model.onnx").read_bytes() == b"exported"
     assert not (tmp_path / "RUN.partial").exists()
+
+
+@pytest.mark.parametrize("where", ["before the rounds", "in the first round"])
+def test_a_ctrl_c_before_the_first_checkpoint_says_what_had_started(data, tmp_path, capsys, monkeypatch, where):
+    """Between the run directory's checks and the rounds (pyspark importing, say) nothing has
+    trained; once the rounds have begun, the first checkpoint is what is missing."""
+    from dist_mnist import driver
+    from dist_mnist.driver import loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "before the rounds":
+        monkeypatch.setattr(driver, "train_prepared", interrupted)
+    else:
+        monkeypatch.setattr(loop, "apply_round", interrupted)
+    assert train_cli(data, tmp_path / "RUN") == 130
+    before = "training started" if where == "before the rounds" else "the first checkpoint"
+    assert one_line_error(capsys, "train") == f"dist-mnist train: error: interrupted before {before}; nothing was written"
+    assert sorted(os.listdir(tmp_path)) == ["ws"]  # no RUN, no RUN.partial
