@@ -1,20 +1,19 @@
 """What the round channel costs a round, on this machine: CURVE over TCP and a Unix socket,
-against the PLAIN channel dist-mnist used before (and Arrow Flight, the one before that).
+against an unencrypted PLAIN ZeroMQ channel as the baseline.
 
 A driver process sends the round's vector to each of W client processes and receives as
 much back from each, as a round does, with no compute, then combines in worker order:
   plain   benchmarks/plain_channel.py: ZeroMQ over TCP, the secret in clear, nothing encrypted
-          (the baseline: dist-mnist's channel before CURVE);
+          (the baseline: what CURVE costs is the difference);
   curve   dist_mnist.channel over TCP: CURVE-encrypted, per-run keys (what a cluster runs);
   ipc     dist_mnist.channel on a local master: a Unix socket, same user only, the vectors through
           files in a private /dev/shm directory (what a local master runs);
   ipc-frames  the same with the vectors in the socket's frames (RoundServer(shared_memory=False):
-          the local channel before the shared files, and where /dev/shm has no room);
-  flight  benchmarks/flight_channel.py, Arrow Flight over TCP (sync size only).
+          what a local master runs where /dev/shm is missing or has no room).
 Two sizes: sync mode ships the 795,010 parameters each way, average mode parameters and
 Nesterov state (1,590,020 floats). The kinds alternate in blocks so that all see the same
-machine; the load average is kept before and after. Clients start with `spawn` (gRPC does
-not survive fork). Prints one JSON object; with --out writes OUT/channels.json.
+machine; the load average is kept before and after. Clients start with `spawn` (a fresh
+process, no ZeroMQ context inherited from the driver). Prints one JSON object; with --out writes OUT/channels.json.
 
     python benchmarks/channels.py --workers 2 --rounds 400 --out benchmarks/results
 """
@@ -35,12 +34,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dist_mnist.artifacts import atomic_write_json  # noqa: E402
-from provenance import loadavg, provenance  # noqa: E402
+from provenance import loadavg, provenance
+
+from dist_mnist.files.atomic import atomic_write_json
 
 N_PARAMS = 795_010  # the tutorial's 784-1000-10 network
 SIZES = {"sync": N_PARAMS, "average": 2 * N_PARAMS}
-KINDS = ("plain", "curve", "ipc", "ipc-frames", "flight")
+KINDS = ("plain", "curve", "ipc", "ipc-frames")
 
 
 def _zeros(w: int):
@@ -51,14 +51,12 @@ def _zeros(w: int):
 
 def client(kind: str, target, w: int) -> None:
     """One worker: answers every round with zeros of the size it was sent."""
-    if kind == "flight":
-        from flight_channel import serve_rounds
-    elif kind == "plain":
+    if kind == "plain":
         from plain_channel import serve_rounds
     else:
-        from dist_mnist.channel import serve_rounds
+        from dist_mnist.channel.worker import serve_rounds
     hello = {"generation": 1, "worker": w}
-    if kind in ("flight", "plain"):
+    if kind == "plain":
         serve_rounds(*target, hello, _zeros(w))
     else:
         serve_rounds(target, hello, _zeros(w))
@@ -66,17 +64,11 @@ def client(kind: str, target, w: int) -> None:
 
 def run_rounds(kind: str, W: int, floats: int, rounds: int) -> list[float]:
     """Milliseconds of each of `rounds` rounds of W clients over one channel."""
-    from dist_mnist.channel import RoundServer
+    from dist_mnist.channel.server import RoundServer
     from dist_mnist.rounds import Combiner, RoundSpec
 
     secret = secrets.token_urlsafe(32)
-    if kind == "flight":
-        import flight_channel
-
-        server = flight_channel.RoundServer("127.0.0.1", 0, secret, W)
-        target, next_event = (f"grpc+tcp://127.0.0.1:{server.port}", secret), lambda: server.events.get(timeout=60)
-        decode = flight_channel.decode_result
-    elif kind == "plain":
+    if kind == "plain":
         import plain_channel
 
         server = plain_channel.RoundServer("127.0.0.1", 0, secret, W)
@@ -118,8 +110,12 @@ def run_rounds(kind: str, W: int, floats: int, rounds: int) -> list[float]:
 
 def summary(ms: list[float], warmup: int) -> dict:
     kept = ms[warmup:]
-    return {"median_ms": round(statistics.median(kept), 3), "p90_ms": round(float(np.percentile(kept, 90)), 3),
-            "min_ms": round(min(kept), 3), "rounds": len(kept)}
+    return {
+        "median_ms": round(statistics.median(kept), 3),
+        "p90_ms": round(float(np.percentile(kept, 90)), 3),
+        "min_ms": round(min(kept), 3),
+        "rounds": len(kept),
+    }
 
 
 def main() -> None:
@@ -134,16 +130,13 @@ def main() -> None:
     result.update({"workers": args.workers, "rounds": args.rounds, "blocks": args.blocks, "sizes": {}})
     per_block, warmup = args.rounds // args.blocks, 5  # the first rounds of a block connect and warm up
     for mode, floats in SIZES.items():
-        kinds = KINDS if mode == "sync" else tuple(k for k in KINDS if k != "flight")
-        times: dict[str, list[float]] = {k: [] for k in kinds}
+        times: dict[str, list[float]] = {k: [] for k in KINDS}
         for _ in range(args.blocks):
-            for kind in kinds:
+            for kind in KINDS:
                 times[kind] += run_rounds(kind, args.workers, floats, per_block + warmup)[warmup:]
-        size = {"floats_each_way": floats, "bytes_each_way": 4 * floats,
-                **{k: summary(v, 0) for k, v in times.items()}}
-        for kind in ("curve", "ipc", "ipc-frames", "flight"):
-            if kind in size:
-                size[f"ratio_{kind}_to_plain"] = round(size[kind]["median_ms"] / size["plain"]["median_ms"], 3)
+        size = {"floats_each_way": floats, "bytes_each_way": 4 * floats, **{k: summary(v, 0) for k, v in times.items()}}
+        for kind in KINDS[1:]:
+            size[f"ratio_{kind}_to_plain"] = round(size[kind]["median_ms"] / size["plain"]["median_ms"], 3)
         result["sizes"][mode] = size
     result["loadavg_after"] = loadavg()
     print(json.dumps(result), flush=True)

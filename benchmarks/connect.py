@@ -15,7 +15,7 @@ server). Each run is a whole process; pairs alternate, classic first; the figure
   the test accuracy.
 
 The load average is kept before, after each run and at the end (the machine may be shared);
-benchmarks/docs.py renders connect.json into README.md's `connect` block.
+benchmarks/docs.py renders connect.json into docs/performance.md's `connect` block.
 
     python benchmarks/connect.py --data data/mnist --out benchmarks/results    # writes connect.json
 """
@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from provenance import loadavg, provenance  # noqa: E402
 
-from dist_mnist.artifacts import atomic_write_json  # noqa: E402
+from dist_mnist.files.atomic import atomic_write_json  # noqa: E402
 from tests.connect import server  # noqa: E402
 
 CONNECT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
@@ -53,7 +53,7 @@ def train(where: list[str], data: str, sets: list[str]) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in CONNECT_ENV}
         env.setdefault("SPARK_CONF_DIR", str(REPO / "conf"))
         t0 = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600, check=False)
         seconds = time.perf_counter() - t0
         if done.returncode:
             raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
@@ -68,9 +68,14 @@ def round_figures(run: dict) -> dict:
     overhead's median after the first round, in ms."""
     r = run["metrics"]["rounds"]
     parts = sum(r[k]["total_seconds"] for k in ("executor", "straggler", "overhead"))
-    return {"rounds": r["rounds"], "mean_round_ms": round(1000 * parts / max(r["rounds"], 1), 2),
-            "overhead_median_after_first_ms": r["overhead_ms"]["median_after_first"],
-            "transport": r["transport"], "transport_line": run["transport_line"], "loadavg": run["loadavg"]}
+    return {
+        "rounds": r["rounds"],
+        "mean_round_ms": round(1000 * parts / max(r["rounds"], 1), 2),
+        "overhead_median_after_first_ms": r["overhead_ms"]["median_after_first"],
+        "transport": r["transport"],
+        "transport_line": run["transport_line"],
+        "loadavg": run["loadavg"],
+    }
 
 
 def main() -> None:
@@ -102,10 +107,15 @@ def main() -> None:
                 for _ in range(args.pairs):
                     for kind in ("classic", "connect"):
                         run = train(where[kind], args.data, ["workers=2"])
-                        runs[kind].append({"wall_seconds": run["wall_seconds"],
-                                           "train_seconds": run["metrics"]["epochs"][-1]["elapsed_seconds"],
-                                           "accuracy": run["metrics"]["final"]["accuracy"],
-                                           "transport_line": run["transport_line"], "loadavg": run["loadavg"]})
+                        runs[kind].append(
+                            {
+                                "wall_seconds": run["wall_seconds"],
+                                "train_seconds": run["metrics"]["epochs"][-1]["elapsed_seconds"],
+                                "accuracy": run["metrics"]["final"]["accuracy"],
+                                "transport_line": run["transport_line"],
+                                "loadavg": run["loadavg"],
+                            }
+                        )
                         print("tutorial", kind, runs[kind][-1], flush=True)
                 result["tutorial"] = summarise(runs, "wall_seconds")
         finally:
@@ -119,7 +129,11 @@ def main() -> None:
 def summarise(runs: dict[str, list[dict]], key: str) -> dict:
     """Every run, each kind's median of `key`, and Connect's median over classic's."""
     medians = {kind: statistics.median(r[key] for r in rs) for kind, rs in runs.items()}
-    return {"runs": runs, "median": medians, "ratio_connect_to_classic": round(medians["connect"] / medians["classic"], 3)}
+    return {
+        "runs": runs,
+        "median": medians,
+        "ratio_connect_to_classic": round(medians["connect"] / medians["classic"], 3),
+    }
 
 
 if __name__ == "__main__":

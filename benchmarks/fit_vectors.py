@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dist_mnist.artifacts import atomic_write_json
 from dist_mnist.data import mnist
+from dist_mnist.files.atomic import atomic_write_json
 
 TARGET = 0.971
 
@@ -40,9 +40,15 @@ def write_vector_table(spark, source: str, out: str) -> int:
         images, labels, _ = mnist.load_split(source, split)
         values = pa.array((images.astype(np.float64) / 255.0).ravel())
         offsets = pa.array(np.arange(len(labels) + 1, dtype=np.int32) * images.shape[1])
-        tables.append(pa.table({"pixels": pa.ListArray.from_arrays(offsets, values),
-                                "label": pa.array(labels.astype(np.float64)),
-                                "is_test": pa.array(np.full(len(labels), split == "test"))}))
+        tables.append(
+            pa.table(
+                {
+                    "pixels": pa.ListArray.from_arrays(offsets, values),
+                    "label": pa.array(labels.astype(np.float64)),
+                    "is_test": pa.array(np.full(len(labels), split == "test")),
+                }
+            )
+        )
     raw = out + "-arrays.parquet"
     pq.write_table(pa.concat_tables(tables), raw)
     df = spark.read.parquet(raw).select(array_to_vector("pixels").alias("features"), "label", "is_test")
@@ -78,9 +84,17 @@ def main() -> None:
         result = {
             "command": "spark-submit --master 'local[*]' benchmarks/fit_vectors.py",
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "spark": spark.version,
-                        "master": spark.sparkContext.master, "loadavg_before": load, "loadavg_after": os.getloadavg()},
-            "rows": rows, "epochs": args.epochs, "layers": model.modelMeta["layer_sizes"],
+            "machine": {
+                "cores": os.cpu_count(),
+                "python": platform.python_version(),
+                "spark": spark.version,
+                "master": spark.sparkContext.master,
+                "loadavg_before": load,
+                "loadavg_after": os.getloadavg(),
+            },
+            "rows": rows,
+            "epochs": args.epochs,
+            "layers": model.modelMeta["layer_sizes"],
             "fit_seconds": round(fit_seconds, 2),
             "staging_seconds": round(summary.staging_seconds, 2),
             "train_seconds": round(summary.train_seconds, 2),
@@ -88,12 +102,15 @@ def main() -> None:
             "test_accuracy_evaluator": accuracy,
             "validation_accuracy_per_epoch": summary.validationAccuracy,
             "workers": model.modelMeta["config"]["workers"],
-            "target": TARGET, "met": accuracy >= TARGET,
+            "target": TARGET,
+            "met": accuracy >= TARGET,
         }
     atomic_write_json(Path(args.out) / "fit-vectors.json", result)
-    print(f"fit from a VectorUDT DataFrame: test accuracy {accuracy:.4f} (target {TARGET}), fit {fit_seconds:.1f}s, "
-          f"staging {result['staging_seconds']:.1f}s = {100 * result['staging_share_of_training']:.1f}% "
-          f"of training {result['train_seconds']:.1f}s")
+    print(
+        f"fit from a VectorUDT DataFrame: test accuracy {accuracy:.4f} (target {TARGET}), fit {fit_seconds:.1f}s, "
+        f"staging {result['staging_seconds']:.1f}s = {100 * result['staging_share_of_training']:.1f}% "
+        f"of training {result['train_seconds']:.1f}s"
+    )
 
 
 if __name__ == "__main__":

@@ -25,11 +25,10 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from dist_mnist.artifacts import atomic_write_json
+from dist_mnist.files.atomic import atomic_write_json
 
 # Layer 0 of 784-1000-10 at batch 128, the two products that are most of a step's flops
-SHAPES = {"forward 128x784 @ 784x1000": ((128, 784), (784, 1000)),
-          "dW0 784x128 @ 128x1000": ((784, 128), (128, 1000))}
+SHAPES = {"forward 128x784 @ 784x1000": ((128, 784), (784, 1000)), "dW0 784x128 @ 128x1000": ((784, 128), (128, 1000))}
 
 
 def best_rate(matmul, flops: int, seconds: float) -> float:
@@ -57,8 +56,10 @@ def measure(threads: int, seconds: float) -> dict:
             C = np.empty((a_shape[0], b_shape[1]), np.float32)
             tA, tB, tC = torch.from_numpy(A), torch.from_numpy(B), torch.from_numpy(C.copy())
             flops = 2 * a_shape[0] * a_shape[1] * b_shape[1]
-            out[name] = {"numpy": best_rate(lambda A=A, B=B, C=C: np.matmul(A, B, out=C), flops, seconds),
-                         "torch": best_rate(lambda a=tA, b=tB, c=tC: torch.mm(a, b, out=c), flops, seconds)}
+            out[name] = {
+                "numpy": best_rate(lambda A=A, B=B, C=C: np.matmul(A, B, out=C), flops, seconds),
+                "torch": best_rate(lambda a=tA, b=tB, c=tC: torch.mm(a, b, out=c), flops, seconds),
+            }
     return out
 
 
@@ -102,17 +103,28 @@ def main() -> None:
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--seconds", type=float, default=2.0, help="per shape, library and thread count")
     args = p.parse_args()
-    blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture")}
-            for i in threadpool_info() if i.get("user_api") == "blas"]
-    torch_blas = [line.strip() for line in torch.__config__.show().splitlines()
-                  if "BLAS_INFO" in line or "Math Kernel Library" in line or "oneDNN" in line]
-    doc = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores", "cpu": cpu_model(),
-           "command": "python benchmarks/kernels.py", "loadavg_before": list(os.getloadavg()),
-           "numpy": {"version": np.__version__, "blas": blas},
-           "torch": {"version": torch.__version__, "blas": torch_blas},
-           "gflops": {f"threads_{t}": measure(t, args.seconds) for t in (1, 2)},
-           "torch_step_ms_threads_2": optimizer_steps(2, steps=200, reps=5),
-           "loadavg_after": list(os.getloadavg())}
+    blas = [
+        {k: i.get(k) for k in ("internal_api", "version", "architecture")}
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    torch_blas = [
+        line.strip()
+        for line in torch.__config__.show().splitlines()
+        if "BLAS_INFO" in line or "Math Kernel Library" in line or "oneDNN" in line
+    ]
+    doc = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{os.cpu_count()} cores",
+        "cpu": cpu_model(),
+        "command": "python benchmarks/kernels.py",
+        "loadavg_before": list(os.getloadavg()),
+        "numpy": {"version": np.__version__, "blas": blas},
+        "torch": {"version": torch.__version__, "blas": torch_blas},
+        "gflops": {f"threads_{t}": measure(t, args.seconds) for t in (1, 2)},
+        "torch_step_ms_threads_2": optimizer_steps(2, steps=200, reps=5),
+        "loadavg_after": list(os.getloadavg()),
+    }
     path = Path(args.out) / "kernels.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, doc)

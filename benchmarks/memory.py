@@ -78,7 +78,7 @@ def process_table() -> dict[int, tuple[int, list[str]]]:
         except OSError:
             continue
         # the command name in parentheses may hold spaces; the parent pid is the 2nd field after it
-        table[int(entry)] = (int(stat[stat.rindex(")") + 2:].split()[1]), argv)
+        table[int(entry)] = (int(stat[stat.rindex(")") + 2 :].split()[1]), argv)
     return table
 
 
@@ -123,7 +123,7 @@ class Sampler(threading.Thread):
         self.sample_ms: list[float] = []
         # per kind: the peak of the sum over its processes at one instant, and the largest single process
         self.peak_sum = {k: {"Rss": 0, "Pss": 0, "processes": 0, "at_seconds": None} for k in KINDS}
-        self.peak_one = {k: {f: 0 for f in (*FIELDS, "VmHWM")} for k in KINDS}
+        self.peak_one = {k: dict.fromkeys((*FIELDS, "VmHWM"), 0) for k in KINDS}
         self.peak_total_pss = {"Pss": 0, "at_seconds": None}
         self.seen: dict[str, set[int]] = {k: set() for k in KINDS}
 
@@ -163,11 +163,21 @@ class Sampler(threading.Thread):
         self.done.set()
         self.join()
         ms = sorted(self.sample_ms) or [0.0]
-        return {"samples": self.samples, "interval_seconds": self.interval,
-                "sample_ms_median": round(ms[len(ms) // 2], 1),
-                "kinds": {k: {"processes_seen": len(self.seen[k]), "peak_sum": self.peak_sum[k],
-                              "peak_one_process": self.peak_one[k]} for k in KINDS if self.seen[k]},
-                "peak_total_pss": self.peak_total_pss}
+        return {
+            "samples": self.samples,
+            "interval_seconds": self.interval,
+            "sample_ms_median": round(ms[len(ms) // 2], 1),
+            "kinds": {
+                k: {
+                    "processes_seen": len(self.seen[k]),
+                    "peak_sum": self.peak_sum[k],
+                    "peak_one_process": self.peak_one[k],
+                }
+                for k in KINDS
+                if self.seen[k]
+            },
+            "peak_total_pss": self.peak_total_pss,
+        }
 
 
 def data_bytes(data: Path) -> int:
@@ -184,8 +194,21 @@ def run_once(args, workers: int, epochs: int, scratch: Path, env: dict) -> dict:
     """One training run under the sampler; its peaks, exit status and the trainer's own figures."""
     master = f"local[{max(2, workers)}]"
     run_dir = scratch / f"run-W{workers}-E{epochs}"
-    cmd = [str(Path(PY).parent / "spark-submit"), "--master", master, "jobs/train.py", "--data", str(args.data),
-           "--out", str(run_dir), "--overwrite", "--set", f"workers={workers}", "--set", f"epochs={epochs}"]
+    cmd = [
+        str(Path(PY).parent / "spark-submit"),
+        "--master",
+        master,
+        "jobs/train.py",
+        "--data",
+        str(args.data),
+        "--out",
+        str(run_dir),
+        "--overwrite",
+        "--set",
+        f"workers={workers}",
+        "--set",
+        f"epochs={epochs}",
+    ]
     log = scratch / f"train-W{workers}-E{epochs}.log"
     before = loadavg()
     t0 = time.perf_counter()
@@ -195,10 +218,17 @@ def run_once(args, workers: int, epochs: int, scratch: Path, env: dict) -> dict:
         sampler.start()
         rc = proc.wait()
         peaks = sampler.stop()
-    row = {"workers": workers, "epochs": epochs, "master": master, "returncode": rc,
-           "wall_seconds": round(time.perf_counter() - t0, 2), "loadavg_before": before, "loadavg_after": loadavg(),
-           **peaks,
-           "command": " ".join(["spark-submit", *cmd[1:]]).replace(str(run_dir), "RUN")}
+    row = {
+        "workers": workers,
+        "epochs": epochs,
+        "master": master,
+        "returncode": rc,
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+        "loadavg_before": before,
+        "loadavg_after": loadavg(),
+        **peaks,
+        "command": " ".join(["spark-submit", *cmd[1:]]).replace(str(run_dir), "RUN"),
+    }
     if rc != 0:
         row["error"] = " | ".join(log.read_text().strip().splitlines()[-3:])
         return row
@@ -224,22 +254,34 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         p.error(f"--runs must be W or W:EPOCHS, comma-separated, got {args.runs!r}")
     args.data = args.data.resolve()
-    doc = {**provenance("memory.py", argv), "data_uint8_bytes": data_bytes(args.data),
-           "sample_seconds": SAMPLE_SECONDS, "runs": [],
-           "notes": ["local mode: the spark-submit JVM is both the py4j gateway and the executor.",
-                     "PSS sums count a shared page once; RSS sums count it in every process that maps it."]}
-    env = {**os.environ, "PYSPARK_PYTHON": PY, "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf")),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    doc = {
+        **provenance("memory.py", argv),
+        "data_uint8_bytes": data_bytes(args.data),
+        "sample_seconds": SAMPLE_SECONDS,
+        "runs": [],
+        "notes": [
+            "local mode: the spark-submit JVM is both the py4j gateway and the executor.",
+            "PSS sums count a shared page once; RSS sums count it in every process that maps it.",
+        ],
+    }
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": PY,
+        "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf")),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     out = args.out / "memory.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    from dist_mnist.artifacts import atomic_write_json
+    from dist_mnist.files.atomic import atomic_write_json
 
     with tempfile.TemporaryDirectory(prefix="dist-mnist-memory-") as tmp:
         for w, e in runs:
             row = run_once(args, w, e, Path(tmp), env)
             doc["runs"].append(row)
-            print(json.dumps({k: row[k] for k in ("workers", "epochs", "master", "returncode", "wall_seconds")}),
-                  flush=True)
+            print(
+                json.dumps({k: row[k] for k in ("workers", "epochs", "master", "returncode", "wall_seconds")}),
+                flush=True,
+            )
             doc["loadavg_after"] = loadavg()
             atomic_write_json(out, doc)
     print(f"wrote {out}")

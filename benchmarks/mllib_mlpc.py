@@ -38,12 +38,15 @@ def spark_session(master: str, driver_memory: str):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.master(master).appName("mllib-mlpc")
-             .config("spark.driver.memory", driver_memory)
-             .config("spark.ui.enabled", "false")
-             .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.shuffle.partitions", "2")
-             .getOrCreate())
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("mllib-mlpc")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -53,12 +56,12 @@ def jvm_blas(spark) -> str:
     netlib = spark.sparkContext._jvm.dev.ludovic.netlib.blas
     try:
         used = netlib.BLAS.getInstance().getClass().getSimpleName()
-    except Exception as e:  # py4j raises its own types; this is only a label
+    except Exception as e:  # noqa: BLE001 - py4j raises its own types; this is only a label
         return f"unknown ({type(e).__name__})"
     try:
         netlib.NativeBLAS.getInstance()
         return f"{used} (native BLAS loaded)"
-    except Exception:  # no libblas.so.3: netlib throws and MLlib uses the Java fallback
+    except Exception:  # noqa: BLE001 - no libblas.so.3: netlib throws and MLlib uses the Java fallback
         return f"{used} (no native BLAS: Java fallback)"
 
 
@@ -106,8 +109,9 @@ def fit_and_score(train, test, max_iter: int, seed: int, block_size: int) -> tup
     from pyspark.ml.classification import MultilayerPerceptronClassifier
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 
-    mlpc = MultilayerPerceptronClassifier(layers=[N_PIXELS, 1000, 10], maxIter=max_iter, blockSize=block_size,
-                                          seed=seed, solver="l-bfgs")
+    mlpc = MultilayerPerceptronClassifier(
+        layers=[N_PIXELS, 1000, 10], maxIter=max_iter, blockSize=block_size, seed=seed, solver="l-bfgs"
+    )
     t0 = time.perf_counter()
     model = mlpc.fit(train)
     fit_seconds = time.perf_counter() - t0
@@ -126,10 +130,19 @@ def one_fit(args) -> dict:
         test = load_features(spark, args.data.rstrip("/") + "/test", parts)
         prep_seconds = time.perf_counter() - t_prep
         fit_seconds, acc, iters = fit_and_score(train, test, args.one_fit, args.seed, args.block_size)
-        return {"max_iter": args.one_fit, "iterations": iters, "prep_seconds": round(prep_seconds, 2),
-                "fit_seconds": round(fit_seconds, 2), "test_accuracy": acc, "train_rows": train.count(),
-                "test_rows": test.count(), "partitions": parts, "blas": jvm_blas(spark),
-                "spark_version": spark.version, "in_process_seconds": round(time.perf_counter() - T0, 2)}
+        return {
+            "max_iter": args.one_fit,
+            "iterations": iters,
+            "prep_seconds": round(prep_seconds, 2),
+            "fit_seconds": round(fit_seconds, 2),
+            "test_accuracy": acc,
+            "train_rows": train.count(),
+            "test_rows": test.count(),
+            "partitions": parts,
+            "blas": jvm_blas(spark),
+            "spark_version": spark.version,
+            "in_process_seconds": round(time.perf_counter() - T0, 2),
+        }
     finally:
         spark.stop()
 
@@ -138,12 +151,25 @@ def fit_process(args, max_iter: int) -> dict:
     """Run one fit as a child process, timed whole, with the load average before and after."""
     from provenance import loadavg  # the script's own directory is on sys.path
 
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--one-fit", str(max_iter), "--data", args.data,
-           "--master", args.master, "--driver-memory", args.driver_memory, "--seed", str(args.seed),
-           "--block-size", str(args.block_size)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--one-fit",
+        str(max_iter),
+        "--data",
+        args.data,
+        "--master",
+        args.master,
+        "--driver-memory",
+        args.driver_memory,
+        "--seed",
+        str(args.seed),
+        "--block-size",
+        str(args.block_size),
+    ]
     before = loadavg()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     row = {"max_iter": max_iter, "wall_seconds": round(wall, 2), "loadavg_before": before, "loadavg_after": loadavg()}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -167,8 +193,10 @@ def stop_reason(rows: list[dict], next_iter: int | None, spent: float, args) -> 
     # the fit's time grows about linearly in maxIter; the rest of the process does not
     predicted = last["wall_seconds"] + last["fit_seconds"] * (next_iter / last["max_iter"] - 1)
     if spent + predicted > args.budget_seconds:
-        return f"budget: the fit with maxIter={next_iter} predicted {predicted:.0f} s, " \
-               f"{args.budget_seconds - spent:.0f} s left"
+        return (
+            f"budget: the fit with maxIter={next_iter} predicted {predicted:.0f} s, "
+            f"{args.budget_seconds - spent:.0f} s left"
+        )
     return None
 
 
@@ -176,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the maxIter schedule, one process a fit, and write OUT/mllib.json after every fit."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="dataset directory with train/ and test/ Parquet")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"),
-                   help="directory for mllib.json")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="directory for mllib.json")
     p.add_argument("--max-iters", default=DEFAULT_MAX_ITERS, help="comma-separated maxIter schedule")
     p.add_argument("--target-accuracy", type=float, default=1.0, help="stop once a fit reaches this")
     p.add_argument("--budget-seconds", type=float, default=3600.0, help="total time for all fits")
@@ -195,26 +222,41 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--max-iters must be increasing positive integers, got {args.max_iters}")
 
     from provenance import loadavg, provenance
-    from dist_mnist.artifacts import atomic_write_json
 
-    doc = {**provenance("mllib_mlpc.py", argv), "system": "mllib",
-           "settings": {"layers": [N_PIXELS, 1000, 10], "solver": "l-bfgs", "master": args.master,
-                        "driver_memory": args.driver_memory, "seed": args.seed, "block_size": args.block_size,
-                        "max_iters": max_iters, "target_accuracy": args.target_accuracy,
-                        "budget_seconds": args.budget_seconds, "data": args.data},
-           "notes": ["Each row is one fit in its own process: wall s is that whole process (start-up, data "
-                     "preparation, fit, scoring); fit s is mlpc.fit() alone. Rows are not cumulative.",
-                     "L-BFGS here is deterministic (fixed seed and partitioning), so a shorter fit passes "
-                     "through the iterates of a longer one."],
-           "rows": []}
+    from dist_mnist.files.atomic import atomic_write_json
+
+    doc = {
+        **provenance("mllib_mlpc.py", argv),
+        "system": "mllib",
+        "settings": {
+            "layers": [N_PIXELS, 1000, 10],
+            "solver": "l-bfgs",
+            "master": args.master,
+            "driver_memory": args.driver_memory,
+            "seed": args.seed,
+            "block_size": args.block_size,
+            "max_iters": max_iters,
+            "target_accuracy": args.target_accuracy,
+            "budget_seconds": args.budget_seconds,
+            "data": args.data,
+        },
+        "notes": [
+            "Each row is one fit in its own process: wall s is that whole process (start-up, data "
+            "preparation, fit, scoring); fit s is mlpc.fit() alone. Rows are not cumulative.",
+            "L-BFGS here is deterministic (fixed seed and partitioning), so a shorter fit passes "
+            "through the iterates of a longer one.",
+        ],
+        "rows": [],
+    }
     out = Path(args.out) / "mllib.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, max_iter in enumerate(max_iters):
         row = fit_process(args, max_iter)
         doc["rows"].append(row)
         print(json.dumps(row), flush=True)
-        doc["stopped"] = stop_reason(doc["rows"], max_iters[i + 1] if i + 1 < len(max_iters) else None,
-                                     time.perf_counter() - T0, args)
+        doc["stopped"] = stop_reason(
+            doc["rows"], max_iters[i + 1] if i + 1 < len(max_iters) else None, time.perf_counter() - T0, args
+        )
         doc["loadavg_after"] = loadavg()
         ok = [r for r in doc["rows"] if r["status"] == "ok"]
         if ok:

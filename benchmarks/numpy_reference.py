@@ -52,9 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - t_train
     for entry in history:
         print(json.dumps(entry), flush=True)
-    print(json.dumps({"system": "numpy", "threads": args.threads, "epochs": args.epochs,
-                      "train_seconds": round(train_seconds, 3), "accuracy": history[-1]["test_accuracy"],
-                      "wall_seconds": round(time.perf_counter() - T0, 3)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "system": "numpy",
+                "threads": args.threads,
+                "epochs": args.epochs,
+                "train_seconds": round(train_seconds, 3),
+                "accuracy": history[-1]["test_accuracy"],
+                "wall_seconds": round(time.perf_counter() - T0, 3),
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

@@ -1,11 +1,11 @@
-"""The ZeroMQ round channel dist-mnist used before CURVE, reduced to what benchmarks/channels.py
-times: the baseline of its figures. Not for use on a network.
+"""An unencrypted ZeroMQ round channel (PLAIN), reduced to what benchmarks/channels.py times:
+the baseline of its figures. Not for use on a network.
 
 The driver binds one ROUTER socket (2 I/O threads); each worker connects one DEALER socket and
 says hello. A round is one multipart message each way: [kind, JSON metadata, the float32
 vector in one frame], sent and received without a copy. Every connection presents the run's
 secret with ZeroMQ's PLAIN mechanism, checked by pyzmq's ZAP handler: PLAIN sends the secret
-in clear and encrypts nothing, which is why dist_mnist.channel now uses CURVE over TCP.
+in clear and encrypts nothing, which is why dist_mnist.channel uses CURVE over TCP.
 """
 
 from __future__ import annotations
@@ -25,17 +25,24 @@ USER = b"dist-mnist"
 
 def encode_result(r: RoundResult) -> bytes:
     """A result's small fields as JSON (the sums travel as their own frame)."""
-    return json.dumps({"loss": r.loss, "n": r.n, "seconds": {str(k): v for k, v in r.seconds.items()},
-                       "resident_bytes": r.resident_bytes,
-                       "confusion": None if r.confusion is None else r.confusion.tolist()}).encode()
+    return json.dumps(
+        {
+            "loss": r.loss,
+            "n": r.n,
+            "seconds": {str(k): v for k, v in r.seconds.items()},
+            "shard_bytes": r.shard_bytes,
+            "confusion": None if r.confusion is None else r.confusion.tolist(),
+        }
+    ).encode()
 
 
 def decode_result(sums: np.ndarray, meta: bytes) -> RoundResult:
     """The RoundResult of a received vector and its metadata."""
     m = json.loads(meta)
     confusion = None if m["confusion"] is None else np.asarray(m["confusion"], np.int64)
-    return RoundResult(sums, m["loss"], m["n"], {int(k): v for k, v in m["seconds"].items()},
-                       m["resident_bytes"], confusion)
+    return RoundResult(
+        sums, m["loss"], m["n"], {int(k): v for k, v in m["seconds"].items()}, m["shard_bytes"], confusion
+    )
 
 
 class RoundServer:
@@ -57,8 +64,15 @@ class RoundServer:
         self.generation = generation
 
     def send(self, w: int, flat: np.ndarray, spec: RoundSpec) -> None:
-        self.sock.send_multipart([f"{self.generation}:{w}".encode(), b"round", json.dumps(asdict(spec)).encode(),
-                                  np.ascontiguousarray(flat, np.float32)], copy=False)
+        self.sock.send_multipart(
+            [
+                f"{self.generation}:{w}".encode(),
+                b"round",
+                json.dumps(asdict(spec)).encode(),
+                np.ascontiguousarray(flat, np.float32),
+            ],
+            copy=False,
+        )
 
     def stop_workers(self) -> None:
         for w in range(self.workers):
@@ -94,8 +108,9 @@ def serve_rounds(address: str, secret: str, hello: dict, compute) -> None:
                 break
             flat = np.frombuffer(payload.buffer, np.float32)
             result = compute(flat, RoundSpec(**json.loads(meta.bytes)))
-            sock.send_multipart([b"result", encode_result(result), np.ascontiguousarray(result.sums, np.float32)],
-                                copy=False)
+            sock.send_multipart(
+                [b"result", encode_result(result), np.ascontiguousarray(result.sums, np.float32)], copy=False
+            )
     finally:
         sock.close(linger=1000)
         ctx.term()

@@ -29,7 +29,10 @@ CATEGORIES = [  # (name, pattern over one frame)
     ("batching", r"Batcher\.__call__|to_inputs"),
     ("evaluation", r"confusion_counts|^predict \(|evaluat"),
     ("data loading", r"shards?\.py|data/|parquet|pyarrow|snappy"),
-    ("transport", r"channel|barrier\.py|transports?\.py|zmq|^pack \(|^unpack \(|Combiner|collectAndServe|py4j"),
+    (
+        "transport",
+        r"channel|barrier(_tasks)?\.py|transport(s|_choice)?\.py|zmq|^pack \(|^unpack \(|Combiner|collectAndServe|py4j",
+    ),
     ("imports", r"_find_and_load|^<module>"),
 ]
 PATTERNS = [(name, re.compile(p)) for name, p in CATEGORIES]

@@ -1,8 +1,8 @@
-"""Where a run's time goes, before and after the fused update: py-spy profiles of whole runs.
+"""Where a run's time goes, with the NumPy and with the fused update: py-spy profiles of whole runs.
 
 Runs `dist-mnist train --master local[2]` for the default run and the sync run (--set mode=sync),
-each twice: with the NumPy update (DIST_MNIST_FUSED=0, what ran before the fused update) and with
-the fused one. One py-spy records the driver from its start; once the barrier stage's Python
+each twice: with the NumPy update (DIST_MNIST_FUSED=0) and with the fused one (needs py-spy:
+`pip install py-spy`). One py-spy records the driver from its start; once the barrier stage's Python
 workers are up (pyspark's daemon forks them; py-spy's --subprocesses does not follow a fork
 without exec), one more py-spy attaches to each of them for the rest of the run. Each side's
 samples are split by profile_shares.py into GEMM, the update, batching, transport, Spark start, ...
@@ -27,7 +27,7 @@ from pathlib import Path
 from profile_shares import shares
 from provenance import loadavg, provenance
 
-from dist_mnist.artifacts import atomic_write_json
+from dist_mnist.files.atomic import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 PY_SPY = str(Path(sys.executable).parent / "py-spy")
@@ -58,10 +58,26 @@ def profile(run: str, update: str, data: str, epochs: int, scratch: Path) -> dic
     """One profiled run of the tutorial; its shares by side, wall time, phases and accuracy."""
     sets = [*RUNS[run], f"epochs={epochs}", f"workers={WORKERS}"]
     out = scratch / f"{run}-{update}"
-    train = [sys.executable, "-m", "dist_mnist.cli", "train", "--master", "local[2]", "--data", data,
-             "--out", str(out), "--overwrite", *[a for s in sets for a in ("--set", s)]]
-    env = {**os.environ, UPDATES_ENV: UPDATES[update], "PYSPARK_PYTHON": sys.executable,
-           "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf"))}
+    train = [
+        sys.executable,
+        "-m",
+        "dist_mnist.cli",
+        "train",
+        "--master",
+        "local[2]",
+        "--data",
+        data,
+        "--out",
+        str(out),
+        "--overwrite",
+        *[a for s in sets for a in ("--set", s)],
+    ]
+    env = {
+        **os.environ,
+        UPDATES_ENV: UPDATES[update],
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf")),
+    }
     load = loadavg()
     t0 = time.perf_counter()
     driver = subprocess.Popen(train, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -82,12 +98,18 @@ def profile(run: str, update: str, data: str, epochs: int, scratch: Path) -> dic
         split = {"driver": shares(f)["driver"]}
     lines = [line for w in workers for line in (scratch / f"worker-{w}.txt").read_text().splitlines()]
     split["executors"] = next(iter(shares(lines).values()))
-    return {"run": run, "update": update, "process_seconds": round(seconds, 2),
-            "accuracy": json.loads((out / "metrics.json").read_text())["final"]["accuracy"],
-            "phases_seconds": {k: float(v) for k, v in phases.items()}, "loadavg_before": load,
-            "stage_workers_profiled": len(workers), "shares": split,
-            "command": f"{UPDATES_ENV}={UPDATES[update]} dist-mnist train --master local[2] " + " ".join(
-                f"--set {s}" for s in sets)}
+    return {
+        "run": run,
+        "update": update,
+        "process_seconds": round(seconds, 2),
+        "accuracy": json.loads((out / "metrics.json").read_text())["final"]["accuracy"],
+        "phases_seconds": {k: float(v) for k, v in phases.items()},
+        "loadavg_before": load,
+        "stage_workers_profiled": len(workers),
+        "shares": split,
+        "command": f"{UPDATES_ENV}={UPDATES[update]} dist-mnist train --master local[2] "
+        + " ".join(f"--set {s}" for s in sets),
+    }
 
 
 def main() -> None:

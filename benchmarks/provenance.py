@@ -28,7 +28,9 @@ def machine() -> dict:
     out = {"cores": os.cpu_count(), "platform": platform.platform(), "cpu": platform.processor() or None}
     try:
         with open("/proc/cpuinfo") as f:
-            out["cpu"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), out["cpu"])
+            out["cpu"] = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), out["cpu"]
+            )
         with open("/proc/meminfo") as f:
             kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
             out["memory_bytes"] = kb * 1024
@@ -47,6 +49,10 @@ def provenance(script: str, argv: list[str] | None = None) -> dict:
         spark = pyspark.__version__
     except ImportError:
         spark = None
-    return {"command": command_line(script, argv), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-            "versions": {"python": platform.python_version(), "numpy": np.__version__, "spark": spark},
-            "loadavg_before": loadavg()}
+    return {
+        "command": command_line(script, argv),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "spark": spark},
+        "loadavg_before": loadavg(),
+    }

@@ -1,8 +1,8 @@
 """What the chain reduce saves the driver: its received bytes a round and the round time, with
 every worker sending its sums to the driver (reduce = "driver") or the workers adding them along
-a chain (reduce = "chain", dist_mnist.channel_chain), at W = 2, 4, 8 on loopback.
+a chain (reduce = "chain", dist_mnist.channel.chain), at W = 2, 4, 8 on loopback.
 
-The driver (this process) runs dist_mnist.channel's RoundServer; each worker is a process
+The driver (this process) runs dist_mnist.channel.server's RoundServer; each worker is a process
 (spawn) running serve_rounds, with the chain's PeerLinks where reduce = "chain" (their
 addresses swapped through files, as BarrierTaskContext.allGather does in Spark). A worker's
 compute returns a fixed vector at once, so a round is all communication: the driver sends the
@@ -32,8 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dist_mnist.artifacts import atomic_write_json  # noqa: E402
-from provenance import loadavg, provenance  # noqa: E402
+from provenance import loadavg, provenance
+
+from dist_mnist.files.atomic import atomic_write_json
 
 N_PARAMS = 795_010  # the tutorial's 784-1000-10 network, sync mode's vector
 DESIGNS = ("driver", "chain")
@@ -57,15 +58,19 @@ def file_gather(folder: str, w: int, workers: int):
 
 
 def worker(endpoint, w: int, workers: int, design: str, folder: str) -> None:
-    from dist_mnist.channel import serve_rounds
-    from dist_mnist.channel_chain import PeerLinks
+    from dist_mnist.channel.chain import PeerLinks
+    from dist_mnist.channel.worker import serve_rounds
     from dist_mnist.rounds import RoundResult
 
     sums = np.full(N_PARAMS, 1e-3 * (w + 1), np.float32)
     links = PeerLinks(endpoint, w, workers, "127.0.0.1", file_gather(folder, w, workers)) if design == "chain" else None
     try:
-        serve_rounds(endpoint, {"generation": 1, "worker": w}, lambda flat, spec: RoundResult(sums, 1.0, 1, {w: 0.0}),
-                     links.deliver if links else None)
+        serve_rounds(
+            endpoint,
+            {"generation": 1, "worker": w},
+            lambda flat, spec: RoundResult(sums, 1.0, 1, {w: 0.0}),
+            links.deliver if links else None,
+        )
     finally:
         if links is not None:
             links.close()
@@ -73,7 +78,7 @@ def worker(endpoint, w: int, workers: int, design: str, folder: str) -> None:
 
 def run_rounds(kind: str, design: str, W: int, rounds: int) -> tuple[list[float], list[int]]:
     """Milliseconds and the driver's received bytes of each of `rounds` rounds."""
-    from dist_mnist.channel import RoundServer
+    from dist_mnist.channel.server import RoundServer
     from dist_mnist.rounds import Combiner, RoundSpec
 
     server = RoundServer(kind, "127.0.0.1", 0, W, N_PARAMS, 10)
@@ -121,10 +126,18 @@ def main() -> None:
     args = p.parse_args()
     mp.set_start_method("spawn")
     result = provenance("reduce.py")
-    result.update({"kind": args.kind, "floats": N_PARAMS, "vector_bytes": 4 * N_PARAMS, "rounds": args.rounds,
-                   "blocks": args.blocks, "by_workers": {}})
-    if args.kind == "ipc":  # whether the driver's design moved the vectors through /dev/shm (channel_shm)
-        from dist_mnist.channel import RoundServer
+    result.update(
+        {
+            "kind": args.kind,
+            "floats": N_PARAMS,
+            "vector_bytes": 4 * N_PARAMS,
+            "rounds": args.rounds,
+            "blocks": args.blocks,
+            "by_workers": {},
+        }
+    )
+    if args.kind == "ipc":  # whether the driver's design moved the vectors through /dev/shm (channel.shm)
+        from dist_mnist.channel.server import RoundServer
 
         probe = RoundServer("ipc", "127.0.0.1", 0, 1, N_PARAMS, 10)
         result["shared_memory"] = bool(probe.shm)
@@ -138,13 +151,19 @@ def main() -> None:
                 t, b = run_rounds(args.kind, design, W, per_block + warmup)
                 times[design] += t[warmup:]
                 received[design] += b[warmup:]
-        row = {d: {"median_ms": round(statistics.median(times[d]), 2),
-                   "p90_ms": round(float(np.percentile(times[d], 90)), 2),
-                   "driver_received_bytes": int(statistics.median(received[d])), "rounds": len(times[d])}
-               for d in DESIGNS}
+        row = {
+            d: {
+                "median_ms": round(statistics.median(times[d]), 2),
+                "p90_ms": round(float(np.percentile(times[d], 90)), 2),
+                "driver_received_bytes": int(statistics.median(received[d])),
+                "rounds": len(times[d]),
+            }
+            for d in DESIGNS
+        }
         row["ratio_chain_to_driver_ms"] = round(row["chain"]["median_ms"] / row["driver"]["median_ms"], 3)
         row["ratio_chain_to_driver_bytes"] = round(
-            row["chain"]["driver_received_bytes"] / row["driver"]["driver_received_bytes"], 3)
+            row["chain"]["driver_received_bytes"] / row["driver"]["driver_received_bytes"], 3
+        )
         result["by_workers"][str(W)] = row
         print(json.dumps({"W": W, **row}), flush=True)
     result["loadavg_after"] = loadavg()

@@ -1,9 +1,11 @@
-"""Run every benchmark that feeds the README and docs/scaling.md, one after another, then docs.py.
+"""Run every benchmark of benchmarks/README.md's table, one after another, then docs.py.
 
-Each script runs as its own process (the machine has 2 cores: nothing runs beside it), writes
-its own OUT/*.json with the command and date, and logs to OUT/logs/NAME.log. A failed step is
-reported and the run goes on; benchmarks/docs.py then regenerates the tables from whatever
-JSON is there. There is no summary file of its own: the README's generated blocks are the report.
+The steps are exactly the table's rows (tests/unit/test_bench_run_all.py checks it): each
+script backs a generated block of docs/performance.md or docs/scaling.md. Each runs as its own
+process (the machine has 2 cores: nothing runs beside it), writes its own OUT/*.json with the
+command and date, and logs to OUT/logs/NAME.log. A failed step is reported and the run goes on;
+benchmarks/docs.py then regenerates the blocks from whatever JSON is there. There is no summary
+file of its own: the generated blocks are the report.
 
     python benchmarks/run_all.py --data DATA --mnist-dir $MNIST_DIR        # ~1 h; ingests DATA if missing
     python benchmarks/run_all.py --data DATA --mnist-dir $MNIST_DIR --only mllib memory
@@ -22,18 +24,46 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
 SPARK_SUBMIT = str(Path(PY).parent / "spark-submit")
-STEP_NAMES = ("kernels", "speed", "rounds", "channels", "workers", "scaling_barrier", "reduce", "reduce_ipc", "mllib", "memory",
-              "floor", "tracking")
+STEP_NAMES = (
+    "kernels",
+    "speed",
+    "updater",
+    "profiles",
+    "rounds",
+    "channels",
+    "workers",
+    "scaling_barrier",  # after speed and workers: it reads their JSON
+    "reduce",
+    "reduce_ipc",
+    "mllib",
+    "memory",
+    "transform",
+    "fit_vectors",
+    "tracking",
+    "connect",
+)
 
 
 def steps(args) -> dict[str, list[str]]:
     """Every step's command line, in the order they run."""
-    data, out = str(args.data), str(args.out)
+    data, out, mnist = str(args.data), str(args.out), str(args.mnist_dir)
     return {
         "kernels": [PY, "benchmarks/kernels.py", "--out", out],
-        "speed": [PY, "benchmarks/speed.py", "--data", data, "--mnist-dir", str(args.mnist_dir), "--out", out],
-        "rounds": [SPARK_SUBMIT, "--master", "local[2]", "benchmarks/rounds.py", "--workers", "2", "--rounds", "300",
-                   "--out", out],
+        "speed": [PY, "benchmarks/speed.py", "--data", data, "--mnist-dir", mnist, "--out", out],
+        "updater": [PY, "benchmarks/updater.py", "--mnist-dir", mnist, "--out", str(args.out / "updater.json")],
+        "profiles": [PY, "benchmarks/profiles.py", "--data", data, "--out", out],
+        "rounds": [
+            SPARK_SUBMIT,
+            "--master",
+            "local[2]",
+            "benchmarks/rounds.py",
+            "--workers",
+            "2",
+            "--rounds",
+            "300",
+            "--out",
+            out,
+        ],
         "channels": [PY, "benchmarks/channels.py", "--out", out],
         "workers": [PY, "benchmarks/workers.py", "--data", data, "--out", out],
         "scaling_barrier": [PY, "benchmarks/scaling_barrier.py", "--out", out],
@@ -41,16 +71,31 @@ def steps(args) -> dict[str, list[str]]:
         "reduce_ipc": [PY, "benchmarks/reduce.py", "--kind", "ipc", "--out", out],
         "mllib": [PY, "benchmarks/mllib_mlpc.py", "--data", data, "--out", out],
         "memory": [PY, "benchmarks/memory.py", "--data", data, "--out", out],
-        "floor": [PY, "benchmarks/floor.py", "--json-out", str(args.out / "floor.json")],
+        "transform": [PY, "benchmarks/transform.py", "--data", data, "--out", str(args.out / "transform.json")],
+        "fit_vectors": [
+            SPARK_SUBMIT,
+            "--master",
+            "local[*]",
+            "benchmarks/fit_vectors.py",
+            "--mnist",
+            mnist,
+            "--out",
+            out,
+        ],
         "tracking": [PY, "benchmarks/tracking.py", "--data", data, "--out", out],
+        "connect": [PY, "benchmarks/connect.py", "--data", data, "--out", out],
     }
 
 
 def step_env() -> dict:
     """Spark's Python workers use this interpreter; spark-submit reads conf/ and finds dist_mnist."""
-    return {**os.environ, "PYSPARK_PYTHON": PY, "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf")),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-            "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        "PYSPARK_PYTHON": PY,
+        "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf")),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
 
 
 def run_step(name: str, cmd: list[str], logs: Path) -> int:
@@ -59,7 +104,8 @@ def run_step(name: str, cmd: list[str], logs: Path) -> int:
     print(f"[run_all] {name}: {' '.join(cmd)}  (log: {log})", flush=True)
     t0 = time.perf_counter()
     with open(log, "w") as f:
-        rc = subprocess.run(cmd, cwd=REPO, env=step_env(), stdout=f, stderr=subprocess.STDOUT).returncode
+        done = subprocess.run(cmd, check=False, cwd=REPO, env=step_env(), stdout=f, stderr=subprocess.STDOUT)
+    rc = done.returncode
     print(f"[run_all] {name}: exit {rc} after {time.perf_counter() - t0:.1f}s", flush=True)
     return rc
 
@@ -78,8 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     if not ((args.data / "train").is_dir() and (args.data / "test").is_dir()):
-        cmd = [PY, "-m", "dist_mnist.cli", "ingest", "--source", str(args.mnist_dir), "--out", str(args.data),
-               "--partitions", "2"]
+        cmd = [
+            PY,
+            "-m",
+            "dist_mnist.cli",
+            "ingest",
+            "--source",
+            str(args.mnist_dir),
+            "--out",
+            str(args.data),
+            "--partitions",
+            "2",
+        ]
         if run_step("ingest", cmd, logs) != 0:
             raise SystemExit(f"run_all: ingest into {args.data} failed; see {logs / 'ingest.log'}")
     failed = [name for name, cmd in plan.items() if (not args.only or name in args.only) and run_step(name, cmd, logs)]

@@ -21,7 +21,7 @@ the systems:
             round, 7,035 rounds), the same algorithm as PyTorch's;
   sync-inprocess  (not run unless asked) sync mode with --set transport=inprocess: the same round
             functions and seeds in one process without Spark.
-Targets (issue 22), by the median: sync <= 2.0x, default <= 0.6x (goal 0.5x), each at >= 97.1% test
+Targets, by the median: sync <= 2.0x, default <= 0.6x (goal 0.5x), each at >= 97.1% test
 accuracy. Writes OUT/speed.json after every pair; prints each run's line.
 
     python benchmarks/speed.py --data DATA --mnist-dir $MNIST_DIR --pairs 3
@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dist_mnist.artifacts import atomic_write_json
+from dist_mnist.files.atomic import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -49,15 +49,18 @@ TARGETS = {"default": 0.6, "sync": 2.0}  # ratio to PyTorch, by the median of th
 TORCH = ("pytorch", "pytorch-plain")  # a pair's ratio is to the faster of these in that pair
 GOALS = {"default": 0.5}
 MIN_ACCURACY = 0.971  # the tutorial's accuracy
-PEERS = {"pytorch": ["benchmarks/torch_reference.py"], "pytorch-plain": ["benchmarks/torch_plain.py"],
-         "numpy": ["benchmarks/numpy_reference.py"]}
+PEERS = {
+    "pytorch": ["benchmarks/torch_reference.py"],
+    "pytorch-plain": ["benchmarks/torch_plain.py"],
+    "numpy": ["benchmarks/numpy_reference.py"],
+}
 SYSTEMS = {"default": [], "sync": ["mode=sync"], "sync-inprocess": ["mode=sync", "transport=inprocess", "workers=2"]}
 
 
 def timed(cmd: list[str], env: dict, log: Path) -> tuple[float, str, int]:
     t0 = time.perf_counter()
     with open(log, "w") as err:
-        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True, check=False)
     return time.perf_counter() - t0, proc.stdout, proc.returncode
 
 
@@ -69,11 +72,17 @@ def peer_run(name: str, mnist_dir: str, scratch: Path, env: dict, tag: str) -> d
     if rc != 0:
         return {"system": name, "status": "failed", "returncode": rc, "loadavg_before": load}
     summary = json.loads([line for line in out.splitlines() if '"system"' in line][-1])
-    return {"system": name, "status": "ok", "process_seconds": round(seconds, 2), "loadavg_before": load,
-            "loadavg_after": list(os.getloadavg()), "accuracy": summary["accuracy"],
-            "train_seconds": summary["train_seconds"],
-            **{k: summary[k] for k in ("omp_wait_policy", "optimizer") if k in summary},
-            "command": f"python {PEERS[name][0]} --threads 2"}
+    return {
+        "system": name,
+        "status": "ok",
+        "process_seconds": round(seconds, 2),
+        "loadavg_before": load,
+        "loadavg_after": list(os.getloadavg()),
+        "accuracy": summary["accuracy"],
+        "train_seconds": summary["train_seconds"],
+        **{k: summary[k] for k in ("omp_wait_policy", "optimizer") if k in summary},
+        "command": f"python {PEERS[name][0]} --threads 2",
+    }
 
 
 def dist_mnist_run(name: str, data: str, scratch: Path, env: dict, tag: str) -> dict:
@@ -92,14 +101,23 @@ def dist_mnist_run(name: str, data: str, scratch: Path, env: dict, tag: str) -> 
     phases = dict(re.findall(r"(\w+) ([\d.]+)", out[out.rindex("phases (s):") :].splitlines()[0]))
     phases = {k: float(v) for k, v in phases.items()}
     rounds = metrics["rounds"]
-    return {"system": name, "status": "ok", "process_seconds": round(seconds, 2), "loadavg_before": load,
-            "loadavg_after": list(os.getloadavg()), "accuracy": metrics["final"]["accuracy"],
-            "transport": rounds.get("transport"), "rounds": rounds["rounds"],
-            "phases_seconds": {"outside the phases (imports, exit)": round(seconds - sum(phases.values()), 2),
-                               **{k: round(v, 2) for k, v in phases.items()}},
-            "round_ms": {k: round(rounds[k]["mean_ms"], 3) for k in ("executor", "straggler", "overhead", "update")},
-            "epochs": [{k: e.get(k) for k in ("epoch", "test_accuracy", "elapsed_seconds")} for e in metrics["epochs"]],
-            "command": " ".join(cmd[:1] + [Path(c).name if c.startswith("/") else c for c in cmd[1:]])}
+    return {
+        "system": name,
+        "status": "ok",
+        "process_seconds": round(seconds, 2),
+        "loadavg_before": load,
+        "loadavg_after": list(os.getloadavg()),
+        "accuracy": metrics["final"]["accuracy"],
+        "transport": rounds.get("transport"),
+        "rounds": rounds["rounds"],
+        "phases_seconds": {
+            "outside the phases (imports, exit)": round(seconds - sum(phases.values()), 2),
+            **{k: round(v, 2) for k, v in phases.items()},
+        },
+        "round_ms": {k: round(rounds[k]["mean_ms"], 3) for k in ("executor", "straggler", "overhead", "update")},
+        "epochs": [{k: e.get(k) for k in ("epoch", "test_accuracy", "elapsed_seconds")} for e in metrics["epochs"]],
+        "command": " ".join(cmd[:1] + [Path(c).name if c.startswith("/") else c for c in cmd[1:]]),
+    }
 
 
 def rate_pair(pair: dict) -> dict:
@@ -135,20 +153,27 @@ def summarize(name: str, pairs: list[dict]) -> dict:
 
     ratio = med([p["ratio"] for p in ok])
     acc = med([p["system"]["accuracy"] for p in ok])
-    out.update({"median_ratio": round(ratio, 3),
-                "median_pytorch_seconds": round(med([fastest(p)["process_seconds"] for p in ok]), 2),
-                "median_system_seconds": round(med([p["system"]["process_seconds"] for p in ok]), 2),
-                "median_accuracy": acc, "median_pytorch_accuracy": med([fastest(p)["accuracy"] for p in ok])})
+    out.update(
+        {
+            "median_ratio": round(ratio, 3),
+            "median_pytorch_seconds": round(med([fastest(p)["process_seconds"] for p in ok]), 2),
+            "median_system_seconds": round(med([p["system"]["process_seconds"] for p in ok]), 2),
+            "median_accuracy": acc,
+            "median_pytorch_accuracy": med([fastest(p)["accuracy"] for p in ok]),
+        }
+    )
     extras = {}
     for peer in ["pytorch", *ok[0].get("peers", {})]:
         runs = [({"pytorch": p["pytorch"]} | p["peers"])[peer] for p in ok if peer in p["ratios"]]
         done = [p for p in ok if peer in p["ratios"]]
         if done:
-            extras[peer] = {"pairs_ok": len(done),
-                            "median_seconds": round(med([r["process_seconds"] for r in runs]), 2),
-                            "median_train_seconds": round(med([r["train_seconds"] for r in runs]), 2),
-                            "median_accuracy": med([r["accuracy"] for r in runs]),
-                            "median_ratio": round(med([p["ratios"][peer] for p in done]), 3)}
+            extras[peer] = {
+                "pairs_ok": len(done),
+                "median_seconds": round(med([r["process_seconds"] for r in runs]), 2),
+                "median_train_seconds": round(med([r["train_seconds"] for r in runs]), 2),
+                "median_accuracy": med([r["accuracy"] for r in runs]),
+                "median_ratio": round(med([p["ratios"][peer] for p in done]), 3),
+            }
     if extras:
         out["peers"] = extras  # system / peer within each pair, the median over the pairs
     if name in TARGETS:
@@ -159,10 +184,12 @@ def summarize(name: str, pairs: list[dict]) -> dict:
     return out
 
 
-METHOD = ("pairs (PyTorch and the cross-check peers, the first of them rotating from pair to pair, then the "
-          "system), each process timed whole; ratio = system / "
-          "the faster of the two PyTorch scripts in the pair (and system / each peer); the figure is the median of "
-          "the pairs' ratios")
+METHOD = (
+    "pairs (PyTorch and the cross-check peers, the first of them rotating from pair to pair, then the "
+    "system), each process timed whole; ratio = system / "
+    "the faster of the two PyTorch scripts in the pair (and system / each peer); the figure is the median of "
+    "the pairs' ratios"
+)
 
 
 def resummarize(path: Path) -> None:
@@ -176,14 +203,23 @@ def resummarize(path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--summarize", type=Path, metavar="SPEED_JSON",
-                   help="only derive the ratios and verdicts again from the runs in this file")
+    p.add_argument(
+        "--summarize",
+        type=Path,
+        metavar="SPEED_JSON",
+        help="only derive the ratios and verdicts again from the runs in this file",
+    )
     p.add_argument("--data")
     p.add_argument("--mnist-dir", help="the four MNIST .gz files (for PyTorch)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     p.add_argument("--pairs", type=int, default=3, help="pairs (PyTorch, system) per system; the median counts")
-    p.add_argument("--peers", nargs="*", default=["pytorch-plain", "numpy"], choices=sorted(set(PEERS) - {"pytorch"}),
-                   help="cross-checks run in every pair besides PyTorch (none: --peers with no names)")
+    p.add_argument(
+        "--peers",
+        nargs="*",
+        default=["pytorch-plain", "numpy"],
+        choices=sorted(set(PEERS) - {"pytorch"}),
+        help="cross-checks run in every pair besides PyTorch (none: --peers with no names)",
+    )
     p.add_argument("--systems", nargs="+", default=["default", "sync"], choices=sorted(SYSTEMS))
     p.add_argument("--pairs-for", nargs="*", default=[], metavar="SYSTEM=N", help="fewer or more pairs for one system")
     args = p.parse_args()
@@ -199,12 +235,19 @@ def main() -> None:
         if key not in counts or not n.isdigit() or int(n) < 1:
             p.error(f"--pairs-for {item}: want SYSTEM=N with SYSTEM among {args.systems} and N >= 1")
         counts[key] = int(n)
-    env = {**os.environ, "PYSPARK_PYTHON": PY, "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf")),
-           "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"}
-    doc = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores",
-           "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]),
-           "method": METHOD,
-           "systems": {}}
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": PY,
+        "SPARK_CONF_DIR": os.environ.get("SPARK_CONF_DIR", str(REPO / "conf")),
+        "PATH": f"{Path(PY).parent}:{os.environ['PATH']}",
+    }
+    doc = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{os.cpu_count()} cores",
+        "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]),
+        "method": METHOD,
+        "systems": {},
+    }
     path = Path(args.out) / "speed.json"
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)

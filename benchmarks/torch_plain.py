@@ -65,9 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - t_train
     with torch.no_grad():
         accuracy = float((model(X_test).argmax(1) == y_test).float().mean())
-    print(json.dumps({"system": "pytorch-plain", "threads": args.threads, "epochs": args.epochs,
-                      "train_seconds": round(train_seconds, 3), "accuracy": accuracy,
-                      "wall_seconds": round(time.perf_counter() - T0, 3)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "system": "pytorch-plain",
+                "threads": args.threads,
+                "epochs": args.epochs,
+                "train_seconds": round(train_seconds, 3),
+                "accuracy": accuracy,
+                "wall_seconds": round(time.perf_counter() - T0, 3),
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

@@ -7,12 +7,12 @@ dist-mnist computes on its executors (dist_mnist/driver/loop.py evaluates every 
 parameters on the side). It reads the IDX .gz files itself (about 0.5 s; dist-mnist reads its
 ingested Parquet copy).
 
-Its data path is the fastest honest one measured (issue 22 found this peer slower than an
-independent script of the same recipe): each epoch gathers the permuted training set once
+Its data path is the fastest honest one measured (benchmarks/torch_plain.py, an independent
+script of the same recipe, is its cross-check): each epoch gathers the permuted training set once
 (X[perm], one copy) and takes each batch as a contiguous slice of it, instead of an index gather
 per batch; the epoch's loss is summed as a tensor and read once an epoch, not with loss.item()
-every step. The batches, the order and the trained weights are the same as before (the per-batch
-gather against the epoch gather: 5.22 s against 5.18 s an epoch, 1 thread, load 6 on 2 cores).
+every step. The batches, the order and the trained weights are those of a per-batch gather (the
+per-batch gather against the epoch gather: 5.22 s against 5.18 s an epoch, 1 thread, load 6 on 2 cores).
 
 OpenMP waits: torch's default (spinning threads), unless OMP_WAIT_POLICY is set in the environment.
 Spinning is the faster policy on an idle machine (1.69-2.37 s an epoch against 2.20-2.42 s for
@@ -32,6 +32,7 @@ import time
 T0 = time.perf_counter()  # taken before the slow torch import so the curve counts it
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -121,13 +122,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--mnist-dir", type=Path, default=Path(os.environ.get("MNIST_DIR", "data/mnist")))
-    p.add_argument("--optimizer", choices=("fused", "foreach", "loop"), default="fused",
-                   help="torch's SGD implementation: one fused kernel (default), foreach, or the per-parameter loop")
+    p.add_argument(
+        "--optimizer",
+        choices=("fused", "foreach", "loop"),
+        default="fused",
+        help="torch's SGD implementation: one fused kernel (default), foreach, or the per-parameter loop",
+    )
     p.add_argument("--json-out", type=Path, help="also write the JSON lines to this file")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.threads < 1:
         p.error("--epochs and --threads must be >= 1")
+    with open(args.json_out, "w") if args.json_out else contextlib.nullcontext() as sink:
+        train(args, sink)
+    return 0
 
+
+def train(args: argparse.Namespace, sink) -> None:
+    """The epochs, each followed by its test accuracy, then the summary line (all also to sink)."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -140,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(SEED)
     n = len(y_train)
 
-    sink = open(args.json_out, "w") if args.json_out else None
     curve, train_curve, train_seconds = [], [], 0.0
     t_train = time.perf_counter()  # training clock: after imports and data loading
     for epoch in range(1, args.epochs + 1):
@@ -164,17 +174,33 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - T0
         curve.append([round(elapsed, 3), acc])
         train_curve.append([round(time.perf_counter() - t_train, 3), acc])
-        emit({"epoch": epoch, "train_loss": loss_sum / n, "test_accuracy": acc,
-              "epoch_seconds": round(epoch_seconds, 3), "elapsed_seconds": round(elapsed, 3)}, sink)
+        emit(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum / n,
+                "test_accuracy": acc,
+                "epoch_seconds": round(epoch_seconds, 3),
+                "elapsed_seconds": round(elapsed, 3),
+            },
+            sink,
+        )
 
-    emit({"system": "pytorch", "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-          "optimizer": args.optimizer,
-          "epochs": args.epochs, "train_rows": n,
-          "train_seconds": round(train_seconds, 3), "accuracy": curve[-1][1],
-          "wall_seconds": round(time.perf_counter() - T0, 3), "curve": curve, "train_curve": train_curve}, sink)
-    if sink is not None:
-        sink.close()
-    return 0
+    emit(
+        {
+            "system": "pytorch",
+            "threads": args.threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "optimizer": args.optimizer,
+            "epochs": args.epochs,
+            "train_rows": n,
+            "train_seconds": round(train_seconds, 3),
+            "accuracy": curve[-1][1],
+            "wall_seconds": round(time.perf_counter() - T0, 3),
+            "curve": curve,
+            "train_curve": train_curve,
+        },
+        sink,
+    )
 
 
 if __name__ == "__main__":

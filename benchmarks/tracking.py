@@ -25,7 +25,7 @@ from pathlib import Path
 
 from provenance import loadavg, provenance
 
-from dist_mnist.artifacts import atomic_write_json
+from dist_mnist.files.atomic import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable

@@ -25,7 +25,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from mllib_mlpc import arrow_to_features, jvm_blas, spark_session
 from provenance import loadavg, provenance
 
@@ -34,8 +33,8 @@ sys.path.insert(0, str(REPO))
 # the Python workers import arrow_to_features (this directory) and dist_mnist (the repo)
 os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "benchmarks"), str(REPO), os.environ.get("PYTHONPATH", "")])
 
-from dist_mnist.ml import MLPClassificationModel  # noqa: E402
-from dist_mnist.nn.model import init_params  # noqa: E402
+from dist_mnist.ml import MLPClassificationModel
+from dist_mnist.nn.model import init_params
 
 LAYERS = [784, 1000, 10]
 
@@ -58,10 +57,12 @@ def mllib_model(spark, weights: np.ndarray):
     from pyspark.ml.classification import MultilayerPerceptronClassifier
     from pyspark.ml.linalg import Vectors
 
-    tiny = spark.createDataFrame([(float(c), Vectors.dense(np.full(784, c / 10))) for c in range(10)],
-                                 ["label", "features"])
-    model = MultilayerPerceptronClassifier(layers=LAYERS, initialWeights=Vectors.dense(weights), maxIter=0,
-                                           seed=123).fit(tiny)
+    tiny = spark.createDataFrame(
+        [(float(c), Vectors.dense(np.full(784, c / 10))) for c in range(10)], ["label", "features"]
+    )
+    model = MultilayerPerceptronClassifier(
+        layers=LAYERS, initialWeights=Vectors.dense(weights), maxIter=0, seed=123
+    ).fit(tiny)
     got = model.weights.toArray()
     if not np.array_equal(got, weights):
         raise RuntimeError(f"MLlib changed the weights with maxIter=0 (max diff {np.abs(got - weights).max()})")
@@ -86,9 +87,13 @@ def measure(df, transforms: dict, runs: int) -> dict:
             seconds[name].append(run_seconds(f(df)))
     out = {"rows": rows, "partitions": df.rdd.getNumPartitions()}
     for name, s in seconds.items():
-        out[name] = {"seconds": [round(x, 3) for x in s], "best_seconds": round(min(s), 3),
-                     "median_seconds": round(statistics.median(s), 3),
-                     "rows_per_second_best": round(rows / min(s)), "rows_per_second_median": round(rows / statistics.median(s))}
+        out[name] = {
+            "seconds": [round(x, 3) for x in s],
+            "best_seconds": round(min(s), 3),
+            "median_seconds": round(statistics.median(s), 3),
+            "rows_per_second_best": round(rows / min(s)),
+            "rows_per_second_median": round(rows / statistics.median(s)),
+        }
     for stat in ("best", "median"):
         out[f"speedup_{stat}"] = round(out["mllib"][f"{stat}_seconds"] / out["dist_mnist"][f"{stat}_seconds"], 2)
     return out
@@ -115,16 +120,21 @@ def main(argv=None) -> int:
         transforms = {"dist_mnist": ours.transform, "mllib": theirs.transform, "scan_only": lambda df: df}
         tables = {
             "test_10k": vector_table(spark, f"{args.data}/test", 1, args.partitions, f"{args.work}/test"),
-            f"train_x{args.repeat}": vector_table(spark, f"{args.data}/train", args.repeat, args.partitions,
-                                                  f"{args.work}/train_x{args.repeat}"),
+            f"train_x{args.repeat}": vector_table(
+                spark, f"{args.data}/train", args.repeat, args.partitions, f"{args.work}/train_x{args.repeat}"
+            ),
         }
         results = {name: measure(df, transforms, args.runs) for name, df in tables.items()}
         record |= {
             "what": "rows/s of Model.transform, whole output to the noop sink; scan_only = reading the input alone",
             "weights": "same: dist-mnist Xavier init (seed 123) in MLlib's layout via initialWeights + maxIter=0, "
-                       "checked equal; MLlib's hidden layer is sigmoid, ours ReLU (same compute shape)",
-            "master": args.master, "jvm_blas": jvm_blas(spark), "runs": args.runs,
-            "loadavg_after": loadavg(), "results": results, "wall_seconds": round(time.perf_counter() - T0, 1),
+            "checked equal; MLlib's hidden layer is sigmoid, ours ReLU (same compute shape)",
+            "master": args.master,
+            "jvm_blas": jvm_blas(spark),
+            "runs": args.runs,
+            "loadavg_after": loadavg(),
+            "results": results,
+            "wall_seconds": round(time.perf_counter() - T0, 1),
         }
     finally:
         spark.stop()

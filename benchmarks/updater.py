@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"  # before NumPy loads its BLAS
+# one BLAS thread, set before NumPy loads its BLAS
+os.environ.update(dict.fromkeys(("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -39,8 +40,8 @@ from provenance import loadavg, provenance
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dist_mnist.nn import fused
-from dist_mnist.nn.updaters import Nesterovs, Sgd
+from dist_mnist.nn import fused  # noqa: E402
+from dist_mnist.nn.updaters import Nesterovs, Sgd  # noqa: E402
 
 SHAPES = {"W0": (784, 1000), "b0": (1000,), "W1": (1000, 10), "b1": (10,)}
 LR, MU, L2, BATCH = 0.006, 0.9, 1e-4, 128
@@ -119,10 +120,8 @@ def candidates(nesterovs: Nesterovs) -> dict:
     }
     if fused.kernels() is not None:
         out["numba"] = lambda p, g, s: nesterovs.step(p, g, s, BATCH)
-    try:
+    with contextlib.suppress(ImportError):
         out["numexpr"] = numexpr_step(nesterovs)
-    except ImportError:
-        pass
     return out
 
 
@@ -190,7 +189,8 @@ t0 = time.perf_counter()
 import numpy
 t1 = time.perf_counter()
 def mem():
-    f = {l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(('VmRSS', 'RssAnon', 'RssFile'))}
+    f = {l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/status')
+         if l.startswith(('VmRSS', 'RssAnon', 'RssFile'))}
     return {k: round(v / 1024, 1) for k, v in f.items()}
 out = {'import_numpy_s': t1 - t0, 'mem_numpy_MB': mem()}
 if sys.argv[1] == 'numexpr':
@@ -221,10 +221,8 @@ def start_up(runs: int) -> dict:
         with tempfile.TemporaryDirectory() as cache:
             cold.append(child("numba", cache))  # an empty cache: compiles, then saves
             warm.append(child("numba", cache))  # loads what the run before saved
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             ne.append(child("numexpr", "/nonexistent"))
-        except subprocess.CalledProcessError:
-            pass
 
     def med(rows: list[dict], key: str):
         if not rows or key not in rows[0]:

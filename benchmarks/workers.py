@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dist_mnist.artifacts import atomic_write_json
+from dist_mnist.files.atomic import atomic_write_json
 
 TARGET = 0.971
 DEFAULT_WORKERS = (1, 2, 3, 4, 8, 16, 32, 64, 128)
@@ -42,55 +42,85 @@ def _linear(c, epoch: int) -> float:
 
 def _warmup(epochs: int):
     """Goyal et al.: from the tutorial's rate at epoch 0 linearly up to the linear rule's at epoch `epochs`."""
+
     def rule(c, epoch: int) -> float:
         return c.learning_rate + (_linear(c, epoch) - c.learning_rate) * min(1.0, epoch / epochs)
+
     return rule
 
 
 def _sqrt_beyond(w0: int):
     """Linear up to w0 workers, then sqrt(W / w0) more (Krizhevsky's square-root rule)."""
+
     def rule(c, epoch: int) -> float:
         w = c.workers
         return c.learning_rate * (max(1.0, w / 2) if w <= w0 else (w0 / 2) * (w / w0) ** 0.5)
+
     return rule
 
 
 def _cap(lr_max: float):
     def rule(c, epoch: int) -> float:
         return min(_linear(c, epoch), max(c.learning_rate, lr_max))
+
     return rule
 
 
-RULES = {"package": None, "warmup5": _warmup(5), "warmup3": _warmup(3), "sqrt16": _sqrt_beyond(16),
-         "sqrt8": _sqrt_beyond(8), "sqrt32": _sqrt_beyond(32), "sqrt64": _sqrt_beyond(64), "sqrt16-warmup5": None, "cap0.048": _cap(0.048)}
+RULES = {
+    "package": None,
+    "warmup5": _warmup(5),
+    "warmup3": _warmup(3),
+    "sqrt16": _sqrt_beyond(16),
+    "sqrt8": _sqrt_beyond(8),
+    "sqrt32": _sqrt_beyond(32),
+    "sqrt64": _sqrt_beyond(64),
+    "sqrt16-warmup5": None,
+    "cap0.048": _cap(0.048),
+}
 RULES["sqrt16-warmup5"] = lambda c, e: c.learning_rate + (_sqrt_beyond(16)(c, e) - c.learning_rate) * min(1.0, e / 5)
 
 
 def install_rule(name: str) -> None:
     """Make average mode's local steps use RULES[name](config, epoch) in this process (in-process transport:
     the workers run here, one after another, so the round being computed names the epoch)."""
-    from dist_mnist import rounds
+    from dist_mnist import modes
 
     rule, current = RULES[name], {"epoch": 0}
     if rule is None:
         return
-    work = rounds.Average.work
+    work = modes.Average.work
 
     def patched_work(self, plan, w, batcher, flat, spec):
         current["epoch"] = spec.epoch
         return work(self, plan, w, batcher, flat, spec)
 
-    rounds.Average.work = patched_work
-    rounds.Average.local_learning_rate = lambda self, c: rule(c, current["epoch"])
+    modes.Average.work = patched_work
+    modes.Average.local_learning_rate = lambda self, c: rule(c, current["epoch"])
 
 
 def run_one(data: str, workers: int, epochs: int, sets: list[str], scratch: Path, rule: str = "package") -> dict:
     """Train the default config at W workers in a child process; its per-epoch test accuracy."""
     scratch.mkdir(parents=True, exist_ok=True)
     run = scratch / f"W{workers}"
-    cmd = [sys.executable, __file__, "--child-rule", rule, "train", "--data", data, "--out", str(run), "--overwrite",
-           "--set", "transport=inprocess", "--set", f"workers={workers}", "--set", f"epochs={epochs}",
-           *[a for s in sets for a in ("--set", s)]]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child-rule",
+        rule,
+        "train",
+        "--data",
+        data,
+        "--out",
+        str(run),
+        "--overwrite",
+        "--set",
+        "transport=inprocess",
+        "--set",
+        f"workers={workers}",
+        "--set",
+        f"epochs={epochs}",
+        *[a for s in sets for a in ("--set", s)],
+    ]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # one BLAS thread, as on an executor
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -100,26 +130,39 @@ def run_one(data: str, workers: int, epochs: int, sets: list[str], scratch: Path
     meta = json.loads((run / "model.json").read_text())
     accuracy = [e.get("test_accuracy") for e in metrics["epochs"]]
     reached = next((i + 1 for i, a in enumerate(accuracy) if a is not None and a >= TARGET), None)
-    return {"workers": workers, "epochs": epochs, "test_accuracy": accuracy, "final": metrics["final"]["accuracy"],
-            "epochs_to_target": reached, "rounds_per_epoch": metrics["rounds"]["rounds"] // epochs,
-            "local_learning_rate": meta["local_learning_rate"], "config": meta["config"],
-            "rule": rule, "process_seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "workers": workers,
+        "epochs": epochs,
+        "test_accuracy": accuracy,
+        "final": metrics["final"]["accuracy"],
+        "epochs_to_target": reached,
+        "rounds_per_epoch": metrics["rounds"]["rounds"] // epochs,
+        "local_learning_rate": meta["local_learning_rate"],
+        "config": meta["config"],
+        "rule": rule,
+        "process_seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def append_study(path: Path, label: str, sets: list[str], result: dict) -> None:
     """One JSON line a run: the rule's label, its settings, the per-epoch test accuracy and the wall time."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = {"date": time.strftime("%Y-%m-%d %H:%M"), "label": label, "sets": sets,
-            "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                  check=False).stdout.strip(),
-            **{k: v for k, v in result.items() if k != "config"}}
+    line = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "label": label,
+        "sets": sets,
+        "git": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
+        **{k: v for k, v in result.items() if k != "config"},
+    }
     with open(path, "a") as f:  # one line a run, appended whole
         f.write(json.dumps(line) + "\n")
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--child-rule"]:  # a run_one child: the CLI's train with a study rule installed
-        from dist_mnist import cli
+        from dist_mnist.cli import commands as cli
 
         install_rule(sys.argv[2])
         sys.exit(cli.main(sys.argv[3:]))
@@ -131,14 +174,24 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], help="extra config settings for every run")
     p.add_argument("--epochs", type=int, default=0, help="epochs of every run (default: 15)")
     p.add_argument("--rule", choices=list(RULES), default="package", help="study-only learning-rate rule")
-    p.add_argument("--study", metavar="LABEL",
-                   help="a study run: append each run, labelled LABEL, to OUT/workers-study.jsonl (not workers.json)")
-    p.add_argument("--merge", action="store_true",
-                   help="keep OUT/workers.json's runs of the W not given (with their own date and command)")
+    p.add_argument(
+        "--study",
+        metavar="LABEL",
+        help="a study run: append each run, labelled LABEL, to OUT/workers-study.jsonl (not workers.json)",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep OUT/workers.json's runs of the W not given (with their own date and command)",
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_one, args.data, w, args.epochs or EPOCHS.get(w, 15), args.set,
-                               Path(scratch) / str(i), args.rule) for i, w in enumerate(args.workers)]
+        futures = [
+            pool.submit(
+                run_one, args.data, w, args.epochs or EPOCHS.get(w, 15), args.set, Path(scratch) / str(i), args.rule
+            )
+            for i, w in enumerate(args.workers)
+        ]
         results = []
         for f in futures:
             results.append(f.result())
@@ -154,11 +207,13 @@ def main() -> None:
         r.update(date=time.strftime("%Y-%m-%d"), command=command)
     if args.merge and out.exists():
         old = json.loads(out.read_text())
-        kept = [{"date": old["date"], "command": old["command"], **r} for r in old["runs"]
-                if r["workers"] not in args.workers]
+        kept = [
+            {"date": old["date"], "command": old["command"], **r}
+            for r in old["runs"]
+            if r["workers"] not in args.workers
+        ]
         results = sorted(kept + results, key=lambda r: r["workers"])
-    doc = {"target": TARGET, "date": time.strftime("%Y-%m-%d"), "data": args.data, "command": command,
-           "runs": results}
+    doc = {"target": TARGET, "date": time.strftime("%Y-%m-%d"), "data": args.data, "command": command, "runs": results}
     atomic_write_json(out, doc)
     print(f"wrote {out}")
 

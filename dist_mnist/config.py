@@ -31,11 +31,15 @@ RUN_SETTINGS = (
     "transport",
     "reduce",
     "round_timeout",
-    "transport_port",
-    "transport_host",
+    "slot_wait",
+    "connect_timeout",
+    "channel_port",
+    "channel_host",
     "log_every_rounds",
     "tracking",
 )
+# the names these settings had before: a config file, --set, a saved model or checkpoint may use them
+RENAMED = {"transport_port": "channel_port", "transport_host": "channel_host"}
 # 0 means "chosen at run time" (TrainConfig.resolved); a run records the choice
 AUTO_KEYS = ("workers",)
 UPDATERS = ("nesterovs", "sgd")
@@ -63,7 +67,7 @@ class TrainConfig:
     mode: str = "average"  # "sync": one global minibatch a round; "average": k local steps
     averaging_frequency: int = 235  # k: local steps a round; 235 = one pass over 30,000 rows
     # average mode: local steps at learning_rate x max(1, W/2) (sqrt(W) beyond 64), and beyond 32 workers
-    # W/32 rounds an epoch (scaled_learning_rate, local_steps_per_round); "none": as given
+    # W/32 rounds an epoch (modes.py: scaled_learning_rate, local_steps_per_round); "none": as given
     lr_scaling: str = "linear"
     outer_updater: str = "nesterovs"  # "none": plain DL4J parameter averaging
     outer_learning_rate: float = 1.0  # step on the averaged delta (DiLoCo-style)
@@ -76,8 +80,10 @@ class TrainConfig:
     round_timeout: float = (
         300.0  # seconds a round (or, if longer than 60, the stage's start) may take before its worker counts as lost
     )
-    transport_port: int = 0  # the driver's port for the round channel; 0: any free port
-    transport_host: str = ""  # the address executors reach the driver (a Connect client) at; "": found
+    slot_wait: float = 60.0  # seconds a cluster may take to register W task slots (at the start, after a loss)
+    connect_timeout: float = 60.0  # seconds a Spark Connect server may not answer before the run ends (one line)
+    channel_port: int = 0  # the driver's port for the round channel; 0: any free port
+    channel_host: str = ""  # the address executors reach the driver (a Connect client) at; "": found
     # --- bookkeeping ---
     checkpoint_every_rounds: int = 0  # 0: checkpoint at the end of each epoch only
     max_rounds: int = 0  # 0: no limit; else stop after this many rounds (tests, smoke runs)
@@ -110,11 +116,14 @@ def _validate(c: TrainConfig) -> None:
         v = getattr(c, key)
         if not (math.isfinite(v) and 0 <= v < (1 if "momentum" in key else math.inf)):
             raise ValueError(f"{key} must be finite and >= 0{' and < 1' if 'momentum' in key else ''}, got {v!r}")
+    for key in ("slot_wait", "connect_timeout"):
+        if not (math.isfinite(getattr(c, key)) and getattr(c, key) >= 0):
+            raise ValueError(f"{key} must be a finite number of seconds >= 0, got {getattr(c, key)!r}")
     if not (math.isfinite(c.round_timeout) and c.round_timeout > 0):
         raise ValueError(f"round_timeout must be a finite number of seconds > 0, got {c.round_timeout!r}")
-    if not 0 <= c.transport_port <= 65535:
-        raise ValueError(f"transport_port must be 0 (any free port) or a port number, got {c.transport_port}")
-    for key in ("checkpoint_every_rounds", "max_rounds", "log_every_rounds", "workers"):
+    if not 0 <= c.channel_port <= 65535:
+        raise ValueError(f"channel_port must be 0 (any free port) or a port number, got {c.channel_port}")
+    for key in ("seed", "checkpoint_every_rounds", "max_rounds", "log_every_rounds", "workers"):
         if getattr(c, key) < 0:
             raise ValueError(f"{key} must be >= 0, got {getattr(c, key)}")
     for key, allowed in (
@@ -134,42 +143,6 @@ def _validate(c: TrainConfig) -> None:
         raise ValueError(f"layer_sizes must be at least two positive sizes, got {list(sizes)}")
     if sizes[-1] < 2:
         raise ValueError(f"layer_sizes must end with at least 2 classes, got {list(sizes)}")
-
-
-# Beyond this many workers, average mode's rule (lr_scaling "linear") also splits a worker's
-# epoch into W / MANY_WORKERS rounds, and beyond twice as many the rate grows as sqrt(W) only.
-MANY_WORKERS = 32
-
-
-def scaled_learning_rate(c: TrainConfig) -> float:
-    """The learning rate of local steps at c.workers workers (average mode's; sync has none).
-
-    Linear scaling (Goyal et al., 2017), relative to two workers: each of W workers sees 1/W of
-    an epoch, so its local steps take W/2 times the tutorial's rate; with the outer Nesterov
-    step this keeps the accuracy of two workers from W = 1 to 64 (docs/scaling.md). Beyond 64
-    workers the linear rate makes the first epochs unstable: it grows as sqrt(W) from there.
-    """
-    w, big = c.workers, 2 * MANY_WORKERS
-    return (
-        c.learning_rate
-        if c.lr_scaling == "none"
-        else c.learning_rate * (max(1.0, w / 2) if w <= big else big / 2 * math.sqrt(w / big))
-    )
-
-
-def local_steps_per_round(c: TrainConfig, worker_steps: int) -> int:
-    """k as average mode runs it, when a worker has `worker_steps` minibatches an epoch.
-
-    averaging_frequency, except that beyond MANY_WORKERS workers (lr_scaling "linear") an epoch
-    has at least W / MANY_WORKERS rounds: with a handful of local steps a worker, one round an
-    epoch gives the outer momentum too few steps (docs/scaling.md).
-    """
-    k = c.averaging_frequency
-    return (
-        k
-        if c.lr_scaling == "none" or c.workers <= MANY_WORKERS
-        else min(k, max(1, math.ceil(worker_steps * MANY_WORKERS / c.workers)))
-    )
 
 
 def _is_int(value: object) -> bool:
@@ -192,11 +165,14 @@ def _coerce(key: str, value: object, where: str) -> object:
     raise ValueError(f"{where}: {key} must be {kind.replace('tuple[int, ...]', 'a list of ints')}, got {value!r}")
 
 
-def _check_key(key: str, where: str) -> None:
+def _check_key(key: str, where: str) -> str:
+    """The setting `key` names (its current name, where it was renamed); ValueError for an unknown key."""
+    key = RENAMED.get(key, key)
     if key not in _FIELDS:
         near = difflib.get_close_matches(key, _FIELDS, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(_FIELDS)}"
         raise ValueError(f"{where}: unknown key {key!r}{hint}")
+    return key
 
 
 def parse_set(item: str) -> tuple[str, object]:
@@ -204,10 +180,15 @@ def parse_set(item: str) -> tuple[str, object]:
     if "=" not in item:
         raise ValueError(f"--set {item!r}: expected key=value")
     key, raw = (s.strip() for s in item.split("=", 1))
+    if "\n" in raw or "\r" in raw:  # a second line would be a second key = value
+        raise ValueError(f"--set {key}: a value is one TOML value on one line, got {raw!r}")
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        table = tomllib.loads(f"v = {raw}")
     except tomllib.TOMLDecodeError:
-        value = raw
+        table = {"v": raw}  # a bare word: a string
+    if set(table) != {"v"}:
+        raise ValueError(f"--set {key}: a value is one TOML value, got {raw!r}")
+    value = table["v"]
     if raw.lower() in ("nan", "inf", "+inf", "-inf"):
         value = float(raw)
     return key, value
@@ -221,24 +202,25 @@ def load_config(path: str | os.PathLike | None = None, sets: Sequence[str] = ())
         if not path.is_file():
             raise FileNotFoundError(f"{path}: config file not found")
         try:
-            table = tomllib.loads(path.read_text())
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a TOML file (not UTF-8 text); --config takes a TOML file") from None
         except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path}: invalid TOML ({e})") from None
-        for key, value in table.items():
-            _check_key(key, str(path))
+            raise ValueError(f"{path}: not a TOML file ({e}); --config takes a TOML file") from None
+        for given, value in table.items():
+            key = _check_key(given, str(path))
             values[key] = _coerce(key, value, str(path))
     for item in sets:
-        key, value = parse_set(item)
-        _check_key(key, "--set")
+        given, value = parse_set(item)
+        key = _check_key(given, "--set")
         values[key] = _coerce(key, value, "--set")
     return TrainConfig(**values)
 
 
 def config_from_dict(d: dict, where: str) -> TrainConfig:
-    """A config saved in a checkpoint or model.json."""
-    for key in d:
-        _check_key(key, where)
-    values: dict[str, Any] = {k: _coerce(k, v, where) for k, v in d.items()}  # checked by _coerce
+    """A config saved in a checkpoint or model.json (by any version: renamed keys are read by their new names)."""
+    keys = {key: _check_key(key, where) for key in d}
+    values: dict[str, Any] = {keys[k]: _coerce(keys[k], v, where) for k, v in d.items()}  # checked by _coerce
     return TrainConfig(**values)
 
 

@@ -2,7 +2,7 @@
 
 - `InProcessTransport` (here, no Spark): the W workers run one after another in the driver
   process, on the same shards. For tests and studies of many workers on one machine.
-- `dist_mnist.spark.jobs.SparkJobTransport`: one Spark job a round (broadcast, map, collect);
+- `dist_mnist.spark.jobs.RddJobTransport`: one Spark job a round (broadcast, map, collect);
   always works, the fallback and the benchmark baseline.
 - `dist_mnist.spark.barrier.BarrierTransport`: one long barrier stage holds a task per worker
   for the whole run, and rounds travel over a ZeroMQ channel: milliseconds a round.
@@ -21,6 +21,14 @@ from dist_mnist.rounds import Plan, RoundResult, RoundSpec, combine_all, compute
 
 class WorkerLost(RuntimeError):
     """A worker died, hung past the round timeout or could not start; the round can be redone."""
+
+
+class ServerLost(RuntimeError):
+    """The session's server (Spark Connect) stopped answering: the run cannot go on in this session."""
+
+
+class BarrierUnreachable(WorkerLost):
+    """The executors cannot reach this process's end of the round channel (the probe found so)."""
 
 
 class Transport(Protocol):

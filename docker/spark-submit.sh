@@ -3,6 +3,7 @@
 #
 #   SPARK_MASTER_URL=spark://spark-master:7077 docker/spark-submit.sh [spark-submit options] app.py [args]
 #
+# SPARK_HOME defaults to the pip-installed pyspark (the venv's, once activated), as in spark-node.sh.
 # The secret reaches spark-submit in a private properties file instead of a
 # --conf flag, so `ps` never shows it; the file is removed when the job ends.
 set -euo pipefail
@@ -13,7 +14,13 @@ die() {
 }
 
 [[ -n "${SPARK_MASTER_URL:-}" ]] || die "set SPARK_MASTER_URL, e.g. spark://spark-master:7077"
-[[ -x "${SPARK_HOME:-}/bin/spark-submit" ]] || die "no executable bin/spark-submit under SPARK_HOME=${SPARK_HOME:-(unset)}"
+if [[ -z "${SPARK_HOME:-}" ]]; then
+  # pip's pyspark is a full Spark distribution (jars, bin/spark-submit), as in spark-node.sh
+  SPARK_HOME="$(python3 -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)" ||
+    die "SPARK_HOME is not set and python3 cannot import pyspark; set SPARK_HOME or activate the venv (. .venv/bin/activate)"
+  export SPARK_HOME
+fi
+[[ -x "$SPARK_HOME/bin/spark-submit" ]] || die "no executable bin/spark-submit under SPARK_HOME=$SPARK_HOME"
 
 args=(--master "$SPARK_MASTER_URL")
 if [[ -n "${SPARK_AUTH_SECRET:-}" ]]; then

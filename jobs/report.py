@@ -8,7 +8,7 @@ try:
 except ImportError:  # a source checkout: the package sits beside jobs/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dist_mnist.cli import main
+from dist_mnist.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main(["report", *sys.argv[1:]]))
+    run(["report", *sys.argv[1:]])

@@ -8,8 +8,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from dist_mnist.artifacts import atomic_write_bytes
 from dist_mnist.data import idx, mnist
+from dist_mnist.files.atomic import atomic_write_bytes
+from dist_mnist.hints import Log
 
 
 def fetch(url: str, timeout: float) -> bytes:
@@ -19,7 +20,7 @@ def fetch(url: str, timeout: float) -> bytes:
 
 
 def download(
-    out: str | os.PathLike, mirrors: tuple[str, ...] = mnist.MIRRORS, timeout: float = 20.0, log=print
+    out: str | os.PathLike, mirrors: tuple[str, ...] = mnist.MIRRORS, timeout: float = 20.0, log: Log = print
 ) -> list[Path]:
     """Download, verify (MD5 of the .gz, SHA-256 of its content) and atomically write each file."""
     out = Path(out)

@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from dist_mnist import schedule
-from dist_mnist.artifacts import atomic_directory, atomic_write_json, read_json
 from dist_mnist.data import mnist
 from dist_mnist.data.parquet import to_table
+from dist_mnist.files.atomic import atomic_directory, atomic_write_json, read_json, recover_if_idle
+from dist_mnist.files.paths import refuse_overlap
 from dist_mnist.nn.model import N_CLASSES, N_PIXELS
-from dist_mnist.paths import refuse_overlap
 
 SCHEMA_VERSION = 1
 METADATA = "metadata.json"
@@ -27,6 +27,7 @@ def ingest(
         raise ValueError(f"--partitions must be >= 1, got {partitions}")
     out = Path(out)
     refuse_overlap(out, "--out", {"--source": source})
+    recover_if_idle(out)  # what a killed ingest left: its old copy put back, its temporary one removed
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
     split_meta: dict[str, dict] = {}
@@ -48,7 +49,7 @@ def ingest(
             raise ValueError(f"--partitions {partitions} exceeds the {len(labels)} rows of {split}")
         splits[split] = (images, labels)
         digests.update(split_digests)
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, what="ingest") as tmp:
         for split, (images, labels) in splits.items():
             # test is shuffled too, by its own stream, so any prefix of it is a fair sample
             perm = schedule.rng(seed, schedule.INGEST, 0 if split == "train" else 1).permutation(len(labels))

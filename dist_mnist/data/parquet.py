@@ -1,7 +1,7 @@
 """The Parquet layout of a training split, written and read with pyarrow.
 
 Columns: `label` (integer class ids 0..C-1) and the features, one column named by its
-dist_mnist.features.FeatureKind:
+dist_mnist.data.features.FeatureKind:
 - `image`: binary, exactly n_in bytes a row, uint8 pixels scaled by 1/255 before the first
   layer (what `dist-mnist ingest` writes: 784 bytes, row-major 28x28), or
 - `features`: array<float>, exactly n_in floats a row, used as given (what
@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dist_mnist.features import FeatureKind
+from dist_mnist.data.features import FeatureKind
+from dist_mnist.files.paths import local_path
 from dist_mnist.nn.model import N_PIXELS
 
 SCHEMA = pa.schema([("label", pa.int32()), (FeatureKind.IMAGE.column, pa.binary())])
@@ -215,14 +216,3 @@ def count_rows(path: str) -> int:
         return pq.ParquetFile(local_path(path)).metadata.num_rows
     except (pa.ArrowInvalid, OSError) as e:
         raise ValueError(f"{path}: cannot be read as Parquet ({e})") from None
-
-
-def local_path(path: str) -> str:
-    """A plain path for a file: URI; other URIs unchanged."""
-    # Spark lists local files as file:/... or file:///...; pyarrow wants a plain path there
-    # and takes other URIs (hdfs://, s3://) through its own filesystems.
-    if path.startswith("file:"):
-        path = path[len("file:") :]
-        while path.startswith("//"):
-            path = path[1:]
-    return path

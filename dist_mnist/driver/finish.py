@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from dist_mnist.data.features import FeatureKind
 from dist_mnist.driver.loop import EpochListener
 from dist_mnist.driver.prepare import Prepared
-from dist_mnist.features import FeatureKind
+from dist_mnist.driver.runs import finish_run_dir, model_meta, public_scores, write_outputs
+from dist_mnist.hints import Log
 from dist_mnist.metrics import scores, stats_text
+from dist_mnist.modes import round_input
 from dist_mnist.nn.model import Params
-from dist_mnist.rounds import Plan, RoundSpec, round_input
-from dist_mnist.runs import finish_run_dir, model_meta, public_scores, write_outputs
+from dist_mnist.rounds import Plan, RoundSpec
 from dist_mnist.transport import Transport
 
 
@@ -58,10 +60,10 @@ def finish(
     pending: int | None,
     rounds: dict,
     spark_version: str | None,
-    log,
+    log: Log,
     on_epoch: EpochListener | None = None,
 ) -> TrainResult:
-    """Write the run's files into its staging directory and swap it into place; the result.
+    """Write the run's files into its partial directory and swap it into place; the result.
 
     pending: the epoch whose test accuracy is the final evaluation's; rounds: what the transport
     reports for metrics.json's "rounds" block (its name, the channel's counts).
@@ -79,8 +81,8 @@ def finish(
     run.phases.mark("final_evaluation")
     meta = model_meta(config, run.train_split.feature, run.data_path, final, spark_version)
     metrics = {"epochs": pos.history, "rounds": rounds_block(run, rounds), "final": public_scores(final)}
-    write_outputs(run.staging, run.state.arrays.params, meta, metrics, final, counts)
-    kept = finish_run_dir(run.staging, run.run_dir)
+    write_outputs(run.partial, run.state.arrays.params, meta, metrics, final, counts)
+    kept = finish_run_dir(run.partial, run.run_dir)
     if kept:
         log(
             f"kept in {run.run_dir} what train did not write: {', '.join(kept)} (made before this run: "

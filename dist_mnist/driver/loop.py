@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dist_mnist.checkpoint import Position, TrainState
+from dist_mnist.driver.checkpoint import Position, TrainState
 from dist_mnist.driver.prepare import Prepared
-from dist_mnist.driver.progress import GracefulStop, Progress
+from dist_mnist.driver.progress import GracefulStop, Interrupted, Progress
 from dist_mnist.metrics import scores
-from dist_mnist.rounds import Plan, RoundResult, RoundSpec, apply_round, round_input
+from dist_mnist.modes import round_input
+from dist_mnist.rounds import Plan, RoundResult, RoundSpec, apply_round
 from dist_mnist.transport import Transport
 
 EpochListener = Callable[[dict], None]  # called with each epoch's record once it is complete
@@ -45,7 +46,7 @@ def run_rounds(
     # the epoch whose end-of-epoch parameters the next round evaluates on the side
     pending = len(pos.history) - 1 if pos.history and "test_accuracy" not in pos.history[-1] else None
     epoch_clock = time.perf_counter() - pos.epoch_seconds
-    with second_ctrl_c(pos, run.staging):
+    with second_ctrl_c(pos, run.partial):
         while pos.epoch < c.epochs and not (c.max_rounds and pos.global_round >= c.max_rounds):
             # 1. one round: send, compute on every worker, combine, one update
             spec = RoundSpec(pos.epoch, pos.round_in_epoch, evaluate=pending is not None)
@@ -81,23 +82,29 @@ def run_rounds(
                 save(ts, run, epoch_clock)
             if stop.requested:
                 save(ts, run, epoch_clock)
-                raise KeyboardInterrupt(
-                    f"stopped by Ctrl-C after round {pos.global_round} (epoch {pos.epoch + 1}); "
-                    f"checkpoint saved in {run.staging} (resume with --resume)"
-                )
+                raise stopped_after_round(pos, run.partial)
     return pending
 
 
+def stopped_after_round(pos: Position, partial: Path) -> Interrupted:
+    """The first Ctrl-C, once the round in flight is done and checkpointed."""
+    where = f"after round {pos.global_round} (epoch {pos.epoch + 1})"
+    saved = f"checkpoint saved in {partial} (resume with --resume)"
+    return Interrupted(f"stopped by Ctrl-C {where}; {saved}", partial, started=True)
+
+
 @contextmanager
-def second_ctrl_c(pos: Position, staging: Path) -> Iterator[None]:
+def second_ctrl_c(pos: Position, partial: Path) -> Iterator[None]:
     """A second Ctrl-C stops at once (the first stops after the round): say where the last checkpoint is."""
     try:
         yield
-    except KeyboardInterrupt as e:
-        if str(e):
-            raise
-        raise KeyboardInterrupt(
-            f"interrupted at epoch {pos.epoch + 1}; the last checkpoint is in {staging} (resume with --resume)"
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted at epoch {pos.epoch + 1}; the last checkpoint is in {partial} (resume with --resume)",
+            partial,
+            started=True,
         ) from None
 
 
@@ -137,4 +144,4 @@ def record_accuracy(
 def save(ts: TrainState, run: Prepared, epoch_clock: float) -> None:
     """A checkpoint of where the run is, with the current epoch's seconds so far."""
     ts.pos.epoch_seconds = time.perf_counter() - epoch_clock
-    ts.save(run.staging, run.config)
+    ts.save(run.partial, run.config)

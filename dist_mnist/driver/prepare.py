@@ -5,21 +5,20 @@ before it starts Spark, so bad input fails in a second and nothing is touched.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dist_mnist.artifacts import WriteFailed
-from dist_mnist.checkpoint import CHECKPOINT_NPZ, TrainState, check_position, saved_config
-from dist_mnist.config import TrainConfig, with_saved_choices
+from dist_mnist.config import TrainConfig
 from dist_mnist.data.ingest import read_metadata
-from dist_mnist.nn.flat import layout_of
-from dist_mnist.nn.model import init_params
-from dist_mnist.paths import run_lock
-from dist_mnist.rounds import Plan
-from dist_mnist.runs import (
+from dist_mnist.data.shards import plan_shards
+from dist_mnist.data.splits import SplitFiles, describe_split
+from dist_mnist.driver.checkpoint import CHECKPOINT_NPZ, TrainState, check_position
+from dist_mnist.driver.progress import Interrupted, nothing_written
+from dist_mnist.driver.runs import (
     check_run_dir,
     check_run_paths,
     discard_unless_checkpointed,
@@ -27,9 +26,16 @@ from dist_mnist.runs import (
     prepare_run_dir,
     with_resume_hint,
 )
-from dist_mnist.shards import plan_shards
-from dist_mnist.spark.dataset import SplitFiles, describe_split
-from dist_mnist.timings import Phases
+from dist_mnist.driver.timings import Phases
+from dist_mnist.files.atomic import WriteFailed, recover, recover_if_idle
+from dist_mnist.files.paths import run_lock
+from dist_mnist.modes import memory_needed
+from dist_mnist.nn.flat import layout_of
+from dist_mnist.nn.model import init_params
+from dist_mnist.rounds import Plan
+from dist_mnist.transport import ServerLost
+
+GIB = 1 << 30
 
 
 @dataclass
@@ -39,7 +45,7 @@ class Prepared:
     config: TrainConfig  # as requested, with a resumed checkpoint's choices (workers 0: not resolved yet)
     data_path: str
     run_dir: Path
-    staging: Path  # RUN.partial: the run's files until it finishes
+    partial: Path  # RUN.partial: the run's files until it finishes
     train_split: SplitFiles
     test_split: SplitFiles
     state: TrainState
@@ -55,8 +61,31 @@ class Prepared:
         self.config = self.config.resolved(default_workers)
         plan = make_plan(self.config, self.train_split, self.test_split)
         if self.resumed:
-            check_position(self.state.pos, plan.rounds_per_epoch, self.staging / CHECKPOINT_NPZ)
+            check_position(self.state.pos, plan.rounds_per_epoch, self.partial / CHECKPOINT_NPZ)
         return plan
+
+
+def check_memory(config: TrainConfig, key: str = "layer_sizes", workers: int = 1) -> None:
+    """ValueError naming `key` when a run of `config` cannot fit in this machine's available
+    memory (the driver's arrays and `workers` workers' copies), before anything is allocated."""
+    need, have = memory_needed(config, workers), available_memory()
+    if have is not None and need > have:
+        sizes = list(config.layer_sizes)
+        raise ValueError(
+            f"{key} {sizes}: a run of this network needs about {need / GIB:,.1f} GiB (its parameters, "
+            f"updater state and buffers, on the driver and a worker), more than the {have / GIB:,.1f} GiB "
+            f"this machine has available; choose smaller layers"
+        )
+
+
+def available_memory() -> int | None:
+    """The bytes this machine can give without swapping (MemAvailable), or None where it cannot tell."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def make_plan(config: TrainConfig, train_split: SplitFiles, test_split: SplitFiles) -> Plan:
@@ -87,18 +116,24 @@ def prepare(
     its first checkpoint leaves no RUN.partial behind; a refused write says how to resume.
     """
     run_dir, data_path = Path(run_dir), str(data_dir).rstrip("/")
+    check_memory(config)  # a network that cannot fit: one line, before anything is allocated or written
     check_run_paths(run_dir, data_path)
+    if run_dir.is_symlink():  # --out LINK: what it points to is the run directory, and the link stays
+        run_dir = Path(os.path.realpath(run_dir))
+    recover_if_idle(data_path)  # what a killed ingest left: DATA put back from its old copy
     with run_lock(run_dir):
+        recover(run_dir)  # what a train killed while swapping RUN in left
         check_run_dir(run_dir, resume, overwrite)
+        state = None
         if resume:  # the saved run's config, with this invocation's run settings (transport, ...)
-            config = with_saved_choices(config, saved_config(partial_dir(run_dir), config))
+            config, state = TrainState.resume(partial_dir(run_dir), config)
         train_split, test_split = describe_splits(config, data_path, require_test)
-        staging, state = prepare_run_dir(run_dir, config, resume, overwrite)
+        partial = prepare_run_dir(run_dir, resume)
         prepared = Prepared(
             config,
             data_path,
             run_dir,
-            staging,
+            partial,
             train_split,
             test_split,
             state or TrainState.new(config),
@@ -109,18 +144,19 @@ def prepare(
             yield prepared
         except WriteFailed as e:  # disk full, no file handles: the last checkpoint is whole
             raise with_resume_hint(e, run_dir) from e
+        except ServerLost as e:  # a Spark Connect server gone: the run goes on from its checkpoint, elsewhere
+            kept = not discard_unless_checkpointed(partial) and (partial / CHECKPOINT_NPZ).is_file()
+            where = f"the last checkpoint is in {partial} (resume with --resume)" if kept else "nothing was written"
+            raise ServerLost(f"{e}; {where}") from None
         except BaseException as e:
             # a run stopped before its first checkpoint leaves no RUN.partial that --resume would refuse
             # (discarded first, whatever stopped it)
-            if (
-                discard_unless_checkpointed(staging)
-                and isinstance(e, KeyboardInterrupt)
-                and "nothing was written" not in str(e)
-            ):
+            discarded = discard_unless_checkpointed(partial)
+            said_so = isinstance(e, Interrupted) and e.checkpoint is None  # already "nothing was written"
+            if discarded and isinstance(e, KeyboardInterrupt) and not said_so:
                 # before the rounds (importing pyspark, say) it is the message every earlier Ctrl-C gets
                 started = "transport_start" in prepared.phases.seconds
-                before = "the first checkpoint" if started else "training started"
-                raise KeyboardInterrupt(f"interrupted before {before}; nothing was written") from None
+                raise nothing_written("the first checkpoint" if started else "training started", started) from None
             raise
 
 

@@ -9,11 +9,32 @@ import threading
 import time
 import weakref
 from functools import partial
+from pathlib import Path
 
 from tqdm import tqdm
 
+from dist_mnist.hints import Log
+
 _EPOCH_ACCURACY = re.compile(r"^epoch (\d+) test accuracy (\S+)$")  # the trainer's line after a side evaluation
 _BARS: weakref.WeakSet = weakref.WeakSet()  # the Progress objects showing a bar now
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C, worded where it was caught: what it left and how to go on (exit status 130).
+
+    checkpoint: RUN.partial where it holds a checkpoint that --resume continues, else None;
+    started: whether training had started (its rounds had begun). The CLI prints the message;
+    code that handles an interrupt reads the fields, never the text.
+    """
+
+    def __init__(self, message: str, checkpoint: Path | None = None, started: bool = False) -> None:
+        super().__init__(message)
+        self.checkpoint, self.started = checkpoint, started
+
+
+def nothing_written(before: str, started: bool = False) -> Interrupted:
+    """A Ctrl-C that stopped a run before it wrote anything: no RUN.partial is left."""
+    return Interrupted(f"interrupted before {before}; nothing was written", None, started)
 
 
 def _clock(seconds: float) -> str:
@@ -21,7 +42,7 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _prints_to_terminal(log) -> bool:
+def _prints_to_terminal(log: Log) -> bool:
     """Whether `log` is the default print (maybe with flush=True) and stdout is a terminal."""
     if isinstance(log, partial) and not log.args and set(log.keywords) <= {"flush"}:
         log = log.func
@@ -43,7 +64,7 @@ class Progress:
     tqdm bar per epoch (rounds, loss, samples/s, ETA) and one summary line per epoch.
     """
 
-    def __init__(self, total_rounds: int, every: int, log=print, bar: bool | None = None):
+    def __init__(self, total_rounds: int, every: int, log: Log = print, bar: bool | None = None):
         self.total, self.every, self.log = total_rounds, max(1, every), log
         self.start = time.perf_counter()
         self.done_at_start: int | None = None  # the rounds done before this process's first round

@@ -7,26 +7,32 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dist_mnist.config import TrainConfig
 from dist_mnist.data.ingest import read_metadata
 from dist_mnist.driver.finish import TrainResult, final_counts, finish
 from dist_mnist.driver.loop import EpochListener, run_rounds
 from dist_mnist.driver.prepare import Prepared, prepare
-from dist_mnist.driver.progress import GracefulStop, Progress
-from dist_mnist.rounds import Plan, local_learning_rate
-from dist_mnist.tracking import Guarded, RunStart, Tracker, default_tracker
+from dist_mnist.driver.progress import GracefulStop, Interrupted, Progress, nothing_written
+from dist_mnist.driver.tracker import Guarded, RunStart, Tracker, default_tracker
+from dist_mnist.hints import Log
+from dist_mnist.modes import local_learning_rate
+from dist_mnist.rounds import Plan
 from dist_mnist.transport import InProcessTransport, Transport
+
+if TYPE_CHECKING:
+    from dist_mnist.hints import SparkSession
 
 
 def train(
-    spark,
+    spark: SparkSession | None,
     config: TrainConfig,
     data_dir: str,
     run_dir: str | Path,
     resume: bool = False,
     overwrite: bool = False,
-    log=None,
+    log: Log | None = None,
     require_test: bool = True,
     on_epoch: EpochListener | None = None,
     tracker: Tracker | None = None,
@@ -41,7 +47,11 @@ def train(
 
 
 def train_prepared(
-    spark, run: Prepared, log=None, on_epoch: EpochListener | None = None, tracker: Tracker | None = None
+    spark: SparkSession | None,
+    run: Prepared,
+    log: Log | None = None,
+    on_epoch: EpochListener | None = None,
+    tracker: Tracker | None = None,
 ) -> TrainResult:
     """Train a prepared run (prepare() needs no Spark: the CLI prepares before Spark starts).
 
@@ -54,15 +64,20 @@ def train_prepared(
         result = _train_prepared(spark, run, log, listeners(on_epoch, tracker.epoch), tracker)
     except BaseException as e:
         tracker.fail(e)  # FAILED, or KILLED for Ctrl-C (where the tracker had started)
+        tracker.settle()
         raise
     try:
         tracker.finish(result)  # ends its run itself, KILLED where a Ctrl-C lands in it
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"interrupted during {tracker.name}; the model is written to {run.run_dir}") from None
+        written = f"interrupted during {tracker.name}; the model is written to {run.run_dir}"
+        raise Interrupted(written, None, started=True) from None
+    tracker.settle()  # a tracker that failed meanwhile: its run ended FAILED once the store answers
     return result
 
 
-def _train_prepared(spark, run: Prepared, log, on_epoch: EpochListener, tracker: Guarded) -> TrainResult:
+def _train_prepared(
+    spark: SparkSession | None, run: Prepared, log: Log, on_epoch: EpochListener, tracker: Guarded
+) -> TrainResult:
     if spark is None and run.config.transport != "inprocess":
         raise ValueError(f"transport {run.config.transport!r} needs a SparkSession; without one use 'inprocess'")
     plan = run.plan(default_workers(spark))
@@ -75,7 +90,7 @@ def _train_prepared(spark, run: Prepared, log, on_epoch: EpochListener, tracker:
     if run.resumed:
         pos = run.state.pos
         log(
-            f"resuming {run.staging} at epoch {pos.epoch + 1} round {pos.round_in_epoch + 1} "
+            f"resuming {run.partial} at epoch {pos.epoch + 1} round {pos.round_in_epoch + 1} "
             f"(round {pos.global_round} overall)"
         )
     log(headline(plan, spark))
@@ -96,7 +111,7 @@ def _train_prepared(spark, run: Prepared, log, on_epoch: EpochListener, tracker:
     return finish(run, plan, counts, pending, facts, spark.version if spark is not None else None, log, on_epoch)
 
 
-def run_start(run: Prepared, plan: Plan, spark) -> RunStart:
+def run_start(run: Prepared, plan: Plan, spark: SparkSession | None) -> RunStart:
     """What a tracker learns as the run starts: the resolved config, the plan and the data."""
     return RunStart(
         plan.config,
@@ -124,7 +139,7 @@ def listeners(*fns: EpochListener | None) -> EpochListener:
     return call
 
 
-def default_workers(spark) -> int:
+def default_workers(spark: SparkSession | None) -> int:
     """W when the config says 0: Spark's default parallelism (1 without Spark)."""
     if spark is None:
         return 1
@@ -133,40 +148,48 @@ def default_workers(spark) -> int:
     return default_parallelism(spark)
 
 
-def start_transport(spark, plan: Plan, run: Prepared, stop: GracefulStop, log) -> Transport:
+def start_transport(spark: SparkSession | None, plan: Plan, run: Prepared, stop: GracefulStop, log: Log) -> Transport:
     """The config's transport, started; a Ctrl-C while it starts ends the run before its first round."""
     not_started = (
-        f"interrupted before training resumed; {run.staging} is unchanged (resume with --resume)"
+        Interrupted(
+            f"interrupted before training resumed; {run.partial} is unchanged (resume with --resume)",
+            run.partial,
+        )
         if run.resumed
-        else "interrupted before training started; nothing was written"
+        else nothing_written("training started")
     )
     try:
         if spark is None:
             transport: Transport = InProcessTransport(plan)
         else:
-            from dist_mnist.spark.failover import open_transport
+            from dist_mnist.spark.transport_choice import open_transport
 
             transport = open_transport(spark, plan, log)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(not_started) from None
+        raise not_started from None
     if stop.requested:
         transport.close()
-        raise KeyboardInterrupt(not_started)
+        raise not_started
     return transport
 
 
-def headline(plan: Plan, spark) -> str:
+def headline(plan: Plan, spark: SparkSession | None) -> str:
     """The run's first line: network, mode, workers, rounds, batch, where."""
     c = plan.config
     local_lr = f", local learning rate {local_learning_rate(c):g}" if plan.mode.local_steps else ""
-    where = f", master {spark.conf.get('spark.master', '?')}" if spark is not None else ", in process"
+    if spark is None:
+        where = ", in process"
+    else:  # a classic session's SparkContext says, without starting the SQL engine
+        from dist_mnist.spark.cluster import Cluster
+
+        where = f", master {Cluster(spark).master}"
     return (
         f"training {list(c.layer_sizes)} in {c.mode} mode on {c.workers} workers: "
         f"{c.epochs} epochs x {plan.rounds_per_epoch} rounds, batch {c.batch_size}{local_lr}{where}"
     )
 
 
-def report_channel(facts: dict, log) -> None:
+def report_channel(facts: dict, log: Log) -> None:
     """Say once if the round channel dropped messages (refused connections are told as they happen)."""
     dropped = facts.get("dropped_messages") or {}
     if dropped:

@@ -1,7 +1,15 @@
 """dist-mnist for pyspark.ml: the MLPClassifier Estimator and its MLPClassificationModel.
 
-The classes are imported on first use: dist_mnist.ml.scoring, the scoring path that
-`dist-mnist predict` shares with transform, then loads in a Python worker without pyspark.ml.
+estimator.py    MLPClassifier (fit)
+model.py        MLPClassificationModel (transform, predict, predictProbability, summary)
+params.py       the Params both share, and their map to TrainConfig
+persistence.py  save/load in MLlib's directory layout
+scoring.py      transform's Arrow UDF over dist_mnist.scoring's forward pass
+staging.py      any DataFrame checked and written in our Parquet layout
+fitting.py      fit's steps: stage, find the classes, train (dist_mnist.driver), clean up
+
+The classes are imported on first use, so that dist_mnist.ml.scoring loads in a Python
+worker without pyspark.ml.
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ class MLPClassifier(Estimator, MLPParams, MLPWritable, MLPReadable):
     def _fit_tracked(self, dataset, tracker) -> MLPClassificationModel:
         # imported here: the trainer is the driver's business, and executors that import
         # dist_mnist.ml to score need none of it
-        from dist_mnist.ml.staging import fit_dataframe
+        from dist_mnist.ml.fitting import fit_dataframe
 
         config = train_config(self)
         result = fit_dataframe(

@@ -13,26 +13,24 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pyspark.ml import Model
 from pyspark.ml.linalg import DenseVector, Vector
 
-from dist_mnist.artifacts import (
-    MODEL_JSON,
-    MODEL_NPZ,
-    check_layer_sizes,
-    check_params,
-    model_bytes,
-    npz_bytes,
-    parse_json_object,
-)
 from dist_mnist.data.parquet import first_nonfinite, nonfinite_name
+from dist_mnist.files.atomic import npz_bytes, parse_json_object
+from dist_mnist.files.model import MODEL_JSON, MODEL_NPZ, check_layer_sizes, check_params, model_bytes
+from dist_mnist.files.npz import NPZ_SLACK, parse_npz
 from dist_mnist.ml import scoring
 from dist_mnist.ml.params import MLPParams
 from dist_mnist.ml.persistence import MLPReadable, MLPWritable
 from dist_mnist.nn.model import Params, layer_sizes_of
-from dist_mnist.npz import NPZ_SLACK, parse_npz
+from dist_mnist.scoring import FIELDS, Shipped, scores_of
+
+if TYPE_CHECKING:
+    from dist_mnist.hints import SparkSession
 
 SUMMARY_JSON = "summary.json"  # the training summary, beside the model's MODEL_NPZ and MODEL_JSON
 
@@ -95,7 +93,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
         self._arrays = {k: np.asarray(v, np.float32) for k, v in (parameters or {}).items()}
         self._meta = dict(meta or {})
         self._summary = summary
-        self._broadcast = None
+        self._broadcast: tuple[Any, Any] | None = None  # (SparkContext, its broadcast of the parameters)
         if self._arrays:
             self._set(layers=layer_sizes_of(self._arrays))
 
@@ -166,24 +164,24 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
 
     def predict(self, value) -> float:
         """The predicted class of one feature vector (pyspark Vector or array-like)."""
-        return float(scoring.scores_of(self._arrays, self._row(value)).prediction[0])
+        return float(scores_of(self._arrays, self._row(value)).prediction[0])
 
     def predictProbability(self, value) -> DenseVector:
         """The class probabilities of one feature vector."""
-        return DenseVector(scoring.scores_of(self._arrays, self._row(value)).probability[0].astype(np.float64))
+        return DenseVector(scores_of(self._arrays, self._row(value)).probability[0].astype(np.float64))
 
     def predictRaw(self, value) -> DenseVector:
         """The logits (rawPrediction) of one feature vector."""
-        return DenseVector(scoring.scores_of(self._arrays, self._row(value)).rawPrediction[0].astype(np.float64))
+        return DenseVector(scores_of(self._arrays, self._row(value)).rawPrediction[0].astype(np.float64))
 
     # --- a DataFrame ---
-    def _shipped_params(self, spark):
+    def _shipped_params(self, spark: SparkSession):
         """The parameters as the executors get them: a broadcast made once per model and
         SparkContext (classic); in the scoring function's closure (Spark Connect: no broadcast)."""
         from dist_mnist.spark.session import is_connect
 
         if is_connect(spark):
-            return scoring.Shipped(self._arrays)
+            return Shipped(self._arrays)
         sc = spark.sparkContext
         if self._broadcast is None or self._broadcast[0] is not sc:
             self._broadcast = (sc, sc.broadcast(self._arrays))
@@ -208,7 +206,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
                 f"{scoring.WHERE}: featuresCol {column!r} holds vectors of {size} values "
                 f"(its metadata says), expected {self.numFeatures} (the model's n_in)"
             )
-        outputs = {name: self.getOrDefault(getattr(self, f"{name}Col")) for name in scoring.FIELDS}
+        outputs = {name: self.getOrDefault(getattr(self, f"{name}Col")) for name in FIELDS}
         outputs = {name: col for name, col in outputs.items() if col}  # "" = not produced (MLlib's convention)
         clash = [col for col in outputs.values() if col in dataset.columns]
         if clash:
@@ -220,6 +218,9 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             logging.getLogger(__name__).warning("%s: every output column is set to ''; nothing to do", scoring.WHERE)
             return dataset
         handle_invalid = self.getHandleInvalid()
+        from dist_mnist.spark.executors import prepare_executors
+
+        prepare_executors(dataset.sparkSession)  # the executors import dist_mnist.ml.scoring to score
         udf = scoring.make_scoring_udf(
             self._shipped_params(dataset.sparkSession), column, kind, self.numFeatures, handle_invalid
         )
@@ -237,7 +238,7 @@ class MLPClassificationModel(Model, MLPParams, MLPWritable, MLPReadable):
             # array_to_vector fails on a null (handleInvalid 'keep')
             return value if field == "prediction" else F.when(value.isNotNull(), array_to_vector(value))
 
-        out = {name: checked(name) for name in scoring.FIELDS}
+        out = {name: checked(name) for name in FIELDS}
         frame = dataset.withColumn("__dist_mnist_scores", udf(scoring.input_expr(column, field.dataType)))
         if handle_invalid == "skip":
             frame = frame.where(scored.isNotNull())  # invalid rows come back as a null struct

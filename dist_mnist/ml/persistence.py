@@ -16,10 +16,14 @@ unless `.write().overwrite()` (handled here, not by MLlib's JVM-side _handleOver
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
 
 from dist_mnist.spark import hadoopfs
+
+if TYPE_CHECKING:
+    from dist_mnist.hints import SparkSession
 
 DATA = "data"
 
@@ -74,7 +78,7 @@ class MLPReader(MLReader):
         return instance
 
 
-def read_metadata(spark, path: str) -> dict:
+def read_metadata(spark: SparkSession, path: str) -> dict:
     """What DefaultParamsReader.loadMetadata returns, read through hadoopfs rather than a Spark
     job, so a damaged file (a checksum that no longer matches, say) is one line naming it."""
     where = f"{path.rstrip('/')}/metadata"

@@ -11,7 +11,6 @@ the round from the driver's state, so the model is the same as without the fault
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -19,18 +18,21 @@ import time
 import numpy as np
 import zmq
 
-from dist_mnist.channel import NO_CURVE, Endpoint, RoundServer, serve_rounds
-from dist_mnist.channel_chain import PeerLinks
-from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec, compute_round
+from dist_mnist.channel.server import NO_CURVE, RoundServer
+from dist_mnist.channel.shm import SharedMemoryGone
+from dist_mnist.hints import Log
+from dist_mnist.rounds import Combiner, Plan, RoundResult, RoundSpec
+from dist_mnist.spark.barrier_tasks import make_probe_fn, make_task_fn
 from dist_mnist.spark.cluster import Cluster
-from dist_mnist.spark.shard_cache import drop_shards, get_shard, release_shard, resident_bytes
-from dist_mnist.transport import Closing, WorkerLost
+from dist_mnist.spark.shard_cache import drop_shards
+from dist_mnist.transport import BarrierUnreachable, Closing, WorkerLost
 from dist_mnist.worker_errors import WorkerError
 
 START_SECONDS = 60.0  # a stage's start (every worker's hello) may take this long, or round_timeout if longer;
 #                     where the free slots are unknown (Connect), this long only: too few would show as a wait
 PROBE_SECONDS = 5.0  # an executor's wait for this client's answer to its hello
 PROBE_JOB_SECONDS = 60.0  # the probe's one-task job, scheduling included
+WATCH_SECONDS = 5.0  # while no worker answers, how often a Connect session's server is asked whether it does
 
 
 def channel_kind(cluster: Cluster) -> str:
@@ -47,84 +49,27 @@ def describe_channel(cluster: Cluster, address: str, shm: str | None = None) -> 
     return f"(CURVE-encrypted{'; the cluster asks for encryption: ' + ', '.join(asked) if asked else ''}) at {address}"
 
 
+def curve_missing(cluster: Cluster) -> bool:
+    """Whether the channel would be TCP and this libzmq cannot encrypt it (it then never runs)."""
+    return channel_kind(cluster) == "tcp" and not zmq.has("curve")
+
+
 def barrier_unavailable(cluster: Cluster, workers: int) -> str | None:
     """Why a barrier stage of `workers` tasks cannot run now, or None if it may (under Connect
     the free slots are unknown: the stage's start then tells, within START_SECONDS)."""
-    if channel_kind(cluster) == "tcp" and not zmq.has("curve"):
+    if curve_missing(cluster):
         asked = cluster.encryption_asked()
         return NO_CURVE + (f" (the cluster asks for encryption: {', '.join(asked)})" if asked else "")
     if cluster.dynamic_allocation():
         return "dynamic allocation is on, and barrier stages refuse it"
     slots = cluster.free_slots()
     if slots is not None and slots < workers:
-        return f"{workers} workers need {workers} task slots at once, the application has {slots}"
+        need = f"{workers} workers need {workers} task slots at once"
+        most = cluster.most_slots()
+        if most is not None and most < workers:
+            return f"{need}, and this cluster offers at most {most}"
+        return f"{need}, the application has {slots}"
     return None
-
-
-def make_task_fn(plan: Plan, endpoint: Endpoint, generation: int):
-    """The barrier task: worker w connects, then serves rounds; its shard is loaded in the first
-    round, so a data error reaches the driver as that round's error, not as a failed stage."""
-
-    def task(batches):
-        import pyarrow as pa
-        from pyspark import BarrierTaskContext
-
-        for _ in batches:  # the input rows only say how many tasks there are
-            pass
-        ctx = BarrierTaskContext.get()
-        w = ctx.partitionId()
-        hello = {
-            "generation": generation,
-            "worker": w,
-            "host": ctx.getTaskInfos()[w].address,
-            "pid": os.getpid(),
-            "attempt": ctx.attemptNumber(),
-        }
-
-        held = {}  # the task holds its shards after the first round: no lookup per round
-
-        def rows(split: str):
-            if split not in held:
-                held[split] = get_shard(*plan.reader_args(getattr(plan, split)[w]), scope=plan.scope)
-            return held[split]
-
-        def compute(flat: np.ndarray, spec: RoundSpec) -> RoundResult:
-            r = compute_round(plan, w, rows("train"), lambda: rows("test"), flat, spec)
-            return RoundResult(r.sums, r.loss, r.n, r.seconds, resident_bytes() if spec.evaluate else 0, r.confusion)
-
-        links = None
-        try:
-            if plan.config.reduce == "chain":  # the links to the neighbours, their addresses swapped by allGather
-                host = hello["host"].rsplit(":", 1)[0]
-                links = PeerLinks(endpoint, w, plan.workers, host, ctx.allGather)
-            serve_rounds(endpoint, hello, compute, links.deliver if links else None)
-        finally:  # the run's shard files go with the task (the arrays stay mapped until it ends)
-            if links is not None:
-                links.close()
-            for split in held:
-                release_shard(*plan.reader_args(getattr(plan, split)[w]), scope=plan.scope)
-        yield pa.RecordBatch.from_pydict({"w": pa.array([w], pa.int32())})
-
-    return task
-
-
-def make_probe_fn(endpoint: Endpoint, seconds: float):
-    """One task that says whether it reached the driver's end of the round channel (see channel.probe)."""
-
-    def run(batches):
-        import pyarrow as pa
-
-        from dist_mnist.channel import probe
-
-        for _ in batches:
-            pass
-        try:
-            ok, detail = probe(endpoint, seconds), f"no answer in {seconds:g} s"
-        except Exception as e:  # noqa: BLE001 - reported to the driver as the reason
-            ok, detail = False, f"{type(e).__name__}: {e}"
-        yield pa.RecordBatch.from_pydict({"ok": [ok], "detail": ["" if ok else detail]})
-
-    return run
 
 
 class BarrierTransport(Closing):
@@ -136,7 +81,9 @@ class BarrierTransport(Closing):
 
     name = "barrier"
 
-    def __init__(self, cluster: Cluster, plan: Plan, timeout: float, port: int = 0, log=print, make_task=make_task_fn):
+    def __init__(
+        self, cluster: Cluster, plan: Plan, timeout: float, port: int = 0, log: Log = print, make_task=make_task_fn
+    ):
         self.cluster, self.plan, self.timeout, self.log = cluster, plan, timeout, log
         self.make_task = make_task  # (plan, endpoint, generation) -> the barrier task function
         largest = plan.n_params * (2 if plan.ships_state else 1)  # the round's vector, floats
@@ -171,11 +118,11 @@ class BarrierTransport(Closing):
         tag = f"dist-mnist-rounds-{self.server.run}-{self.generation}"
         W, generation = self.plan.workers, self.generation
         fn = self.make_task(self.plan, self.server.endpoint, generation)
-        stage = self.cluster.spark.range(W, numPartitions=W).mapInArrow(fn, "w int", barrier=True)
+        collect = self.cluster.spark.range(W, numPartitions=W).mapInArrow(fn, "w int", barrier=True).collect
 
         def run_job():
             try:
-                self.cluster.run_tagged(tag, stage.collect)
+                self.cluster.run_tagged(tag, collect)
             except BaseException as e:  # noqa: BLE001 - reported by the waiting driver
                 self.job_events.put((generation, e))
 
@@ -194,7 +141,7 @@ class BarrierTransport(Closing):
                 raise WorkerLost(self._describe(kind, w, info, "while starting"))
 
     def probe(self) -> None:
-        """WorkerLost unless an executor reaches this process's channel (a one-task job says hello)."""
+        """BarrierUnreachable unless an executor reaches this process's channel (a one-task job says hello)."""
         answers: queue.Queue = queue.Queue()
         stage = self.cluster.spark.range(1, numPartitions=1).mapInArrow(
             make_probe_fn(self.server.endpoint, PROBE_SECONDS), "ok boolean, detail string"
@@ -217,11 +164,13 @@ class BarrierTransport(Closing):
             except queue.Empty:
                 continue
             if isinstance(answer, BaseException):
-                raise WorkerLost(f"{unreachable}: the probe failed ({str(answer).strip().splitlines()[0][:200]})")
+                first = str(answer).strip().splitlines()[0][:200]
+                raise BarrierUnreachable(f"{unreachable}: the probe failed ({first})")
             if not answer["ok"]:
-                raise WorkerLost(f"{unreachable} ({answer['detail']}; help: --set transport_host=ADDRESS they reach)")
+                hint = "help: --set channel_host=ADDRESS they reach"
+                raise BarrierUnreachable(f"{unreachable} ({answer['detail']}; {hint})")
             return
-        raise WorkerLost(f"{unreachable}: the probe did not finish in {PROBE_JOB_SECONDS:g} s")
+        raise BarrierUnreachable(f"{unreachable}: the probe did not finish in {PROBE_JOB_SECONDS:g} s")
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         when = f"in epoch {spec.epoch + 1} round {spec.round_in_epoch + 1}"
@@ -242,6 +191,8 @@ class BarrierTransport(Closing):
                 f"the chain's sum (worker {order[0]}'s)" if len(order) < self.plan.workers else f"worker(s) {missing}"
             )
             kind, _gen, w, info = self._next_event(deadline, f"{late} timed out after {self.timeout:g} s {when}")
+            if kind == "error" and info["type"] == SharedMemoryGone.__name__:  # relaunched: the frames then
+                raise WorkerLost(f"worker {w} cannot open the round's shared files {when} ({info['error']})")
             if kind == "error":  # our own error on the worker (bad data): a user error, not a fault
                 raise WorkerError(info["type"], info["error"]).exception()
             if kind != "result":
@@ -253,7 +204,9 @@ class BarrierTransport(Closing):
         return total.result()
 
     def _next_event(self, deadline: float, timeout_message: str):
-        """The next event of this generation: a worker's message, or its job's failure."""
+        """The next event of this generation: a worker's message, or its job's failure (ServerLost
+        when a Connect session's server stops answering meanwhile)."""
+        check_at = time.monotonic() + WATCH_SECONDS
         while True:
             try:
                 generation, error = self.job_events.get_nowait()
@@ -268,6 +221,9 @@ class BarrierTransport(Closing):
             event = self.server.poll(min(left, 0.05))
             if event is not None:
                 return event
+            if self.cluster.connect and time.monotonic() >= check_at:  # its executors may be gone with it
+                self.cluster.check_server(self.plan.config.connect_timeout)
+                check_at = time.monotonic() + WATCH_SECONDS
 
     def _describe(self, kind: str, w: int, info, when: str) -> str:
         if kind == "job":
@@ -282,6 +238,9 @@ class BarrierTransport(Closing):
             return
         self.server.stop_workers()
         self.server.start_generation(-1)  # late (retried) tasks are told to stop as they say hello
+        if self.cluster.lost:  # its job went with the server: nothing to wait for (the thread is a daemon)
+            self.job = None
+            return
         deadline = time.monotonic() + 10
         while self.job.is_alive() and time.monotonic() < deadline:
             self.server.poll(0.05)  # answer late hellos

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
 
+from dist_mnist.data.shards import plan_shards
 from dist_mnist.metrics import confusion_counts
-from dist_mnist.ml.scoring import Shipped
 from dist_mnist.nn.model import Params, layer_sizes_of, predict
-from dist_mnist.shards import plan_shards
+from dist_mnist.scoring import Shipped
 from dist_mnist.spark.session import default_parallelism, is_connect
 from dist_mnist.spark.shard_cache import drop_shards, get_shard, release_shard
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
+
+if TYPE_CHECKING:
+    from dist_mnist.hints import SparkSession
 
 COUNTS_SCHEMA = "error string, kind string, counts binary"  # a shard's int64 counts, or its user error
 
@@ -45,10 +48,10 @@ def make_count_fn(bc, n_classes: int, n_in: int, scope: str, release: bool = Fal
     return count
 
 
-def evaluate_split(spark, params: Params, split, workers: int = 0) -> np.ndarray:
+def evaluate_split(spark: SparkSession, params: Params, split, workers: int = 0) -> np.ndarray:
     """Confusion counts [actual][predicted] of `params` on a Parquet split.
 
-    `spark`: a SparkContext, a SparkSession or a Spark Connect session. The split is sharded as
+    `spark`: a classic or a Spark Connect session. The split is sharded as
     training shards it: W contiguous row ranges (W = workers, or Spark's defaultParallelism),
     each read on an executor; only the counts (n_classes^2 integers a task) reach the driver.
     Bad data comes back as a WorkerError and is raised here, as the ValueError or
@@ -56,7 +59,7 @@ def evaluate_split(spark, params: Params, split, workers: int = 0) -> np.ndarray
     """
     if is_connect(spark):
         return _evaluate_frames(spark, params, split, workers)
-    sc = getattr(spark, "sparkContext", spark)  # a SparkSession's, or the SparkContext given
+    sc = spark.sparkContext
     shards = plan_shards(split.files, split.rows, min(workers or sc.defaultParallelism, split.n_rows))
     bc = sc.broadcast(params)
     n_in, *_, n_classes = layer_sizes_of(params)
@@ -70,7 +73,7 @@ def evaluate_split(spark, params: Params, split, workers: int = 0) -> np.ndarray
     return np.sum(counts, axis=0)
 
 
-def _evaluate_frames(spark, params: Params, split, workers: int) -> np.ndarray:
+def _evaluate_frames(spark: SparkSession, params: Params, split, workers: int) -> np.ndarray:
     """evaluate_split from a Spark Connect client: one DataFrame job, a partition per shard."""
     shards = plan_shards(split.files, split.rows, min(workers or default_parallelism(spark), split.n_rows))
     n_in, *_, n_classes = layer_sizes_of(params)
@@ -102,18 +105,25 @@ def _evaluate_frames(spark, params: Params, split, workers: int) -> np.ndarray:
     return np.sum(cast(list[np.ndarray], results), axis=0)  # no WorkerError left
 
 
-def evaluate_model(spark, run_dir: str, split_path: str, json_out: str | None = None) -> str:
+def evaluate_model(spark: SparkSession, run_dir: str, split_path: str, json_out: str | None = None) -> str:
     """Load RUN's model, evaluate it on a Parquet split (`spark`: as evaluate_split takes),
     write the JSON, return the report."""
-    from dist_mnist.artifacts import atomic_write_json, load_model, model_files
+    from dist_mnist.data.splits import describe_split
+    from dist_mnist.files.atomic import atomic_write_json
+    from dist_mnist.files.model import load_model, model_files
+    from dist_mnist.files.paths import refuse_overlap
     from dist_mnist.metrics import scores, stats_text
-    from dist_mnist.paths import refuse_overlap
-    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.spark.executors import prepare_executors
 
     params, _ = load_model(run_dir)
-    name = Path(split_path.rstrip("/")).name or "split"
-    out = json_out or str(Path(run_dir) / f"evaluation-{name}.json")
+    out = json_out or evaluation_json(run_dir, split_path)
     refuse_overlap(out, "--json", {"--data": split_path, **model_files(run_dir)})
+    prepare_executors(spark)
     counts = evaluate_split(spark, params, describe_split(split_path))
     atomic_write_json(out, {**scores(counts), "confusion": counts.tolist()})
     return stats_text(counts)
+
+
+def evaluation_json(run_dir: str, split_path: str) -> str:
+    """Where evaluate_model writes the scores when not told: RUN/evaluation-<split>.json."""
+    return str(Path(run_dir) / f"evaluation-{Path(split_path.rstrip('/')).name or 'split'}.json")

@@ -10,22 +10,29 @@ on one host, a shared mount, HDFS, an object store).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
+from dist_mnist.files.paths import local_path, run_lock
+from dist_mnist.hints import Log
 
-def _connect(spark) -> bool:
+if TYPE_CHECKING:
+    from dist_mnist.hints import SparkSession
+
+
+def _connect(spark: SparkSession) -> bool:
     from dist_mnist.spark.session import is_connect
 
     return is_connect(spark)
 
 
-def qualified(spark, path: str) -> str:
+def qualified(spark: SparkSession, path: str) -> str:
     """`path` as a Connect client passes it on: a local path made absolute (the server would
     resolve a relative one against its own working directory); other paths, and any path of a
     classic session, as they are."""
@@ -48,7 +55,7 @@ def _info(path: str):
     return fs, p, fs.get_file_info(p)
 
 
-def default_fs(spark) -> str | None:
+def default_fs(spark: SparkSession) -> str | None:
     """Hadoop's fs.defaultFS: the driver JVM's Hadoop configuration (classic), or what the
     server's configuration says of spark.hadoop.fs.defaultFS (Connect; None when unset)."""
     if _connect(spark):
@@ -56,14 +63,18 @@ def default_fs(spark) -> str | None:
     return spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS")
 
 
-def filesystem(spark, path: str):
+def _jvm(spark: SparkSession) -> Any:
+    """A classic session's view of its JVM (Py4J)."""
+    return spark.sparkContext._jvm
+
+
+def filesystem(spark: SparkSession, path: str):
     """(Hadoop FileSystem, Hadoop Path) for `path` under the session's Hadoop configuration (classic)."""
-    sc = spark.sparkContext
-    jpath = sc._jvm.org.apache.hadoop.fs.Path(path)
-    return jpath.getFileSystem(sc._jsc.hadoopConfiguration()), jpath
+    jpath = _jvm(spark).org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
 
 
-def exists(spark, path: str) -> bool:
+def exists(spark: SparkSession, path: str) -> bool:
     """Whether a file or directory exists at `path`."""
     if _connect(spark):
         return _info(path)[2].type != pafs.FileType.NotFound
@@ -71,7 +82,7 @@ def exists(spark, path: str) -> bool:
     return bool(fs.exists(jpath))
 
 
-def write_bytes(spark, path: str, data: bytes) -> None:
+def write_bytes(spark: SparkSession, path: str, data: bytes) -> None:
     """Create the file `path` (refusing an existing one) holding `data`."""
     if _connect(spark):
         fs, p, info = _info(path)
@@ -89,7 +100,7 @@ def write_bytes(spark, path: str, data: bytes) -> None:
         stream.close()
 
 
-def read_bytes(spark, path: str) -> bytes:
+def read_bytes(spark: SparkSession, path: str) -> bytes:
     """The whole content of the file `path`; FileNotFoundError names it when it is missing,
     ValueError when its Hadoop checksum (.crc) does not match (classic)."""
     if _connect(spark):
@@ -103,7 +114,7 @@ def read_bytes(spark, path: str) -> bytes:
         raise FileNotFoundError(f"{path}: no such file")
     stream = fs.open(jpath)
     try:
-        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+        return bytes(_jvm(spark).org.apache.commons.io.IOUtils.toByteArray(stream))
     except Exception as e:  # py4j's Py4JJavaError: only a checksum error is the user's
         if java_class(e) == "org.apache.hadoop.fs.ChecksumException":
             raise ValueError(
@@ -121,7 +132,7 @@ def java_class(e: BaseException) -> str | None:
     return str(java.getClass().getName()) if java is not None else None
 
 
-def list_names(spark, path: str) -> list[str]:
+def list_names(spark: SparkSession, path: str) -> list[str]:
     """The names of the entries of the directory `path`, sorted."""
     if _connect(spark):
         fs, p = arrow_filesystem(path)
@@ -130,7 +141,7 @@ def list_names(spark, path: str) -> list[str]:
     return sorted(str(status.getPath().getName()) for status in fs.listStatus(jpath))
 
 
-def delete(spark, path: str) -> None:
+def delete(spark: SparkSession, path: str) -> None:
     """Remove `path` and everything under it, if it exists."""
     if _connect(spark):
         fs, p, info = _info(path)
@@ -144,7 +155,7 @@ def delete(spark, path: str) -> None:
         fs.delete(jpath, True)
 
 
-def rename(spark, src: str, dst: str) -> None:
+def rename(spark: SparkSession, src: str, dst: str) -> None:
     """Move `src` to `dst` (which must not exist); RuntimeError when the filesystem refuses."""
     if _connect(spark):
         fs, p_src = arrow_filesystem(src)
@@ -162,19 +173,76 @@ def rename(spark, src: str, dst: str) -> None:
 
 
 @contextmanager
-def replacing(spark, path: str, overwrite: bool = False, hint: str = "pass --overwrite to replace it") -> Iterator[str]:
+def replacing(
+    spark: SparkSession,
+    path: str,
+    overwrite: bool = False,
+    hint: str = "pass --overwrite to replace it",
+    log: Log = print,
+) -> Iterator[str]:
     """Yield a temporary sibling of `path` to write into; on success it becomes `path`.
 
-    An existing `path` is refused (FileExistsError with `hint`) unless `overwrite`, and then
-    stays whole until the new one is complete. A failure removes the temporary directory.
+    An existing `path` is refused (FileExistsError with `hint`) unless `overwrite`, and then stays
+    whole until the new one is complete: it is moved aside in one rename, the new one renamed in,
+    and only then the old one deleted. What a writer killed in between left is recovered first
+    (the old copy put back where `path` is missing, and said so). On a local path the writer
+    holds `path`'s lock throughout; a store without atomic renames or locks gets no such promise
+    (docs/commands.md). A failure removes the temporary directory.
     """
-    if exists(spark, path) and not overwrite:
-        raise FileExistsError(f"{path}: already exists ({hint})")
-    tmp = f"{path.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+    local = _local(path)
+    if local and os.path.islink(local) and os.path.isdir(local):  # a link stays; what it points to is replaced
+        path = ("file:" if path.startswith("file:") else "") + os.path.realpath(local)
+        local = _local(path)
+    with run_lock(local, "writer") if local else contextlib.nullcontext():
+        _recover(spark, path, log, temporary=bool(local))
+        if exists(spark, path) and not overwrite:
+            raise FileExistsError(f"{path}: already exists ({hint})")
+        tmp = f"{path.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            yield tmp
+            if exists(spark, path):
+                aside = f"{path.rstrip('/')}.old-{uuid.uuid4().hex[:8]}"
+                _move(spark, path, aside)
+                _move(spark, tmp, path)
+                delete(spark, aside)
+            else:
+                _move(spark, tmp, path)
+        except BaseException:
+            delete(spark, tmp)
+            raise
+
+
+def _move(spark: SparkSession, src: str, dst: str) -> None:
+    """rename, in this process where both are local (one rename(2): what a kill between two of them leaves is clear)."""
+    local_src, local_dst = _local(src), _local(dst)
+    if local_src and local_dst:
+        os.rename(local_src, local_dst)
+    else:
+        rename(spark, src, dst)
+
+
+def _local(path: str) -> str | None:
+    """The local path of a file: or plain path, else None (a store of its own)."""
+    if "://" in path and not path.startswith("file:"):
+        return None
+    return local_path(path)
+
+
+def _recover(spark: SparkSession, path: str, log: Log, temporary: bool) -> None:
+    """Put back the old copy a killed replacement moved aside where `path` is missing; remove the
+    other old copies, and (under `path`'s lock, so no live writer's) the temporary ones."""
+    parent, _, name = path.rstrip("/").rpartition("/")
     try:
-        yield tmp
-        delete(spark, path)
-        rename(spark, tmp, path)
-    except BaseException:
-        delete(spark, tmp)
-        raise
+        names = list_names(spark, parent)
+    except Exception:  # noqa: BLE001 - no parent yet (or not listable): nothing to recover
+        return
+    aside = sorted(n for n in names if n.startswith(f"{name}.old-"))
+    stale = [n for n in names if n.startswith(f"{name}.tmp-")] if temporary else []
+    if aside and not exists(spark, path):
+        _move(spark, f"{parent}/{aside[-1]}", path)
+        log(f"{path}: put back its previous copy ({aside[-1]}), which an interrupted replacement had moved aside")
+        aside = aside[:-1]
+    for leftover in aside + stale:
+        delete(spark, f"{parent}/{leftover}")
+    if aside or stale:
+        log(f"{path}: removed what an interrupted write had left: {', '.join(aside + stale)}")

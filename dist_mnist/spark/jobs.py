@@ -10,15 +10,19 @@ function's closure. Both call compute_round and combine in worker order: the sam
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from dist_mnist.channel_messages import decode_result, encode_result
+from dist_mnist.channel.messages import decode_result, encode_result
 from dist_mnist.rounds import Plan, RoundResult, RoundSpec, combine_all, compute_round
-from dist_mnist.spark.shard_cache import drop_shards, get_shard, resident_bytes
+from dist_mnist.spark.shard_cache import drop_shards, get_shard, shard_bytes
 from dist_mnist.transport import Closing
 from dist_mnist.worker_errors import USER_ERROR_TYPES, WorkerError, raise_worker_error
+
+if TYPE_CHECKING:
+    from dist_mnist.hints import SparkSession
 
 
 def make_partition_fn(plan: Plan, bc, spec: RoundSpec):
@@ -42,14 +46,14 @@ def make_partition_fn(plan: Plan, bc, spec: RoundSpec):
             result.loss,
             result.n,
             result.seconds,
-            resident_bytes() if spec.evaluate else 0,
+            shard_bytes() if spec.evaluate else 0,
             result.confusion,
         )
 
     return run
 
 
-class SparkJobTransport(Closing):
+class RddJobTransport(Closing):
     """One Spark job a round over W partitions, one per worker."""
 
     name = "jobs"
@@ -109,18 +113,23 @@ class _Value:
         self.value = value
 
 
-class FrameJobTransport(Closing):
+class DataFrameJobTransport(Closing):
     """One DataFrame job a round (Spark Connect: no RDDs, no broadcast), one partition per worker."""
 
     name = "jobs"
 
-    def __init__(self, spark, plan: Plan):
+    def __init__(self, spark: SparkSession, plan: Plan, check_server=lambda: None):
         self.spark, self.plan = spark, plan
+        self.check_server = check_server  # raises ServerLost when the job failed with its server gone
 
     def run_round(self, flat: np.ndarray, spec: RoundSpec) -> RoundResult:
         W = self.plan.workers
         fn = make_frame_fn(self.plan, np.ascontiguousarray(flat, np.float32), spec)
-        rows = self.spark.range(W, numPartitions=W).mapInArrow(fn, RESULT_SCHEMA).collect()
+        try:
+            rows = self.spark.range(W, numPartitions=W).mapInArrow(fn, RESULT_SCHEMA).collect()
+        except Exception:
+            self.check_server()
+            raise
         results: list = [None] * W
         for row in rows:
             meta = json.loads(row["meta"])

@@ -17,19 +17,24 @@ is never replaced unless asked.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dist_mnist.artifacts import load_model, model_files
-from dist_mnist.data.parquet import inputs_of, local_path
-from dist_mnist.features import FeatureKind
-from dist_mnist.ml.scoring import FIELDS, Shipped, arrow_columns, joined, output_fields, scores_of
+from dist_mnist.data.features import FeatureKind
+from dist_mnist.data.parquet import inputs_of
+from dist_mnist.data.splits import read_footers
+from dist_mnist.files.model import load_model, model_files
+from dist_mnist.files.paths import local_path, refuse_overlap
 from dist_mnist.nn.model import layer_sizes_of
-from dist_mnist.paths import refuse_overlap
+from dist_mnist.scoring import FIELDS, Shipped, arrow_columns, joined, output_fields, scores_of
 from dist_mnist.spark import hadoopfs
-from dist_mnist.spark.dataset import read_footers
+from dist_mnist.spark.executors import prepare_executors
 from dist_mnist.spark.session import is_connect
 from dist_mnist.worker_errors import USER_ERROR_TYPES, USER_ERRORS, FirstError, WorkerError
+
+if TYPE_CHECKING:
+    from dist_mnist.hints import SparkSession
 
 FILE, ROW = "_dist_mnist_file", "_dist_mnist_row"  # each input row's file and row, dropped from the output
 # a user error raised in a task, as the Python traceback in a failed job's message shows it
@@ -140,7 +145,7 @@ def task_error(e: Exception) -> Exception:
     return USER_ERRORS[found[-1][0]](found[-1][1].strip()) if found else e
 
 
-def _input_frame(spark, data: str, n_in: int):
+def _input_frame(spark: SparkSession, data: str, n_in: int):
     """(the dataset with each row's file and row index, its FeatureKind, the output schema)."""
     from pyspark.sql.types import StructType
 
@@ -159,7 +164,7 @@ def _input_frame(spark, data: str, n_in: int):
     return located, kind, schema
 
 
-def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
+def predict_to_parquet(spark: SparkSession, run_dir: str, data: str, out: str, overwrite: bool = False) -> int:
     """Score the Parquet dataset `data` with RUN's model into Parquet at `out`; the rows written.
     `spark`: a classic session or a Spark Connect one (whose paths this client must see too)."""
     params, _ = load_model(run_dir)
@@ -167,6 +172,7 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
     refuse_overlap(out, "--out", {"--data": data, **model_files(run_dir)})
     if hadoopfs.exists(spark, out) and not overwrite:  # before reading anything
         raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    prepare_executors(spark)
     n_in = layer_sizes_of(params)[0]
     located, kind, schema = _input_frame(spark, data, n_in)
     if is_connect(spark):  # no broadcast, no accumulator: the parameters in the closure, errors raised
@@ -177,7 +183,7 @@ def predict_to_parquet(spark, run_dir: str, data: str, out: str, overwrite: bool
                 raise task_error(e) from None
             return spark.read.parquet(tmp).count()
     bc = spark.sparkContext.broadcast(params)
-    errors = spark.sparkContext.accumulator(None, FirstError())
+    errors = spark.sparkContext.accumulator(None, FirstError())  # type: ignore[arg-type]  # an AccumulatorParam by duck typing
     try:
         # --overwrite: the new output is complete before the old one goes
         with hadoopfs.replacing(spark, out, overwrite) as tmp:

@@ -7,6 +7,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dist_mnist.hints import SparkSession
 
 
 def check_environment() -> None:
@@ -48,6 +52,28 @@ def import_pyspark():
     return pyspark
 
 
+def bind_to_loopback_if_local(master: str | None) -> None:
+    """On a local master, bind the driver to loopback (SPARK_LOCAL_IP) before its JVM starts:
+    nothing beyond this host can reach it, and Spark does not warn on every command that the
+    hostname resolves to a loopback address. A cluster master keeps Spark's own address; so
+    does a JVM already started (spark-submit: conf/spark-env.sh decides there) or a set SPARK_LOCAL_IP."""
+    if "SPARK_LOCAL_IP" in os.environ or "PYSPARK_GATEWAY_PORT" in os.environ:
+        return
+    if is_local_master(master or configured_master() or "local[*]"):
+        os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+
+
+def configured_master() -> str | None:
+    """spark.master from $SPARK_CONF_DIR/spark-defaults.conf, if it sets one."""
+    path = Path(os.environ.get("SPARK_CONF_DIR", "")) / "spark-defaults.conf"
+    try:
+        lines = path.read_text().splitlines() if os.environ.get("SPARK_CONF_DIR") else []
+    except OSError:
+        return None
+    found = [line.split(None, 1) for line in lines if line.strip().startswith("spark.master")]
+    return next((parts[1].strip() for parts in reversed(found) if len(parts) == 2 and parts[0] == "spark.master"), None)
+
+
 def get_context(app_name: str, master: str | None = None):
     """The active SparkContext, or a new one.
 
@@ -56,6 +82,7 @@ def get_context(app_name: str, master: str | None = None):
     of start-up. Executors get one BLAS thread per task core: N single-threaded workers beat
     N oversubscribed ones, and OpenBLAS's threads spin badly on a backward pass's thin matrices.
     """
+    bind_to_loopback_if_local(master)
     import_pyspark()
     from pyspark import SparkConf, SparkContext
 
@@ -120,12 +147,36 @@ def set_jvm_log_level(level: str, log4j2_file: Path) -> None:
     log4j.core.config.Configurator.setRootLevel(log4j.Level.toLevel(level, log4j.Level.WARN))
 
 
-def default_parallelism(spark) -> int:
+def default_parallelism(spark: SparkSession) -> int:
     """Spark's default parallelism for a session: the cores of local[*], or of the executors."""
     return leaf_parallelism(spark) if is_connect(spark) else spark.sparkContext.defaultParallelism
 
 
-def is_connect(spark) -> bool:
+def server_answers(spark: SparkSession, seconds: float = 2.0) -> bool:
+    """Whether a Connect session's server accepts calls now: its gRPC channel is ready within
+    `seconds`, found without calling anything that retries."""
+    import grpc
+
+    channel = getattr(spark.client, "_channel", None)
+    if channel is None:
+        return True
+    try:
+        grpc.channel_ready_future(channel).result(timeout=seconds)
+    except grpc.FutureTimeoutError:
+        return False
+    return True
+
+
+def stop_session(spark: SparkSession) -> None:
+    """Stop a session; a Connect client whose server no longer answers just closes its channel
+    (stopping would ask the server, and retry for a minute)."""
+    if is_connect(spark) and not server_answers(spark, 1.0):
+        spark.client._channel.close()
+    else:
+        spark.stop()
+
+
+def is_connect(spark: SparkSession) -> bool:
     """Whether `spark` is a Spark Connect session (no SparkContext, no JVM in this process).
     By its type: pyspark's is_remote() describes the process, not the session."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
@@ -146,7 +197,6 @@ def connect_session(url: str, app_name: str):
     # through pyspark.sql's builder: it marks this process remote, which pyspark.sql.functions
     # and pyspark.ml go by (so a process holds Connect sessions or classic ones, not both)
     spark = SparkSession.builder.remote(url).appName(app_name).getOrCreate()
-    policies = spark.client.get_retry_policies()
     spark.client.set_retry_policies([DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=1000)])
     try:
         _ = spark.version  # one round trip: is a server there?
@@ -154,25 +204,43 @@ def connect_session(url: str, app_name: str):
         spark.client.close()
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RuntimeError(f"no Spark Connect server answers at {url} ({first[:200]})") from None
-    finally:
-        spark.client.set_retry_policies(policies)
+    # from now on a call retries for about a minute (pyspark's default: ten), so a server that
+    # dies mid-run ends the client's calls in bounded time (spark.cluster's watch tells the user)
+    spark.client.set_retry_policies([DefaultPolicy(max_retries=8, initial_backoff=100, max_backoff=10_000)])
+    spark._dist_mnist_url = url  # type: ignore[attr-defined]  # for messages: the URL as given
     return spark
 
 
-def leaf_parallelism(spark) -> int:
+def leaf_parallelism(spark: SparkSession) -> int:
     """The partitions Spark gives a scan it is not told how to split: spark.default.parallelism,
     else the cores of local[N] or of the executors (what sc.defaultParallelism says), asked
     through the DataFrame API so that a Connect client can ask it too."""
     from pyspark.sql import functions as F
 
-    return int(spark.range(1 << 16).select(F.spark_partition_id().alias("p")).agg(F.max("p")).first()[0]) + 1
+    row = spark.range(1 << 16).select(F.spark_partition_id().alias("p")).agg(F.max("p")).first()
+    assert row is not None  # an aggregate without grouping has one row
+    return int(row[0]) + 1
 
 
-def ship_package(spark) -> None:
-    """Send this dist_mnist to a Connect session's executors (a zip on their Python path)."""
-    import tempfile
+def ship_package(spark: SparkSession) -> None:
+    """Make this dist_mnist importable on the session's executors, once per application: a zip
+    on their Python path (Connect: addArtifacts; classic: addPyFile), named by the version and a
+    digest of the sources. Nothing on a local master, whose executors run this interpreter."""
+    from dist_mnist.spark.packaging import package_zip
 
-    from dist_mnist.packaging import build_zip
+    if not is_connect(spark) and is_local_master(spark.sparkContext.master or ""):
+        return
+    zipped = package_zip()
+    holder = spark if is_connect(spark) else spark.sparkContext
+    if getattr(holder, "_dist_mnist_shipped", None) == zipped.name:
+        return
+    if is_connect(spark):
+        spark.addArtifacts(str(zipped), pyfile=True)
+    else:
+        spark.sparkContext.addPyFile(str(zipped))
+    holder._dist_mnist_shipped = zipped.name  # type: ignore[union-attr]  # a mark of our own on pyspark's object
 
-    with tempfile.TemporaryDirectory(prefix="dist-mnist-ship-") as tmp:
-        spark.addArtifacts(str(build_zip(f"{tmp}/dist_mnist.zip")), pyfile=True)
+
+def is_local_master(master: str) -> bool:
+    """local or local[N]: executors inside this driver's JVM, running this interpreter (not local-cluster)."""
+    return master == "local" or master.startswith("local[")

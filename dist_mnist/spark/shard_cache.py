@@ -25,7 +25,8 @@ import tempfile
 
 import numpy as np
 
-from dist_mnist.data.parquet import local_path, read_segments
+from dist_mnist.data.parquet import read_segments
+from dist_mnist.files.paths import local_path
 from dist_mnist.nn.model import N_PIXELS
 
 _SHARDS: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file name base -> (features, labels)
@@ -119,7 +120,7 @@ def release_freed_memory() -> None:
         pass
 
 
-def resident_bytes() -> int:
+def shard_bytes() -> int:
     """Memory this process holds for its shards: the proportional set size (PSS) of the
     shard mappings, so pages shared by several Python workers are counted once in a sum
     over processes. Falls back to the arrays' sizes where /proc is not available."""

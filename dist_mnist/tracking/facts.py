@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dist_mnist import __version__
-from dist_mnist.tracking import RunStart
+from dist_mnist.driver.tracker import RunStart
 
 STORE_FILE, ARTIFACT_DIR = "mlruns.db", "mlartifacts"
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from dist_mnist.tracking import Guarded, one_line
+from dist_mnist.driver.tracker import Guarded, one_line
 
 _log = logging.getLogger(__name__)
 FIT_RUN_NAME = "MLPClassifier.fit"

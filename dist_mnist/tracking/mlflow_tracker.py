@@ -10,17 +10,19 @@ it FINISHED, FAILED or KILLED (Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dist_mnist.runs import EVALUATION_TXT, METRICS_JSON, MODEL_JSON
-from dist_mnist.tracking import RunStart, Tracker, one_line
+from dist_mnist.driver.runs import EVALUATION_TXT, METRICS_JSON, MODEL_JSON
+from dist_mnist.driver.tracker import RunStart, Tracker, one_line
 from dist_mnist.tracking import model as models
 from dist_mnist.tracking.facts import artifact_location, final_metrics, params_of, sqlite_file, tags_of, tracking_uri
 
@@ -33,6 +35,14 @@ EPOCH_METRICS = ("train_loss", "test_accuracy", "samples_per_second", "wall_seco
 # the warning); where the user has not set them, a tracked run gives up after seconds
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 QUIET_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **HTTP_DEFAULTS}
+# a store that fails (locked, gone) is one warning line of ours: not MLflow's and SQLAlchemy's
+# dumps of the exception and its SQL on every call
+QUIET_LOGGERS = {
+    "mlflow": logging.WARNING,
+    "alembic": logging.WARNING,
+    "mlflow.store.db.utils": logging.CRITICAL,
+    "sqlalchemy": logging.CRITICAL,
+}
 
 
 def import_mlflow():
@@ -50,11 +60,11 @@ def import_mlflow():
 def quiet() -> Iterator[None]:
     """MLflow's INFO lines (store creation, migrations), progress bars and warnings kept off the
     run's output, and the HTTP defaults above; all restored after."""
-    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
     levels = [logger.level for logger in loggers]
     saved = {k: os.environ.get(k) for k in QUIET_ENV}
     for logger in loggers:
-        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        logger.setLevel(max(logger.getEffectiveLevel(), QUIET_LOGGERS[logger.name]))
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     try:
@@ -220,7 +230,7 @@ class MLflowTracker(Tracker):
 
     def _log_report(self, run_dir: Path) -> list[str]:
         """The report's PNGs and page (report/), where matplotlib and the test split are at hand."""
-        from dist_mnist.report import write_report
+        from dist_mnist.outputs.report import write_report
 
         with tempfile.TemporaryDirectory(prefix="dist-mnist-report-") as tmp:
             try:
@@ -254,11 +264,21 @@ class MLflowTracker(Tracker):
             uri = models.log_spark_model(model)
         self.log(f"MLflow: logged the fitted MLPClassificationModel as {uri} (mlflow.spark.load_model)")
 
-    def abandon(self) -> None:
-        """After a tracking failure: end our run as FAILED where the store still answers."""
-        if self.owns:
+    def abandon(self, seconds: float = 0.0) -> bool:
+        """After a tracking failure: end our run as FAILED, trying for up to `seconds` while the
+        store does not answer (a locked SQLite file, say); whether it is ended."""
+        if not self.owns or self.run_id is None:
+            return True
+        deadline = time.monotonic() + seconds
+        while True:
             try:
                 with quiet():
-                    self.mlflow.end_run("FAILED")
-            except Exception:  # noqa: BLE001, S110 - the store is the problem; the warning says so
-                pass
+                    self._store().set_terminated(self.run_id, "FAILED")
+                break
+            except Exception:  # noqa: BLE001 - the store is the problem; the warning said so
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(1.0)
+        with contextlib.suppress(Exception), quiet():  # the fluent API's own record of the active run
+            self.mlflow.end_run("FAILED")
+        return True

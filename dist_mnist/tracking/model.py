@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dist_mnist.artifacts import MODEL_JSON, MODEL_NPZ
+from dist_mnist.files.model import MODEL_JSON, MODEL_NPZ
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 PYFUNC_NAME, SPARK_NAME, ONNX_DIR = "model", "spark-model", "onnx"
@@ -78,7 +78,7 @@ def log_onnx(client, run_id: str, params: dict, meta: dict) -> bool:
         import onnx  # noqa: F401 - only whether it is there
     except ImportError:
         return False
-    from dist_mnist.export import to_onnx
+    from dist_mnist.outputs.export import to_onnx
 
     with tempfile.TemporaryDirectory(prefix="dist-mnist-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"

@@ -2,53 +2,21 @@
 
 One master and two 1-core workers are booted once per session with
 docker/spark-node.sh, the script the compose file runs. Executors use a
-separate "worker Python" that has numpy and pyarrow but not dist_mnist, so a
-job only passes if it ships the package itself (--py-files).
+separate "worker Python" (tests/support/fixtures.py) that has numpy, pyarrow and
+pyzmq but not dist_mnist, so a job only passes if the package reaches them.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import secrets
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .processes import Driver
-from .standalone import REPO, Cluster, clean_env, driver_env, submit_argv
-
-# What executors need to run the trainer; linked from this interpreter's site-packages
-# so both sides run the very same NumPy build: equal models need equal arithmetic.
-WORKER_PACKAGES = ("numpy", "pyarrow", "pyzmq")
-
-
-def _link_distribution(name: str, site_packages: Path) -> None:
-    """Symlink an installed distribution's top-level files into another site-packages."""
-    dist = importlib.metadata.distribution(name)
-    tops = {Path(f).parts[0] for f in dist.files or [] if Path(f).parts[0] != ".."}  # ".." = bin/ scripts
-    for top in tops:
-        (site_packages / top).symlink_to(Path(dist.locate_file(top)))
-
-
-@pytest.fixture(scope="session")
-def worker_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Python for executors with WORKER_PACKAGES only: `import dist_mnist` fails there."""
-    venv = tmp_path_factory.mktemp("worker-venv")
-    # Offline and fast: no pip, no index; the packages are linked, not installed.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--clear", str(venv)],
-                   check=True, env=clean_env(), timeout=120)
-    python = venv / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True, env=clean_env()).stdout.strip()
-    for name in WORKER_PACKAGES:
-        _link_distribution(name, Path(site))
-    probe = ("import importlib.util, numpy, pyarrow, zmq; "
-             "assert importlib.util.find_spec('dist_mnist') is None, 'dist_mnist leaked into the worker Python'")
-    subprocess.run([str(python), "-c", probe], check=True, env=clean_env(), cwd=venv, timeout=120)
-    return python
+from ..support import REPO
+from ..support.processes import Driver
+from .standalone import Cluster, driver_env, submit_argv
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +56,7 @@ def start_driver(tmp_path: Path) -> Iterator[Callable[..., Driver]]:
 @pytest.fixture
 def cluster_submit(cluster: Cluster, worker_python: Path, tmp_path: Path) -> Callable[..., list[str]]:
     """argv prefix for spark-submit to the cluster; secret defaults to the cluster's, None omits auth."""
+
     def argv(secret: str | None = cluster.secret, conf: dict[str, str] | None = None) -> list[str]:
         local = tmp_path / "driver-local"
         local.mkdir(exist_ok=True)
@@ -99,6 +68,7 @@ def cluster_submit(cluster: Cluster, worker_python: Path, tmp_path: Path) -> Cal
 @pytest.fixture
 def local_submit(worker_python: Path, tmp_path: Path) -> Callable[..., list[str]]:
     """argv prefix for spark-submit to local[2], with the same Python split as the cluster runs."""
+
     def argv(conf: dict[str, str] | None = None) -> list[str]:
         local = tmp_path / "driver-local"
         local.mkdir(exist_ok=True)

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .processes import stop_group, tail
+from ..support import REPO
+from ..support.processes import LOOPBACK, clean_env, free_ports, stop_group, tail
 
-REPO = Path(__file__).resolve().parents[2]
 NODE_SCRIPT = REPO / "docker" / "spark-node.sh"
-LOOPBACK = "127.0.0.1"
 
 
 def spark_home() -> Path:
@@ -29,35 +27,19 @@ def spark_home() -> Path:
     return Path(spec.origin).parent
 
 
-def free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on loopback (all sockets held open until all are chosen)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind((LOOPBACK, 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """os.environ without settings that would leak the driver's packages or config into the cluster."""
-    # SPARK_CONF_DIR too (make exports it): these tests read Spark's own logs at its default level
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "SPARK_AUTH_SECRET", "SPARK_CONF_DIR")}
-    env.update(extra)
-    return env
-
-
 def driver_env() -> dict[str, str]:
     """The environment for spark-submit and other driver-side commands: this pyspark, on loopback."""
     # An inherited SPARK_HOME would make pyspark's spark-submit run another Spark install.
     return clean_env(SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP=LOOPBACK)
 
 
-def submit_argv(master: str, worker_python: Path, local_dir: Path, secret: str | None = None,
-                extra_conf: dict[str, str] | None = None) -> list[str]:
+def submit_argv(
+    master: str,
+    worker_python: Path,
+    local_dir: Path,
+    secret: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> list[str]:
     """spark-submit and its options for a loopback run; append --py-files, the script and its args."""
     conf = {
         "spark.pyspark.python": str(worker_python),  # executors: the Python that lacks dist_mnist
@@ -69,14 +51,16 @@ def submit_argv(master: str, worker_python: Path, local_dir: Path, secret: str |
         "spark.ui.showConsoleProgress": "false",
     }
     if master.startswith("spark://"):
-        conf.update({
-            "spark.executor.memory": "1g",
-            # Use both 1-core workers from the first task: wait (bounded) until both executors
-            # registered; the ratio only counts against an explicit spark.cores.max.
-            "spark.cores.max": "2",
-            "spark.scheduler.minRegisteredResourcesRatio": "1.0",
-            "spark.scheduler.maxRegisteredResourcesWaitingTime": "60s",
-        })
+        conf.update(
+            {
+                "spark.executor.memory": "1g",
+                # Use both 1-core workers from the first task: wait (bounded) until both executors
+                # registered; the ratio only counts against an explicit spark.cores.max.
+                "spark.cores.max": "2",
+                "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+                "spark.scheduler.maxRegisteredResourcesWaitingTime": "60s",
+            }
+        )
     if secret is not None:
         conf.update({"spark.authenticate": "true", "spark.authenticate.secret": secret})
     conf.update(extra_conf or {})
@@ -147,18 +131,29 @@ class Cluster:
     def _spawn(self, name: str, args: list[str], env: dict[str, str], rpc_port: int, ui_port: int) -> Node:
         log = self._dir("logs") / f"{name}.out"
         with open(log, "ab") as out:
-            proc = subprocess.Popen([str(NODE_SCRIPT), *args], env=env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [str(NODE_SCRIPT), *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         node = Node(name, proc, log, rpc_port, ui_port)
         self.nodes.append(node)
         return node
 
-    def start(self, n_workers: int = 2, timeout: float = 180.0) -> Cluster:
-        """Start the master, then n_workers workers, and wait until all are ALIVE."""
+    def start_master(self, timeout: float = 180.0) -> Node:
+        """Start the master and wait until it is ALIVE."""
         rpc, ui = free_ports(2)
         env = dict(self.env, SPARK_MASTER_HOST=LOOPBACK, SPARK_MASTER_PORT=str(rpc), SPARK_MASTER_WEBUI_PORT=str(ui))
         self.master = self._spawn("master", ["master"], env, rpc, ui)
         self._wait(lambda s: s.get("status") == "ALIVE", "the master to come up", timeout)
+        return self.master
+
+    def start(self, n_workers: int = 2, timeout: float = 180.0) -> Cluster:
+        """Start the master, then n_workers workers, and wait until all are ALIVE."""
+        self.start_master(timeout)
         for _ in range(n_workers):
             self.start_worker(wait=False)  # boot together: JVM start-up dominates
         self.wait_for_workers(n_workers, timeout)
@@ -168,9 +163,16 @@ class Cluster:
         """Start one more worker; with wait, return once the master lists it ALIVE."""
         rpc, ui = free_ports(2)
         name = f"worker-{sum(n.name.startswith('worker') for n in self.nodes) + 1}"
-        env = dict(self.env, SPARK_WORKER_HOST=LOOPBACK, SPARK_WORKER_PORT=str(rpc), SPARK_WORKER_WEBUI_PORT=str(ui),
-                   SPARK_WORKER_CORES=str(self.worker_cores), SPARK_WORKER_MEMORY=self.worker_memory,
-                   SPARK_WORKER_DIR=str(self._dir(f"{name}/work")), SPARK_LOCAL_DIRS=str(self._dir(f"{name}/local")))
+        env = dict(
+            self.env,
+            SPARK_WORKER_HOST=LOOPBACK,
+            SPARK_WORKER_PORT=str(rpc),
+            SPARK_WORKER_WEBUI_PORT=str(ui),
+            SPARK_WORKER_CORES=str(self.worker_cores),
+            SPARK_WORKER_MEMORY=self.worker_memory,
+            SPARK_WORKER_DIR=str(self._dir(f"{name}/work")),
+            SPARK_LOCAL_DIRS=str(self._dir(f"{name}/local")),
+        )
         worker = self._spawn(name, ["worker", self.master_url], env, rpc, ui)
         self.workers.append(worker)
         if wait:
@@ -220,6 +222,7 @@ class Cluster:
 
     def wait_for_workers(self, n: int, timeout: float = 120.0) -> None:
         """Wait until the master lists exactly our n live workers as ALIVE."""
+
         def ready(s: dict) -> bool:
             return self._alive_ports(s) == {w.rpc_port for w in self.workers} and len(self.workers) == n
 
@@ -231,8 +234,9 @@ class Cluster:
         while True:
             dead = [n for n in [self.master, *self.workers] if n is not None and not n.alive()]
             if dead:
-                raise RuntimeError(f"waiting for {what}: {dead[0]} exited with {dead[0].proc.returncode}\n"
-                                   + self.log_tails())
+                raise RuntimeError(
+                    f"waiting for {what}: {dead[0]} exited with {dead[0].proc.returncode}\n" + self.log_tails()
+                )
             try:
                 status = self.status()
                 if ready(status):
@@ -252,5 +256,3 @@ class Cluster:
         """Stop every node ever started, workers first, each by its own process group."""
         for node in reversed(self.nodes):
             stop_group(node.proc)
-
-

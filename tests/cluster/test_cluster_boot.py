@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from .standalone import NODE_SCRIPT, REPO, clean_env, spark_home, submit_argv
-
-pytestmark = pytest.mark.cluster
+from ..support import REPO
+from ..support.processes import clean_env
+from .standalone import NODE_SCRIPT, spark_home, submit_argv
 
 COMPOSE_FILE = REPO / "docker" / "docker-compose.yml"
 SUBMIT_SCRIPT = REPO / "docker" / "spark-submit.sh"
 
-PROBE_JOB = '''
+PROBE_JOB = """
 import json
 from pyspark import SparkContext
 
@@ -37,7 +37,7 @@ print("RESULT " + json.dumps({
     "executors": sc._jsc.sc().getExecutorIds().size(),
 }))
 sc.stop()
-'''
+"""
 
 
 def _files_containing(root: Path, secret: str) -> list[Path]:
@@ -47,7 +47,7 @@ def _files_containing(root: Path, secret: str) -> list[Path]:
 def _result(output: str) -> dict:
     lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     assert lines, f"the job printed no RESULT line:\n{output[-4000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def test_cluster_boots_with_two_alive_workers(cluster):
@@ -108,8 +108,9 @@ def test_submit_without_or_with_a_wrong_secret_is_refused(cluster, cluster_submi
     # Both at once: each waits out Spark's fixed 3 x 20 s master-registration retries.
     drivers = {
         "no secret": start_driver([*cluster_submit(secret=None), "--name", "refused-probe", str(job)]),
-        "wrong secret": start_driver([*cluster_submit(secret=secrets.token_hex(24)), "--name", "refused-probe",
-                                      str(job)]),
+        "wrong secret": start_driver(
+            [*cluster_submit(secret=secrets.token_hex(24)), "--name", "refused-probe", str(job)]
+        ),
     }
     for case, driver in drivers.items():
         rc = driver.wait(timeout=240)
@@ -125,17 +126,21 @@ def test_submit_without_or_with_a_wrong_secret_is_refused(cluster, cluster_submi
 
 
 def _node_script(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(NODE_SCRIPT), *args], env=clean_env(**env), capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [str(NODE_SCRIPT), *args], env=clean_env(**env), capture_output=True, text=True, timeout=60, check=False
+    )
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ((), "missing role"),
-    (("driver",), "unknown role 'driver'"),
-    (("worker",), "worker needs exactly one master URL"),
-    (("worker", "127.0.0.1:7077"), "bad master URL"),
-    (("master", "spark://127.0.0.1:7077"), "master takes no arguments"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "missing role"),
+        (("driver",), "unknown role 'driver'"),
+        (("worker",), "worker needs exactly one master URL"),
+        (("worker", "127.0.0.1:7077"), "bad master URL"),
+        (("master", "spark://127.0.0.1:7077"), "master takes no arguments"),
+    ],
+)
 def test_node_script_rejects_bad_arguments(args, message):
     result = _node_script(*args)
     assert result.returncode == 2
@@ -158,16 +163,23 @@ def test_node_script_rejects_a_secret_that_a_properties_file_would_change():
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_scripts_are_shellcheck_clean():
     scripts = (NODE_SCRIPT, SUBMIT_SCRIPT, REPO / "docker" / "build-offline.sh", REPO / ".ci" / "run")
-    result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None,
-                    reason="docker-compose not installed (apt-get install docker-compose)")
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="docker-compose not installed (apt-get install docker-compose)"
+)
 def test_compose_file_validates_and_requires_a_secret(tmp_path):
     def config(**env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker-compose", "-f", str(COMPOSE_FILE), "config", "-q"], capture_output=True,
-                              text=True, timeout=120, env=clean_env(MNIST_DIR=str(tmp_path), **env))
+        return subprocess.run(
+            ["docker-compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=clean_env(MNIST_DIR=str(tmp_path), **env),
+            check=False,
+        )
 
     ok = config(SPARK_AUTH_SECRET="test-secret")
     assert ok.returncode == 0, ok.stderr

@@ -5,7 +5,6 @@ Data is the real MNIST, found as tests/conftest.py says; without it these tests 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dist_mnist.packaging import build_zip
+from dist_mnist.spark.packaging import build_zip
 
-from .processes import Driver
-from .standalone import REPO, driver_env, submit_argv
+from ..support import REPO
+from ..support.models import assert_identical, assert_run_written, assert_same_model, final_accuracy, read_params
+from ..support.processes import Driver
+from .standalone import driver_env, submit_argv
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.mnist]
+pytestmark = [pytest.mark.slow, pytest.mark.mnist]
 
 TRAIN_JOB = REPO / "jobs" / "train.py"
-PARAMS = ("W0", "b0", "W1", "b1")
-ATOL = 1e-6  # sync mode sums the same float64 partials in the same order wherever they ran
 
 SHORT_SYNC = ("epochs=1", "mode=sync", "max_rounds=40")
 # 3 epochs x 59 rounds of 4 local steps: ~10 s on the persistent transport; a worker is killed in
@@ -37,10 +36,21 @@ MIN_ACCURACY = 0.90  # 2 epochs of the tutorial's net; 15 epochs reach about 0.9
 def mnist_data(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Path:
     """DATA with train/ and test/ Parquet in 2 partitions, ingested once for the module."""
     data = tmp_path_factory.mktemp("mnist") / "data"
-    cmd = [sys.executable, "-m", "dist_mnist.cli", "ingest", "--source", str(mnist_dir),
-           "--out", str(data), "--partitions", "2", "--seed", "123"]
-    result = subprocess.run(cmd, cwd=REPO, env=driver_env(), capture_output=True,
-                            text=True, timeout=600)
+    cmd = [
+        sys.executable,
+        "-m",
+        "dist_mnist.cli",
+        "ingest",
+        "--source",
+        str(mnist_dir),
+        "--out",
+        str(data),
+        "--partitions",
+        "2",
+        "--seed",
+        "123",
+    ]
+    result = subprocess.run(cmd, cwd=REPO, env=driver_env(), capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (data / "train").is_dir() and (data / "test").is_dir()
     return data
@@ -60,42 +70,6 @@ def train_args(dist_zip: Path, data: Path, run: Path, settings: tuple[str, ...])
     return args
 
 
-def load_model(run: Path) -> dict[str, np.ndarray]:
-    """RUN/model.npz as plain arrays (no pickles allowed)."""
-    with np.load(run / "model.npz", allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
-
-
-def assert_same_model(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
-    """Same parameter names, float32, equal within ATOL."""
-    assert sorted(got) == sorted(want) == sorted(PARAMS)
-    for name in PARAMS:
-        assert got[name].dtype == np.float32, (name, got[name].dtype)
-        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=ATOL, err_msg=name)
-
-
-def final_accuracy(run: Path) -> float:
-    """The "accuracy" in RUN/model.json, wherever the final metrics sit in it."""
-    def find(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("accuracy"), (int, float)):
-                return float(node["accuracy"])
-            for value in node.values():
-                found = find(value)
-                if found is not None:
-                    return found
-        return None
-
-    accuracy = find(json.loads((run / "model.json").read_text()))
-    assert accuracy is not None, f"no accuracy in {run / 'model.json'}"
-    return accuracy
-
-
-def assert_run_written(run: Path) -> None:
-    for name in ("model.npz", "model.json", "metrics.json"):
-        assert (run / name).is_file(), f"{run} lacks {name}"
-
-
 @pytest.fixture(scope="module")
 def fault_free_model(worker_python, dist_zip, mnist_data, tmp_path_factory) -> dict[str, np.ndarray]:
     """The LONG model from local[2]: what a run that lost a worker must still produce, bit for bit."""
@@ -107,18 +81,21 @@ def fault_free_model(worker_python, dist_zip, mnist_data, tmp_path_factory) -> d
         assert driver.wait(timeout=900) == 0, driver.tail()
     finally:
         driver.stop()
-    return load_model(run)
+    return read_params(run)
 
 
 def run_on_cluster(cluster, driver: Driver, apps_before: set[str]) -> None:
     """Wait for a cluster run to succeed, and check that it really ran there, not in local mode."""
     assert driver.wait(timeout=900) == 0, driver.tail()
-    assert cluster.app_ids() - apps_before, ("the master never saw the application: the job ignored "
-                                              f"spark-submit's --master and ran locally\n{driver.tail(10)}")
+    assert cluster.app_ids() - apps_before, (
+        "the master never saw the application: the job ignored "
+        f"spark-submit's --master and ran locally\n{driver.tail(10)}"
+    )
 
 
-def test_sync_on_the_cluster_equals_local(cluster, cluster_submit, local_submit, start_driver, dist_zip,
-                                          mnist_data, tmp_path):
+def test_sync_on_the_cluster_equals_local(
+    cluster, cluster_submit, local_submit, start_driver, dist_zip, mnist_data, tmp_path
+):
     cluster_run, local_run = tmp_path / "cluster-run", tmp_path / "local-run"
     apps = cluster.app_ids()
     on_cluster = start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, cluster_run, SHORT_SYNC)])
@@ -126,20 +103,19 @@ def test_sync_on_the_cluster_equals_local(cluster, cluster_submit, local_submit,
     local = start_driver([*local_submit(), *train_args(dist_zip, mnist_data, local_run, SHORT_SYNC)])
     assert local.wait(timeout=900) == 0, local.tail()
     # rounds crossed the network encrypted on the cluster, and a Unix socket on local[2]
-    on_cluster.wait_for_line(r"^transport: persistent barrier stage .* over ZeroMQ \(CURVE-encrypted[^)]*\) at tcp://",
-                             timeout=1)
+    on_cluster.wait_for_line(
+        r"^transport: persistent barrier stage .* over ZeroMQ \(CURVE-encrypted[^)]*\) at tcp://", timeout=1
+    )
     local.wait_for_line(r"^transport: persistent barrier stage .* over a Unix socket, same user only", timeout=1)
     for run in (cluster_run, local_run):
         assert_run_written(run)
-    assert_same_model(load_model(cluster_run), load_model(local_run))
+    assert_same_model(read_params(cluster_run), read_params(local_run))
 
 
-def test_average_mode_learns_on_the_cluster(cluster, cluster_submit, start_driver, dist_zip, mnist_data,
-                                            tmp_path):
+def test_average_mode_learns_on_the_cluster(cluster, cluster_submit, start_driver, dist_zip, mnist_data, tmp_path):
     run = tmp_path / "run"
     apps = cluster.app_ids()
-    run_on_cluster(cluster, start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, run, AVERAGE)]),
-                   apps)
+    run_on_cluster(cluster, start_driver([*cluster_submit(), *train_args(dist_zip, mnist_data, run, AVERAGE)]), apps)
     assert_run_written(run)
     assert final_accuracy(run) >= MIN_ACCURACY
 
@@ -159,28 +135,26 @@ def _train_and_kill_a_worker(cluster, cluster_submit, start_driver, dist_zip, mn
     return driver.wait(timeout=900), driver
 
 
-def assert_identical(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
-    assert sorted(got) == sorted(want) == sorted(PARAMS)
-    for name in PARAMS:
-        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
-
-
-def test_training_survives_a_killed_worker_that_is_replaced(cluster, cluster_submit, start_driver, dist_zip,
-                                                            mnist_data, fault_free_model, tmp_path):
+def test_training_survives_a_killed_worker_that_is_replaced(
+    cluster, cluster_submit, start_driver, dist_zip, mnist_data, fault_free_model, tmp_path
+):
     run = tmp_path / "run"
-    rc, driver = _train_and_kill_a_worker(cluster, cluster_submit, start_driver, dist_zip, mnist_data, run,
-                                          replace=True)
+    rc, driver = _train_and_kill_a_worker(
+        cluster, cluster_submit, start_driver, dist_zip, mnist_data, run, replace=True
+    )
     assert rc == 0, driver.tail()
     assert driver.wait_for_line(r"transport: .*redoing the round", timeout=1)
-    assert_identical(load_model(run), fault_free_model)
+    assert_identical(read_params(run), fault_free_model)
 
 
-def test_training_finishes_on_the_remaining_worker(cluster, cluster_submit, start_driver, dist_zip,
-                                                    mnist_data, fault_free_model, tmp_path):
+def test_training_finishes_on_the_remaining_worker(
+    cluster, cluster_submit, start_driver, dist_zip, mnist_data, fault_free_model, tmp_path
+):
     run = tmp_path / "run"
-    rc, driver = _train_and_kill_a_worker(cluster, cluster_submit, start_driver, dist_zip, mnist_data, run,
-                                          replace=False)
+    rc, driver = _train_and_kill_a_worker(
+        cluster, cluster_submit, start_driver, dist_zip, mnist_data, run, replace=False
+    )
     assert rc == 0, driver.tail()
     assert len(cluster.alive_workers()) == 1  # nothing came back: the survivor did all the work
     assert driver.wait_for_line(r"transport: falling back to one Spark job a round", timeout=1)
-    assert_identical(load_model(run), fault_free_model)
+    assert_identical(read_params(run), fault_free_model)

@@ -16,8 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ..cluster.processes import Driver
-from ..cluster.standalone import LOOPBACK, REPO, clean_env, free_ports
+from ..support import REPO
+from ..support.processes import LOOPBACK, Driver, clean_env, free_ports
 
 COMPOSE_FILES = (REPO / "docker" / "docker-compose.yml", REPO / "docker" / "docker-compose.host.yml")
 BUILD_SCRIPT = REPO / "docker" / "build-offline.sh"
@@ -32,11 +32,20 @@ FIGURES: dict[str, str] = {}
 
 def run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a docker or docker-compose command; fail with its output when it fails."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env or clean_env(),
-                            cwd=REPO, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or clean_env(),
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])} ... failed ({result.returncode}):\n"
-                           f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(argv[:4])} ... failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -46,8 +55,15 @@ def engine_problem() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} not found (apt-get install {package})"
     try:
-        result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                                text=True, timeout=60, env=clean_env(), stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return "the Docker engine did not answer `docker info` within 60 s"
     if result.returncode != 0 or not result.stdout.strip():
@@ -63,7 +79,7 @@ def build_image() -> str:
     FIGURES["image build (build-offline.sh, whole)"] = f"{time.monotonic() - start:.0f} s"
     for line in (result.stdout + result.stderr).splitlines():
         if line.startswith("build-offline: ") and " took " in line:
-            what, took = line[len("build-offline: "):].rsplit(" took ", 1)
+            what, took = line[len("build-offline: ") :].rsplit(" took ", 1)
             FIGURES[f"  {what}"] = took
     return IMAGE
 
@@ -78,10 +94,15 @@ class ComposeCluster:
         self.worker_ui_ports = {"spark-worker-1": ports[3], "spark-worker-2": ports[5]}
         self.connect_port = ports[6]
         self.env = clean_env(
-            SPARK_VERSION=SPARK_VERSION, SPARK_AUTH_SECRET=secret, MNIST_DIR=str(mnist_dir),
-            MASTER_PORT=str(ports[0]), MASTER_UI_PORT=str(ports[1]),
-            WORKER_1_PORT=str(ports[2]), WORKER_1_UI_PORT=str(ports[3]),
-            WORKER_2_PORT=str(ports[4]), WORKER_2_UI_PORT=str(ports[5]),
+            SPARK_VERSION=SPARK_VERSION,
+            SPARK_AUTH_SECRET=secret,
+            MNIST_DIR=str(mnist_dir),
+            MASTER_PORT=str(ports[0]),
+            MASTER_UI_PORT=str(ports[1]),
+            WORKER_1_PORT=str(ports[2]),
+            WORKER_1_UI_PORT=str(ports[3]),
+            WORKER_2_PORT=str(ports[4]),
+            WORKER_2_UI_PORT=str(ports[5]),
             CONNECT_PORT=str(ports[6]),
         )
         self._runs = 0
@@ -99,7 +120,7 @@ class ComposeCluster:
         start = time.monotonic()
         run(self.compose("up", "-d", "--no-build", *DAEMONS), timeout=timeout, env=self.env)
         deadline = start + timeout
-        while (states := self.health()) != {name: "healthy" for name in DAEMONS}:
+        while (states := self.health()) != dict.fromkeys(DAEMONS, "healthy"):
             if time.monotonic() > deadline or "unhealthy" in states.values() or None in states.values():
                 raise RuntimeError(f"the cluster did not become healthy: {states}\n{self.logs_tail()}")
             time.sleep(1)
@@ -141,18 +162,20 @@ class ComposeCluster:
         status = self.status()
         return {app["id"] for app in status["activeapps"] + status["completedapps"]}
 
-    def submit(self, run_dir: str, train_args: list[str], *, local: bool = False,
-               secret: str | None = None) -> Driver:
+    def submit(self, run_dir: str, train_args: list[str], *, local: bool = False, secret: str | None = None) -> Driver:
         """The submit service in the background: ingest if needed, then train into /runs/RUN_DIR.
 
         local trains on local[2] inside the same image instead of the cluster; secret=""
         submits without authentication.
         """
         self._runs += 1
-        env = {"RUN_DIR": f"/runs/{run_dir}", "TRAIN_ARGS": " ".join(train_args),
-               # The cluster's two 1-core executors from the first task on (as the loopback tests).
-               "SUBMIT_ARGS": "--conf spark.cores.max=2 --conf spark.scheduler.minRegisteredResourcesRatio=1.0 "
-                              "--conf spark.ui.enabled=false --conf spark.ui.showConsoleProgress=false"}
+        env = {
+            "RUN_DIR": f"/runs/{run_dir}",
+            "TRAIN_ARGS": " ".join(train_args),
+            # The cluster's two 1-core executors from the first task on (as the loopback tests).
+            "SUBMIT_ARGS": "--conf spark.cores.max=2 --conf spark.scheduler.minRegisteredResourcesRatio=1.0 "
+            "--conf spark.ui.enabled=false --conf spark.ui.showConsoleProgress=false",
+        }
         options = ["--rm", "-T", "--name", f"{self.project}_submit_{self._runs}"]
         if local:
             options += ["--no-deps", "-e", "SPARK_MASTER_URL=local[2]"]
@@ -168,13 +191,18 @@ class ComposeCluster:
         them until connect_down, so no submit runs meanwhile.
         """
         start = time.monotonic()
-        env = {**self.env, "CONNECT_ARGS": "--conf spark.cores.max=2 --conf spark.scheduler.minRegisteredResourcesRatio=1.0 "
-                                           "--conf spark.ui.enabled=false"}
+        env = {
+            **self.env,
+            "CONNECT_ARGS": "--conf spark.cores.max=2 --conf spark.scheduler.minRegisteredResourcesRatio=1.0 "
+            "--conf spark.ui.enabled=false",
+        }
         run(self.compose("up", "-d", "--no-build", "connect"), timeout=timeout, env=env)
         while (state := self.inspect("connect").get("State", {})).get("Health", {}).get("Status") != "healthy":
             if time.monotonic() > start + timeout or not state.get("Running"):
-                raise RuntimeError(f"the connect service did not become healthy: {state.get('Health')}\n"
-                                   f"{self.logs_tail(service='connect', lines=60)}")
+                raise RuntimeError(
+                    f"the connect service did not become healthy: {state.get('Health')}\n"
+                    f"{self.logs_tail(service='connect', lines=60)}"
+                )
             time.sleep(1)
         return time.monotonic() - start
 
@@ -189,18 +217,50 @@ class ComposeCluster:
         The client runs in the image rather than on the host so that its pyspark is the server's release.
         """
         self._runs += 1
-        options = ["--rm", "-T", "--no-deps", "--name", f"{self.project}_client_{self._runs}",
-                   "-e", "SPARK_AUTH_SECRET=", "--entrypoint", "dist-mnist"]
-        argv = ["train", "--remote", f"sc://{LOOPBACK}:{self.connect_port}", "--data", "/data/mnist",
-                "--out", f"/runs/{run_dir}", "--overwrite", *train_args]
+        options = [
+            "--rm",
+            "-T",
+            "--no-deps",
+            "--name",
+            f"{self.project}_client_{self._runs}",
+            "-e",
+            "SPARK_AUTH_SECRET=",
+            "--entrypoint",
+            "dist-mnist",
+        ]
+        argv = [
+            "train",
+            "--remote",
+            f"sc://{LOOPBACK}:{self.connect_port}",
+            "--data",
+            "/data/mnist",
+            "--out",
+            f"/runs/{run_dir}",
+            "--overwrite",
+            *train_args,
+        ]
         log = self.logs / f"client-{self._runs}-{run_dir}.log"
         return Driver(self.compose("run", *options, "submit", *argv), log, env=self.env, cwd=REPO)
 
     def fetch_run(self, run_dir: str, dest: Path) -> Path:
         """Copy /runs/RUN_DIR out of the runs volume into dest; the local copy."""
         volume = f"{self.project}_mnist-runs"
-        argv = ["docker", "run", "--rm", "--network", "host", "-v", f"{volume}:/runs:ro", "--entrypoint", "tar",
-                IMAGE, "-C", "/runs", "-c", run_dir]
+        argv = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-v",
+            f"{volume}:/runs:ro",
+            "--entrypoint",
+            "tar",
+            IMAGE,
+            "-C",
+            "/runs",
+            "-c",
+            run_dir,
+        ]
         data = subprocess.run(argv, capture_output=True, timeout=120, check=True, stdin=subprocess.DEVNULL).stdout
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(dest, filter="data")
@@ -220,8 +280,11 @@ class ComposeCluster:
         """Containers (running or not), networks and volumes that still carry the project's label."""
         label = f"label={PROJECT_LABEL}={self.project}"
         found = {}
-        for kind, argv in (("containers", ["docker", "ps", "-aq"]), ("networks", ["docker", "network", "ls", "-q"]),
-                           ("volumes", ["docker", "volume", "ls", "-q"])):
+        for kind, argv in (
+            ("containers", ["docker", "ps", "-aq"]),
+            ("networks", ["docker", "network", "ls", "-q"]),
+            ("volumes", ["docker", "volume", "ls", "-q"]),
+        ):
             found[kind] = run([*argv, "--filter", label], timeout=60).stdout.split()
         return found
 

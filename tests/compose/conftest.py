@@ -17,10 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ..cluster.standalone import REPO
+from ..support.mnist import SHARED_MNIST
 from .compose import FIGURES, ComposeCluster, build_image, engine_problem
-
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
 def _unavailable(reason: str) -> None:
@@ -49,11 +47,13 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def compose_session(compose_image: str, mnist_dir: Path,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster]:
+def compose_session(
+    compose_image: str, mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComposeCluster]:
     """The session's compose project: master + 2 workers up and healthy, auth on with a random secret."""
-    cluster = ComposeCluster(f"distmnist{secrets.token_hex(4)}", secrets.token_hex(24), mnist_dir,
-                             tmp_path_factory.mktemp("compose-logs"))
+    cluster = ComposeCluster(
+        f"distmnist{secrets.token_hex(4)}", secrets.token_hex(24), mnist_dir, tmp_path_factory.mktemp("compose-logs")
+    )
     try:
         FIGURES["cluster start (up -d until all 3 daemons healthy)"] = f"{cluster.up():.0f} s"
         yield cluster
@@ -71,8 +71,12 @@ def compose_cluster(compose_session: ComposeCluster) -> ComposeCluster:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """The compose stage's figures: image build, cluster start, models, and the stage's own time."""
-    reports = [r for reports in terminalreporter.stats.values() for r in reports
-               if getattr(r, "nodeid", "").startswith("tests/compose/") and hasattr(r, "duration")]
+    reports = [
+        r
+        for reports in terminalreporter.stats.values()
+        for r in reports
+        if getattr(r, "nodeid", "").startswith("tests/compose/") and hasattr(r, "duration")
+    ]
     if not reports:
         return
     terminalreporter.section("compose mini-cluster figures")

@@ -16,16 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..cluster.processes import Driver
-from ..cluster.test_cluster_train import assert_run_written, assert_same_model, final_accuracy, load_model
+from ..support.models import assert_run_written, assert_same_model, final_accuracy, read_params
+from ..support.processes import Driver
 from .compose import DAEMONS, FIGURES, ComposeCluster
-
-pytestmark = pytest.mark.compose
 
 # 3 epochs x 59 rounds of 4 local steps on the persistent transport: long enough to kill a
 # worker in epoch 2; the rest may run one Spark job a round when its slot does not come back.
-LONG = ["--set", "epochs=3", "--set", "mode=average", "--set", "averaging_frequency=4",
-        "--set", "log_every_rounds=10"]
+LONG = ["--set", "epochs=3", "--set", "mode=average", "--set", "averaging_frequency=4", "--set", "log_every_rounds=10"]
 KILL_IN_EPOCH = 2
 ROUND = r"\bepoch (\d+)/\d+ round (\d+)/\d+"
 TIMEOUT = 900
@@ -52,7 +49,7 @@ def local_model(compose_session: ComposeCluster, tmp_path_factory) -> Callable[[
     def model() -> dict[str, np.ndarray]:
         if not cache:
             finished(compose_session.submit("local", LONG, local=True))
-            cache["local"] = load_model(compose_session.fetch_run("local", tmp_path_factory.mktemp("local")))
+            cache["local"] = read_params(compose_session.fetch_run("local", tmp_path_factory.mktemp("local")))
         return cache["local"]
 
     return model
@@ -69,8 +66,11 @@ def cluster_run(compose_session: ComposeCluster, tmp_path_factory) -> Callable[[
             apps = compose_session.app_ids()
             driver = compose_session.submit("cluster", LONG)
             finished(driver)
-            cache.update(driver=driver, new_apps=compose_session.app_ids() - apps,
-                         run_dir=compose_session.fetch_run("cluster", tmp_path_factory.mktemp("cluster")))
+            cache.update(
+                driver=driver,
+                new_apps=compose_session.app_ids() - apps,
+                run_dir=compose_session.fetch_run("cluster", tmp_path_factory.mktemp("cluster")),
+            )
         return cache
 
     return run
@@ -93,29 +93,35 @@ def test_submit_trains_on_the_cluster_like_local(compose_cluster: ComposeCluster
     assert "ingested" in driver.output, "the first submit did not ingest MNIST into the data volume"
     assert done["new_apps"], f"the master never saw the application:\n{driver.tail(10)}"
     assert_run_written(done["run_dir"])
-    model = load_model(done["run_dir"])
+    model = read_params(done["run_dir"])
     FIGURES["cluster model vs local[2] (max |difference|)"] = f"{max_difference(model, local_model()):.3g}"
     assert_same_model(model, local_model())
 
 
-def test_a_connect_client_trains_the_classic_model_through_the_connect_service(compose_cluster: ComposeCluster,
-                                                                               cluster_run, tmp_path: Path):
-    classic = load_model(cluster_run()["run_dir"])  # also ingests MNIST when this test runs alone
+def test_a_connect_client_trains_the_classic_model_through_the_connect_service(
+    compose_cluster: ComposeCluster, cluster_run, tmp_path: Path
+):
+    classic = read_params(cluster_run()["run_dir"])  # also ingests MNIST when this test runs alone
     FIGURES["connect service start (until its gRPC port answers)"] = f"{compose_cluster.connect_up():.0f} s"
     try:
         server_apps = [app for app in compose_cluster.status()["activeapps"] if app["name"] == "dist-mnist-connect"]
-        assert len(server_apps) == 1, f"the master does not run the Connect server: {compose_cluster.status()['activeapps']}"
+        assert len(server_apps) == 1, (
+            f"the master does not run the Connect server: {compose_cluster.status()['activeapps']}"
+        )
         client = compose_cluster.connect_client("connect", [*LONG, "--set", "workers=2"])
         finished(client)
     finally:
         compose_cluster.connect_down()
     said = [line for line in client.lines if line.startswith("transport:")]
     # Everything is on the host's network: the executors reach the client's channel, no fallback.
-    assert len(said) == 1 and re.fullmatch(r"transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ "
-                                           r"\(CURVE-encrypted[^)]*\) at tcp://127\.0\.0\.1:\d+", said[0]), said
+    assert len(said) == 1 and re.fullmatch(
+        r"transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ "
+        r"\(CURVE-encrypted[^)]*\) at tcp://127\.0\.0\.1:\d+",
+        said[0],
+    ), said
     run_dir = compose_cluster.fetch_run("connect", tmp_path)
     assert_run_written(run_dir)
-    model = load_model(run_dir)
+    model = read_params(run_dir)
     FIGURES["Connect client model vs classic cluster (max |difference|)"] = f"{max_difference(model, classic):.3g}"
     assert sorted(model) == sorted(classic)
     for name in classic:
@@ -125,8 +131,7 @@ def test_a_connect_client_trains_the_classic_model_through_the_connect_service(c
     assert accuracy == final_accuracy(cluster_run()["run_dir"])
 
 
-def test_training_survives_a_killed_worker_container(compose_cluster: ComposeCluster, local_model,
-                                                     tmp_path: Path):
+def test_training_survives_a_killed_worker_container(compose_cluster: ComposeCluster, local_model, tmp_path: Path):
     driver = compose_cluster.submit("killed", LONG)
     driver.wait_for_line(r"transport: persistent barrier stage of 2 tasks", timeout=600)
     driver.wait_for_line(ROUND, timeout=600, accept=lambda m: int(m.group(1)) >= KILL_IN_EPOCH)
@@ -139,9 +144,10 @@ def test_training_survives_a_killed_worker_container(compose_cluster: ComposeClu
     assert re.search(r"Lost executor \d+", driver.output), f"the driver never lost an executor:\n{driver.tail()}"
     assert "transport: " in driver.output and "redoing the round" in driver.output, driver.tail()
     assert compose_cluster.health()[victim] is None, "the killed worker came back by itself"
-    model = load_model(compose_cluster.fetch_run("killed", tmp_path))
+    model = read_params(compose_cluster.fetch_run("killed", tmp_path))
     FIGURES["killed-worker run vs local[2] (max |difference|)"] = (
-        f"{max_difference(model, local_model()):.3g} (worker-1 killed after {killed_after})")
+        f"{max_difference(model, local_model()):.3g} (worker-1 killed after {killed_after})"
+    )
     assert_same_model(model, local_model())
 
 
@@ -158,5 +164,12 @@ def test_down_removes_containers_networks_and_volumes(compose_session: ComposeCl
     compose_session.down()
     assert compose_session.leftovers() == {"containers": [], "networks": [], "volumes": []}
     for volume in ("mnist-data", "mnist-runs"):
-        assert subprocess.run(["docker", "volume", "inspect", f"{compose_session.project}_{volume}"],
-                              capture_output=True, timeout=60).returncode != 0, volume
+        assert (
+            subprocess.run(
+                ["docker", "volume", "inspect", f"{compose_session.project}_{volume}"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            ).returncode
+            != 0
+        ), volume

@@ -12,8 +12,6 @@ import pytest
 
 from . import server
 
-pytestmark = pytest.mark.connect
-
 
 @pytest.fixture(scope="session")
 def connect_server(tmp_path_factory):

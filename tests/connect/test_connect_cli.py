@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 
@@ -17,9 +16,10 @@ import pytest
 from dist_mnist.data.parquet import to_table
 from dist_mnist.driver import train
 
-from ..spark.conftest import REPO, write_dataset
-from ..unit.fakes import learnable
-from .test_connect_train import CONNECT_ENV, SYNC
+from ..support import REPO
+from ..support.datasets import write_dataset
+from ..support.fakes import learnable
+from .client import SYNC, classic_env
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,7 @@ def trained(cspark, tmp_path_factory):
 def cli(*args, remote: str | None = None, env_remote: str | None = None):
     """A real `dist-mnist` in a process of its own: classic local[2], or a Connect client of
     `remote` (as --remote) or `env_remote` (as SPARK_REMOTE)."""
-    env = {k: v for k, v in os.environ.items() if k not in CONNECT_ENV}
-    env["SPARK_CONF_DIR"] = str(REPO / "conf")
+    env = classic_env(SPARK_CONF_DIR=str(REPO / "conf"))
     argv = [sys.executable, "-m", "dist_mnist.cli", *map(str, args)]
     if remote:
         argv += ["--remote", remote]
@@ -48,8 +47,16 @@ def cli(*args, remote: str | None = None, env_remote: str | None = None):
 
 def test_evaluate_with_remote_gives_the_classic_numbers(connect_server, trained, tmp_path):
     data, run = trained
-    remote = cli("evaluate", "--model", run, "--data", data / "test", "--json", tmp_path / "connect.json",
-                 remote=connect_server.url)
+    remote = cli(
+        "evaluate",
+        "--model",
+        run,
+        "--data",
+        data / "test",
+        "--json",
+        tmp_path / "connect.json",
+        remote=connect_server.url,
+    )
     classic = cli("evaluate", "--model", run, "--data", data / "test", "--json", tmp_path / "classic.json")
     assert remote.returncode == 0, remote.stderr[-3000:]
     assert classic.returncode == 0, classic.stderr[-3000:]
@@ -61,15 +68,22 @@ def test_evaluate_with_remote_gives_the_classic_numbers(connect_server, trained,
 
 def _rows(out) -> list[tuple]:
     table = pq.read_table(out)
-    return sorted(zip(table.column("label").to_pylist(), table.column("image").to_pylist(),
-                      table.column("prediction").to_pylist(), table.column("probability").to_pylist(),
-                      table.column("rawPrediction").to_pylist()))
+    return sorted(
+        zip(
+            table.column("label").to_pylist(),
+            table.column("image").to_pylist(),
+            table.column("prediction").to_pylist(),
+            table.column("probability").to_pylist(),
+            table.column("rawPrediction").to_pylist(),
+        )
+    )
 
 
 def test_predict_with_spark_remote_writes_the_classic_predictions(connect_server, trained, tmp_path):
     data, run = trained
-    remote = cli("predict", "--model", run, "--data", data / "test", "--out", tmp_path / "connect",
-                 env_remote=connect_server.url)
+    remote = cli(
+        "predict", "--model", run, "--data", data / "test", "--out", tmp_path / "connect", env_remote=connect_server.url
+    )
     classic = cli("predict", "--model", run, "--data", data / "test", "--out", tmp_path / "classic")
     assert remote.returncode == 0, remote.stderr[-3000:]
     assert classic.returncode == 0, classic.stderr[-3000:]
@@ -77,12 +91,23 @@ def test_predict_with_spark_remote_writes_the_classic_predictions(connect_server
     connect_rows = _rows(tmp_path / "connect")
     assert len(connect_rows) == 300 and connect_rows == _rows(tmp_path / "classic")
 
-    again = cli("predict", "--model", run, "--data", data / "test", "--out", tmp_path / "connect",
-                remote=connect_server.url)
+    again = cli(
+        "predict", "--model", run, "--data", data / "test", "--out", tmp_path / "connect", remote=connect_server.url
+    )
     assert again.returncode == 2 and again.stderr.strip().splitlines()[-1] == (
-        f"dist-mnist predict: error: {tmp_path / 'connect'}: already exists (pass --overwrite to replace it)")
-    replaced = cli("predict", "--model", run, "--data", data / "test", "--out", tmp_path / "connect", "--overwrite",
-                   remote=connect_server.url)
+        f"dist-mnist predict: error: {tmp_path / 'connect'}: already exists (pass --overwrite to replace it)"
+    )
+    replaced = cli(
+        "predict",
+        "--model",
+        run,
+        "--data",
+        data / "test",
+        "--out",
+        tmp_path / "connect",
+        "--overwrite",
+        remote=connect_server.url,
+    )
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     assert _rows(tmp_path / "connect") == connect_rows
 

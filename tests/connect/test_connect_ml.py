@@ -5,7 +5,6 @@ CrossValidator, with no JVM in the client; the same model and scores as a classi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,8 +14,9 @@ import pytest
 
 from dist_mnist.ml import MLPClassificationModel, MLPClassifier
 
-from ..spark.conftest import REPO
-from .test_connect_train import CONNECT_ENV, assert_identical
+from ..support import REPO
+from ..support.models import assert_identical
+from .client import classic_env
 
 N_IN, N_CLASSES = 20, 3
 LAYERS = [N_IN, 16, N_CLASSES]
@@ -45,14 +45,18 @@ def frames(cspark):
     from pyspark.ml.feature import VectorAssembler
 
     assemble = VectorAssembler(inputCols=COLUMNS[2:], outputCol="features")
-    return {split: assemble.transform(cspark.createDataFrame(rows(n, seed), COLUMNS))
-            for split, (n, seed) in {"train": (400, 0), "test": (150, 1)}.items()}
+    return {
+        split: assemble.transform(cspark.createDataFrame(rows(n, seed), COLUMNS))
+        for split, (n, seed) in {"train": (400, 0), "test": (150, 1)}.items()
+    }
 
 
 def scored(df) -> list[tuple]:
     """(id, prediction, probability) of every row, by id."""
-    return [(r["id"], r["prediction"], tuple(r["probability"])) for r in
-            df.select("id", "prediction", "probability").orderBy("id").collect()]
+    return [
+        (r["id"], r["prediction"], tuple(r["probability"]))
+        for r in df.select("id", "prediction", "probability").orderBy("id").collect()
+    ]
 
 
 CLASSIC_FIT = """
@@ -74,11 +78,17 @@ def _classic_fit(tmp_path, train_rows) -> str:
     out = str(tmp_path / "classic-model")
     spec = tmp_path / "classic-fit.json"
     spec.write_text(json.dumps({"rows": train_rows, "columns": COLUMNS, "fit": FIT, "out": out}))
-    env = {k: v for k, v in os.environ.items() if k not in CONNECT_ENV}
-    env["SPARK_CONF_DIR"] = str(REPO / "conf")
+    env = classic_env(SPARK_CONF_DIR=str(REPO / "conf"))
     env["PYSPARK_SUBMIT_ARGS"] = "--conf spark.ui.enabled=false --conf spark.driver.host=127.0.0.1 pyspark-shell"
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(CLASSIC_FIT), str(spec)], check=False,
-                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CLASSIC_FIT), str(spec)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -114,8 +124,11 @@ def test_a_pipeline_fits_transforms_saves_and_loads_under_connect(cspark, frames
     from pyspark.ml.feature import StandardScaler, VectorAssembler
 
     train, test = (frames[s].drop("features") for s in ("train", "test"))
-    stages = [VectorAssembler(inputCols=COLUMNS[2:], outputCol="raw"),
-              StandardScaler(inputCol="raw", outputCol="features"), MLPClassifier(**FIT)]
+    stages = [
+        VectorAssembler(inputCols=COLUMNS[2:], outputCol="raw"),
+        StandardScaler(inputCol="raw", outputCol="features"),
+        MLPClassifier(**FIT),
+    ]
     fitted = Pipeline(stages=stages).fit(train)
     out = scored(fitted.transform(test))
     assert len(out) == 150 and np.mean([p == y for (_, p, _), y in zip(out, blobs(150, 1)[1])]) > 0.9
@@ -124,8 +137,11 @@ def test_a_pipeline_fits_transforms_saves_and_loads_under_connect(cspark, frames
     fitted.write().save(path)
     fitted.write().overwrite().save(path)
     loaded = PipelineModel.load(path)
-    assert [type(s).__name__ for s in loaded.stages] == ["VectorAssembler", "StandardScalerModel",
-                                                        "MLPClassificationModel"]
+    assert [type(s).__name__ for s in loaded.stages] == [
+        "VectorAssembler",
+        "StandardScalerModel",
+        "MLPClassificationModel",
+    ]
     assert_identical(loaded.stages[-1].parameters, fitted.stages[-1].parameters)
     assert scored(loaded.transform(test)) == out
 

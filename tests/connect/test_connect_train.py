@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from dist_mnist.artifacts import load_model
 from dist_mnist.config import TrainConfig
 from dist_mnist.driver import train
+from dist_mnist.files.model import load_model
 
-from ..spark.conftest import write_dataset
-from ..unit.fakes import learnable
+from ..support.datasets import write_dataset
+from ..support.fakes import learnable
+from ..support.models import assert_identical
+from .client import SYNC, classic_env
 
-SYNC = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="sync", workers=2, max_rounds=6)
-CONNECT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
 UNREACHABLE = "198.51.100.1"  # TEST-NET-2: no executor reaches this client there
 
 
@@ -37,20 +35,23 @@ def _train(spark, config, data, run, **changes):
 
 def _classic(data, run, config: TrainConfig, transport: str):
     """The same run with a classic local[2] session, in a process of its own (see conftest)."""
-    argv = [sys.executable, "-m", "dist_mnist.cli", "train", "--master", "local[2]", "--data", str(data),
-            "--out", str(run)]
+    argv = [
+        sys.executable,
+        "-m",
+        "dist_mnist.cli",
+        "train",
+        "--master",
+        "local[2]",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+    ]
     for key, value in {**dataclasses.asdict(config), "transport": transport}.items():
         argv += ["--set", f"{key}={json.dumps(value)}"]  # TOML values: "text", true, [1, 2], 0.5
-    env = {k: v for k, v in os.environ.items() if k not in CONNECT_ENV}  # this process is a Connect client
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=classic_env(), check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return load_model(run)[0]
-
-
-def assert_identical(a: dict, b: dict) -> None:
-    assert list(a) == list(b)
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
 
 
 @pytest.mark.parametrize("transport", ["barrier", "jobs"])
@@ -63,15 +64,18 @@ def test_connect_and_classic_train_the_same_model(cspark, data, tmp_path, transp
 
 
 def test_an_unreachable_client_falls_back_in_one_line_to_the_same_model(cspark, data, tmp_path):
-    model, lines = _train(cspark, SYNC, data, tmp_path / "auto", transport_host=UNREACHABLE)
+    model, lines = _train(cspark, SYNC, data, tmp_path / "auto", channel_host=UNREACHABLE)
     said = [line for line in lines if line.startswith("transport:")]
     assert len(said) == 1 and said[0].startswith(
-        f"transport: one Spark job a round, because the executors cannot reach tcp://{UNREACHABLE}:"), lines
+        f"transport: one Spark job a round, because the executors cannot reach tcp://{UNREACHABLE}:"
+    ), lines
     expected, _ = _train(cspark, SYNC, data, tmp_path / "jobs", transport="jobs")
     assert_identical(model, expected)
 
 
 def test_a_barrier_transport_that_cannot_be_reached_is_refused(cspark, data, tmp_path):
-    with pytest.raises(RuntimeError, match=f"transport 'barrier' cannot run: the executors cannot reach tcp://{UNREACHABLE}"):
-        _train(cspark, SYNC, data, tmp_path / "RUN", transport="barrier", transport_host=UNREACHABLE)
+    with pytest.raises(
+        RuntimeError, match=f"transport 'barrier' cannot run: the executors cannot reach tcp://{UNREACHABLE}"
+    ):
+        _train(cspark, SYNC, data, tmp_path / "RUN", transport="barrier", channel_host=UNREACHABLE)
     assert not (tmp_path / "RUN").exists()

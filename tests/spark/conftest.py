@@ -1,38 +1,17 @@
-"""One local[2] SparkSession for all Spark tests (UI off), and synthetic Parquet datasets.
-
-Datasets are written with the project's own Parquet layout: DATA/train/part-0000i.parquet and
-DATA/test/..., rows in one global order whatever the number of part files.
-"""
+"""One local[2] SparkSession for all Spark tests (UI off), and synthetic Parquet datasets
+(written by tests/support/datasets.py in the project's own layout)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
-from dist_mnist.data.parquet import to_table
-
-from ..unit.fakes import learnable
+from ..support.datasets import write_dataset
+from ..support.fakes import learnable
 
 N_TRAIN, N_TEST = 1024, 256
-REPO = Path(__file__).resolve().parents[2]
-
-
-def write_split(split_dir: Path, images: np.ndarray, labels: np.ndarray, parts: int) -> None:
-    """Consecutive, nearly equal slices of the rows as part-00000.parquet, part-00001.parquet, ..."""
-    split_dir.mkdir(parents=True)
-    for i, rows in enumerate(np.array_split(np.arange(len(labels)), parts)):
-        pq.write_table(to_table(images[rows], labels[rows]), split_dir / f"part-{i:05d}.parquet")
-
-
-def write_dataset(root: Path, train, test, parts: int, test_parts: int | None = None) -> Path:
-    """DATA/train and DATA/test from (images, labels) pairs."""
-    write_split(root / "train", *train, parts)
-    write_split(root / "test", *test, test_parts or parts)
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +20,9 @@ def spark():
     from dist_mnist.spark.session import get_session
 
     old = os.environ.get("PYSPARK_SUBMIT_ARGS")
-    os.environ["PYSPARK_SUBMIT_ARGS"] = ("--conf spark.ui.enabled=false --conf spark.driver.memory=1g "
-                                         "--conf spark.driver.host=127.0.0.1 pyspark-shell")
+    os.environ["PYSPARK_SUBMIT_ARGS"] = (
+        "--conf spark.ui.enabled=false --conf spark.driver.memory=1g --conf spark.driver.host=127.0.0.1 pyspark-shell"
+    )
     try:
         session = get_session("dist-mnist-tests", "local[2]")
     finally:  # only this JVM's launch sees it; subprocesses get their own

@@ -9,17 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dist_mnist import cli
-from dist_mnist.checkpoint import read_arrays
-from dist_mnist.config import TrainConfig
 from dist_mnist import driver
+from dist_mnist.cli import commands as cli
+from dist_mnist.config import TrainConfig
+from dist_mnist.driver.checkpoint import read_arrays
 
-from .conftest import REPO
+from ..support import REPO
 
-pytestmark = pytest.mark.spark
-
-FAST = ["--set", "mode=sync", "--set", "layer_sizes=[784, 16, 10]", "--set", "batch_size=64",
-        "--set", "max_rounds=2"]
+FAST = ["--set", "mode=sync", "--set", "layer_sizes=[784, 16, 10]", "--set", "batch_size=64", "--set", "max_rounds=2"]
 
 
 @pytest.fixture
@@ -28,8 +25,9 @@ def run_cli(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("SPARK_CONF_DIR", str(REPO / "conf"))
 
     def run(data, *extra):
-        code = cli.main(["train", "--data", str(data), "--out", str(tmp_path / "RUN"), "--master", "local[2]",
-                         *FAST, *extra])
+        code = cli.main(
+            ["train", "--data", str(data), "--out", str(tmp_path / "RUN"), "--master", "local[2]", *FAST, *extra]
+        )
         err = capsys.readouterr().err
         assert "Traceback" not in err, err
         lines = err.strip().splitlines()
@@ -52,14 +50,18 @@ def _table(n, label=None, image=None):
 
 # Schema problems, caught on the driver from the Parquet schema: every part file is broken,
 # since Spark reads the schema of one of them.
-@pytest.mark.parametrize("table, fragment", [
-    (pa.table({"image": pa.array([bytes(784)] * 4)}), "missing column(s) ['label']"),
-    (pa.table({"label": pa.array([1, 2, 3, 4], pa.int32())}), "missing column(s) ['image']"),
-    (_table(4, label=pa.array(["1", "2", "3", "4"])), "column 'label' has type string"),
-    (_table(4, label=pa.array([1.0, 2.0, 3.0, 4.0])), "column 'label' has type double"),
-    (_table(4, image=pa.array(["x" * 784] * 4)), "column 'image' has type string"),
-    (_table(4, image=pa.array([1, 2, 3, 4], pa.int32())), "column 'image' has type int"),
-], ids=["no-label", "no-image", "label-string", "label-double", "image-string", "image-int"])
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        (pa.table({"image": pa.array([bytes(784)] * 4)}), "missing column(s) ['label']"),
+        (pa.table({"label": pa.array([1, 2, 3, 4], pa.int32())}), "missing column(s) ['image']"),
+        (_table(4, label=pa.array(["1", "2", "3", "4"])), "column 'label' has type string"),
+        (_table(4, label=pa.array([1.0, 2.0, 3.0, 4.0])), "column 'label' has type double"),
+        (_table(4, image=pa.array(["x" * 784] * 4)), "column 'image' has type string"),
+        (_table(4, image=pa.array([1, 2, 3, 4], pa.int32())), "column 'image' has type int"),
+    ],
+    ids=["no-label", "no-image", "label-string", "label-double", "image-string", "image-int"],
+)
 def test_schema_errors(bad_data, run_cli, table, fragment):
     for part in (0, 1):
         _replace(bad_data / "train", table, part)
@@ -68,14 +70,18 @@ def test_schema_errors(bad_data, run_cli, table, fragment):
 
 
 # Content problems, caught on the executor that reads the file: only part-00001 is broken.
-@pytest.mark.parametrize("table, fragment", [
-    (_table(3, image=pa.array([bytes(784), bytes(783), bytes(784)])), "image at row 1 has 783 bytes, expected 784"),
-    (_table(3, image=pa.array([bytes(784)] * 2 + [bytes(785)])), "image at row 2 has 785 bytes"),
-    (_table(3, label=pa.array([1, None, 3], pa.int32())), "column 'label' has 1 null values"),
-    (_table(3, image=pa.array([bytes(784), None, bytes(784)])), "column 'image' has 1 null values"),
-    (_table(3, label=pa.array([1, 10, 3], pa.int32())), "label 10 at row 1 is outside"),
-    (_table(3, label=pa.array([1, -1, 3], pa.int32())), "label -1 at row 1 is outside"),
-], ids=["image-783", "image-785", "null-label", "null-image", "label-10", "label-negative"])
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        (_table(3, image=pa.array([bytes(784), bytes(783), bytes(784)])), "image at row 1 has 783 bytes, expected 784"),
+        (_table(3, image=pa.array([bytes(784)] * 2 + [bytes(785)])), "image at row 2 has 785 bytes"),
+        (_table(3, label=pa.array([1, None, 3], pa.int32())), "column 'label' has 1 null values"),
+        (_table(3, image=pa.array([bytes(784), None, bytes(784)])), "column 'image' has 1 null values"),
+        (_table(3, label=pa.array([1, 10, 3], pa.int32())), "label 10 at row 1 is outside"),
+        (_table(3, label=pa.array([1, -1, 3], pa.int32())), "label -1 at row 1 is outside"),
+    ],
+    ids=["image-783", "image-785", "null-label", "null-image", "label-10", "label-negative"],
+)
 def test_content_errors_raised_on_executors(bad_data, run_cli, table, fragment):
     _replace(bad_data / "train", table)
     code, line = run_cli(bad_data)
@@ -122,8 +128,9 @@ def test_batch_larger_than_the_dataset(bad_data, run_cli):
 
 def test_divergence_names_the_round_and_keeps_the_checkpoint(spark, datasets, tmp_path, quiet):
     # the fused softmax keeps the loss finite for a long time; 1e10 overflows the logits by round 3
-    config = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=3, mode="sync", learning_rate=1e10,
-                         checkpoint_every_rounds=1)
+    config = TrainConfig(
+        layer_sizes=(784, 32, 10), batch_size=64, epochs=3, mode="sync", learning_rate=1e10, checkpoint_every_rounds=1
+    )
     run = tmp_path / "RUN"
     with pytest.raises(driver.Diverged) as info:
         driver.train(spark, config, str(datasets[2]), str(run), log=quiet)
@@ -170,10 +177,10 @@ def test_data_error_through_the_barrier_transport(bad_data, run_cli):
 
 
 def test_data_error_in_a_distributed_evaluation(spark, bad_data):
+    from dist_mnist.data.splits import describe_split
     from dist_mnist.nn.model import init_params
-    from dist_mnist.spark.dataset import describe_split
     from dist_mnist.spark.evaluate import evaluate_split
 
     _replace(bad_data / "test", IMAGE_783)
     with pytest.raises(ValueError, match=r"part-00001\.parquet.*783 bytes|783 bytes.*part-00001\.parquet"):
-        evaluate_split(spark.sparkContext, init_params([784, 16, 10], 1), describe_split(str(bad_data / "test")), 2)
+        evaluate_split(spark, init_params([784, 16, 10], 1), describe_split(str(bad_data / "test")), 2)

@@ -4,6 +4,7 @@ never a py4j or Java trace, no JVM left behind, and no RUN.partial that --resume
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,9 +13,9 @@ import time
 
 import pytest
 
-from .test_predict import error_lines
+from ..support.cli import error_lines
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 ARGS = ["--master", "local[2]", "--set", "epochs=2", "--set", "layer_sizes=[784, 16, 10]"]
 NOT_STARTED = "dist-mnist train: error: interrupted before training started; nothing was written"
@@ -24,8 +25,7 @@ def _start(data, run, out_file, *extra) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "DIST_MNIST_SPARK_LOG_LEVEL"}
     argv = [sys.executable, "-m", "dist_mnist.cli", "train", "--data", str(data), "--out", str(run), *ARGS, *extra]
     # its own process group, which a terminal's Ctrl-C reaches whole: Python, spark-submit and the JVM
-    return subprocess.Popen(argv, stdout=out_file, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    return subprocess.Popen(argv, stdout=out_file, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
 
 
 def _group_gone(pgid: int, timeout: float = 60) -> bool:
@@ -61,10 +61,8 @@ def test_ctrl_c_at_start_up(datasets, tmp_path, when):
             err = proc.communicate(timeout=300)[1]
             assert _group_gone(proc.pid), "a process of the run outlived it"
         finally:
-            try:  # whatever the test found, leave none of the run's processes behind
+            with contextlib.suppress(ProcessLookupError):  # whatever the test found, leave none of the run's processes
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     assert proc.returncode == 130, err[-3000:]
     lines = error_lines(err)
     if when != "line 'transport:'":
@@ -72,8 +70,10 @@ def test_ctrl_c_at_start_up(datasets, tmp_path, when):
         assert not (run.parent / "R.partial").exists() and not run.exists()
         return
     # the loop had started: the round finishes, its checkpoint is saved, and --resume takes it
-    assert lines == [f"dist-mnist train: error: stopped by Ctrl-C after round 1 (epoch 2); checkpoint saved in "
-                     f"{run.parent / 'R.partial'} (resume with --resume)"], lines
+    assert lines == [
+        f"dist-mnist train: error: stopped by Ctrl-C after round 1 (epoch 2); checkpoint saved in "
+        f"{run.parent / 'R.partial'} (resume with --resume)"
+    ], lines
     with open(stdout, "w") as out:
         resumed = _start(datasets[2], run, out, "--resume")
         err = resumed.communicate(timeout=600)[1]

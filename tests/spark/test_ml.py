@@ -16,8 +16,6 @@ from dist_mnist.config import TrainConfig
 from dist_mnist.ml import MLPClassificationModel, MLPClassifier
 from dist_mnist.nn.model import init_params, logits_of, softmax, to_inputs
 
-pytestmark = pytest.mark.spark
-
 N_IN, N_CLASSES = 20, 3
 LAYERS = [N_IN, 16, N_CLASSES]
 
@@ -68,14 +66,36 @@ def sorted_rows(df, *cols):
 
 # --- Params ---
 
+
 def test_defaults_are_the_tutorials():
     clf, d = MLPClassifier(), TrainConfig()
-    assert (clf.getMaxIter(), clf.getBlockSize(), clf.getStepSize(), clf.getSeed(), clf.getMomentum(),
-            clf.getL2(), clf.getMode(), clf.getWorkers()) == (15, 128, 0.006, 123, 0.9, 1e-4, "average", 0)
-    assert (d.epochs, d.batch_size, d.learning_rate, d.seed, d.momentum, d.l2, d.mode, d.workers) == \
-           (15, 128, 0.006, 123, 0.9, 1e-4, "average", 0)
-    assert (clf.getFeaturesCol(), clf.getLabelCol(), clf.getPredictionCol(), clf.getProbabilityCol(),
-            clf.getRawPredictionCol()) == ("features", "label", "prediction", "probability", "rawPrediction")
+    assert (
+        clf.getMaxIter(),
+        clf.getBlockSize(),
+        clf.getStepSize(),
+        clf.getSeed(),
+        clf.getMomentum(),
+        clf.getL2(),
+        clf.getMode(),
+        clf.getWorkers(),
+    ) == (15, 128, 0.006, 123, 0.9, 1e-4, "average", 0)
+    assert (d.epochs, d.batch_size, d.learning_rate, d.seed, d.momentum, d.l2, d.mode, d.workers) == (
+        15,
+        128,
+        0.006,
+        123,
+        0.9,
+        1e-4,
+        "average",
+        0,
+    )
+    assert (
+        clf.getFeaturesCol(),
+        clf.getLabelCol(),
+        clf.getPredictionCol(),
+        clf.getProbabilityCol(),
+        clf.getRawPredictionCol(),
+    ) == ("features", "label", "prediction", "probability", "rawPrediction")
     assert not clf.isSet(clf.layers) and not clf.isDefined(clf.layers)
     assert not clf.isDefined(clf.validationIndicatorCol) and not clf.isDefined(clf.tempDir)
     # the signature documents the same defaults as the Params hold
@@ -101,6 +121,7 @@ def test_params_set_and_validated():
 
 # --- a Pipeline, fitted, transformed, evaluated ---
 
+
 def test_pipeline_fit_transform_evaluate(frames, pipeline_model):
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
     from pyspark.ml.linalg import VectorUDT
@@ -108,9 +129,11 @@ def test_pipeline_fit_transform_evaluate(frames, pipeline_model):
 
     out = pipeline_model.transform(frames["test"])
     schema = out.schema
-    assert out.columns == frames["test"].columns + ["features", "prediction", "probability", "rawPrediction"]
+    assert out.columns == [*frames["test"].columns, "features", "prediction", "probability", "rawPrediction"]
     assert isinstance(schema["prediction"].dataType, DoubleType)
-    assert isinstance(schema["probability"].dataType, VectorUDT) and isinstance(schema["rawPrediction"].dataType, VectorUDT)
+    assert isinstance(schema["probability"].dataType, VectorUDT) and isinstance(
+        schema["rawPrediction"].dataType, VectorUDT
+    )
     accuracy = MulticlassClassificationEvaluator(metricName="accuracy").evaluate(out)
     assert accuracy > 0.9  # three separated blobs; chance is 1/3
     row = out.first()
@@ -129,9 +152,12 @@ def test_fit_with_validation_and_default_layers(spark, frames):
     from pyspark.sql import functions as F
 
     cols = [F.col(f"f{j}") for j in range(N_IN)]
-    df = frames["train"].select("label", array_to_vector(F.array(*cols)).alias("x"), (F.col("id") % 5 == 0).alias("val"))
-    model = MLPClassifier(featuresCol="x", validationIndicatorCol="val", maxIter=2, blockSize=32, stepSize=0.05,
-                          workers=2).fit(df)
+    df = frames["train"].select(
+        "label", array_to_vector(F.array(*cols)).alias("x"), (F.col("id") % 5 == 0).alias("val")
+    )
+    model = MLPClassifier(
+        featuresCol="x", validationIndicatorCol="val", maxIter=2, blockSize=32, stepSize=0.05, workers=2
+    ).fit(df)
     assert model.getLayers() == [N_IN, 1000, N_CLASSES]  # unset: [n_in, 1000, largest label + 1]
     assert len(model.summary.validationAccuracy) == 2 and model.summary.validationAccuracy[-1] > 0.9
 
@@ -140,13 +166,18 @@ def test_one_vector_predict_matches_transform(frames, pipeline_model):
     model = pipeline_model.stages[-1]
     row = pipeline_model.transform(frames["test"]).first()
     assert model.predict(row["features"]) == row["prediction"]
-    np.testing.assert_allclose(model.predictProbability(row["features"]).toArray(), row["probability"].toArray(), rtol=1e-5, atol=1e-9)  # float32, other batch
-    np.testing.assert_allclose(model.predictRaw(row["features"].toArray()).toArray(), row["rawPrediction"].toArray(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.predictProbability(row["features"]).toArray(), row["probability"].toArray(), rtol=1e-5, atol=1e-9
+    )  # float32, other batch
+    np.testing.assert_allclose(
+        model.predictRaw(row["features"].toArray()).toArray(), row["rawPrediction"].toArray(), rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(ValueError, match="expected a vector of 20 features"):
         model.predict(np.zeros(5))
 
 
 # --- every input type, against the NumPy forward pass ---
+
 
 def _inputs(kind: str, X: np.ndarray):
     """(values for a DataFrame column, Spark type, the network's float32 inputs)."""
@@ -158,8 +189,11 @@ def _inputs(kind: str, X: np.ndarray):
         return [bytes(p) for p in pixels], BinaryType(), to_inputs(pixels)
     if kind == "sparse":
         Xs = np.where(np.abs(X) > 1.0, X, 0.0)  # about a third nonzero
-        return ([Vectors.sparse(N_IN, {j: float(v) for j, v in enumerate(x) if v}) for x in Xs], VectorUDT(),
-                Xs.astype(np.float32))
+        return (
+            [Vectors.sparse(N_IN, {j: float(v) for j, v in enumerate(x) if v}) for x in Xs],
+            VectorUDT(),
+            Xs.astype(np.float32),
+        )
     if kind == "dense":
         return [Vectors.dense(x) for x in X], VectorUDT(), X.astype(np.float32)
     element = FloatType() if kind == "array<float>" else DoubleType()
@@ -173,8 +207,10 @@ def test_each_input_type_scores_as_numpy(spark, kind):
 
     X, _ = blobs(257, seed=2)
     values, spark_type, inputs = _inputs(kind, X)
-    df = spark.createDataFrame([(i, v) for i, v in enumerate(values)],
-                               StructType([StructField("id", IntegerType()), StructField("x", spark_type)]))
+    df = spark.createDataFrame(
+        [(i, v) for i, v in enumerate(values)],
+        StructType([StructField("id", IntegerType()), StructField("x", spark_type)]),
+    )
     model = random_model().setFeaturesCol("x")
     rows = sorted_rows(model.transform(df.repartition(3)), "id", "prediction", "probability", "rawPrediction")
     logits = logits_of(model.parameters, inputs)
@@ -197,11 +233,12 @@ def test_vectors_read_from_parquet(spark, frames, tmp_path):
 def test_empty_output_columns_are_not_produced(spark, frames):
     df = assembler().transform(frames["test"])
     model = random_model().setProbabilityCol("").setRawPredictionCol("")
-    assert model.transform(df).columns == df.columns + ["prediction"]
+    assert model.transform(df).columns == [*df.columns, "prediction"]
     assert model.setPredictionCol("").transform(df).columns == df.columns
 
 
 # --- transform's column errors ---
+
 
 def test_transform_errors_name_the_column(spark, frames):
     df = assembler().transform(frames["test"])
@@ -213,7 +250,7 @@ def test_transform_errors_name_the_column(spark, frames):
     with pytest.raises(ValueError, match=r"output column\(s\) \['label'\] already exist"):
         model.setFeaturesCol("features").setPredictionCol("label").transform(df)
     narrow = assembler().setInputCols([f"f{j}" for j in range(5)]).transform(frames["test"])
-    with pytest.raises(ValueError, match="featuresCol 'features' holds vectors of 5 values .* expected 20"):
+    with pytest.raises(ValueError, match=r"featuresCol 'features' holds vectors of 5 values .* expected 20"):
         random_model().transform(narrow)  # known on the driver from the vectors' metadata
 
 
@@ -229,13 +266,17 @@ def test_bad_vector_lengths_fail_on_the_executor_naming_the_column(spark):
 
 # --- fit's column errors (raised by dist_mnist.ml.staging) ---
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", r"featuresCol 'nope': no such column"),
-    ("type", r"featuresCol 'name' has type string"),
-    ("mixed", r"featuresCol 'x' has a row of 19 values.*mixed length"),
-    ("null_label", r"labelCol 'label' has a null label"),
-    ("outside", r"labelCol 'label' has label 5.*outside the classes 0-2"),
-])
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", r"featuresCol 'nope': no such column"),
+        ("type", r"featuresCol 'name' has type string"),
+        ("mixed", r"featuresCol 'x' has a row of 19 values.*mixed length"),
+        ("null_label", r"labelCol 'label' has a null label"),
+        ("outside", r"labelCol 'label' has label 5.*outside the classes 0-2"),
+    ],
+)
 def test_fit_column_errors(spark, case, message):
     rows = [(i % N_CLASSES if case != "outside" or i != 4 else 5, [0.1 * i] * N_IN, "a") for i in range(20)]
     if case == "mixed":
@@ -250,14 +291,18 @@ def test_fit_column_errors(spark, case, message):
 
 # --- persistence ---
 
+
 def test_estimator_save_load(spark, tmp_path):
-    clf = MLPClassifier(layers=LAYERS, maxIter=3, stepSize=0.02, mode="sync", featuresCol="x",
-                        validationIndicatorCol="val")
+    clf = MLPClassifier(
+        layers=LAYERS, maxIter=3, stepSize=0.02, mode="sync", featuresCol="x", validationIndicatorCol="val"
+    )
     path = str(tmp_path / "clf")
     clf.save(path)
     loaded = MLPClassifier.load(path)
     assert loaded.uid == clf.uid
-    assert {p.name: v for p, v in loaded.extractParamMap().items()} == {p.name: v for p, v in clf.extractParamMap().items()}
+    assert {p.name: v for p, v in loaded.extractParamMap().items()} == {
+        p.name: v for p, v in clf.extractParamMap().items()
+    }
     assert loaded.isSet(loaded.layers) and not loaded.isSet(loaded.blockSize)  # set vs default kept apart
     meta = json.loads((tmp_path / "clf" / "metadata").glob("part-*").__next__().read_text())
     assert meta["class"] == "dist_mnist.ml.estimator.MLPClassifier" and meta["paramMap"]["layers"] == LAYERS
@@ -274,7 +319,11 @@ def test_model_save_load_identical(spark, frames, pipeline_model, tmp_path):
     model = pipeline_model.stages[-1]
     path = str(tmp_path / "model")
     model.save(path)
-    assert sorted(p.name for p in (tmp_path / "model" / "data").glob("[!.]*")) == ["model.json", "model.npz", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "model" / "data").glob("[!.]*")) == [
+        "model.json",
+        "model.npz",
+        "summary.json",
+    ]
     with np.load(tmp_path / "model" / "data" / "model.npz", allow_pickle=False) as z:
         assert sorted(z.files) == ["W0", "W1", "b0", "b1"] and z["W0"].dtype == np.float32
     loaded = MLPClassificationModel.load(path)
@@ -292,8 +341,8 @@ def test_model_without_summary_round_trips(spark, tmp_path):
     loaded = MLPClassificationModel.load(str(tmp_path / "m"))
     assert not loaded.hasSummary
     with pytest.raises(RuntimeError, match="No training summary"):
-        loaded.summary
-    with pytest.raises(ValueError, match="holds a dist_mnist.ml.model.MLPClassificationModel, not a"):
+        _ = loaded.summary  # the property raises
+    with pytest.raises(ValueError, match=r"holds a dist_mnist\.ml\.model\.MLPClassificationModel, not a"):
         MLPClassifier.load(str(tmp_path / "m"))
     with pytest.raises(FileNotFoundError, match="no saved MLPClassificationModel here"):
         MLPClassificationModel.load(str(tmp_path / "nothing"))
@@ -305,7 +354,7 @@ def test_refuses_a_pickled_npz(spark, tmp_path):
     npz.unlink()
     (npz.parent / ".model.npz.crc").unlink()  # Hadoop's local checksum of the real file
     np.savez(npz, W0=np.array([object()], dtype=object))
-    with pytest.raises(ValueError, match="model.npz: contains a pickled object array, refused"):
+    with pytest.raises(ValueError, match=r"model\.npz: contains a pickled object array, refused"):
         MLPClassificationModel.load(str(tmp_path / "m"))
 
 
@@ -324,8 +373,10 @@ def test_a_tampered_save_is_one_line_naming_the_file(spark, tmp_path, tampered):
     _flip_a_byte(target)
     with pytest.raises(ValueError) as info:
         MLPClassificationModel.load(str(tmp_path / "m"))
-    assert str(info.value) == (f"{target}: checksum mismatch (the file was changed after it was saved; "
-                               f"Hadoop's .{target.name}.crc beside it no longer matches)")
+    assert str(info.value) == (
+        f"{target}: checksum mismatch (the file was changed after it was saved; "
+        f"Hadoop's .{target.name}.crc beside it no longer matches)"
+    )
 
 
 def test_a_tampered_pipeline_model_is_one_line(spark, frames, pipeline_model, tmp_path):
@@ -351,10 +402,13 @@ def test_pipeline_and_pipeline_model_save_load(spark, frames, pipeline_model, tm
     assert isinstance(loaded.stages[1], MLPClassificationModel)
     assert loaded.stages[1].summary == pipeline_model.stages[1].summary
     cols = ("id", "prediction", "probability", "rawPrediction")
-    assert sorted_rows(loaded.transform(frames["test"]), *cols) == sorted_rows(pipeline_model.transform(frames["test"]), *cols)
+    assert sorted_rows(loaded.transform(frames["test"]), *cols) == sorted_rows(
+        pipeline_model.transform(frames["test"]), *cols
+    )
 
 
 # --- inputs that must not give silent garbage (issue 18) ---
+
 
 def _invalid_frame(spark):
     """ids 0..7: rows 2 (NaN at index 4), 3 (null at index 7), 5 (null row) and 6 (-inf at index 0) are invalid."""
@@ -370,14 +424,19 @@ def test_transform_refuses_non_finite_features_in_one_line_by_default(spark):
     df, _ = _invalid_frame(spark)
     model = random_model().setFeaturesCol("x")
     assert model.getHandleInvalid() == "error"
-    for ids, shown in (([0, 2], "a NaN at index 4 in a row"), ([3], "a null at index 7 in a row"),
-                       ([5], "a null row"), ([6], "-inf at index 0 in a row")):
+    for ids, shown in (
+        ([0, 2], "a NaN at index 4 in a row"),
+        ([3], "a null at index 7 in a row"),
+        ([5], "a null row"),
+        ([6], "-inf at index 0 in a row"),
+    ):
         with pytest.raises(Exception) as info:
             model.transform(df.where(F.col("id").isin(ids))).collect()
         text = str(info.value)
         assert text.splitlines()[0].startswith(
             f"[USER_RAISED_EXCEPTION] MLPClassificationModel.transform: featuresCol 'x' has {shown}; features must "
-            f"be finite numbers (handleInvalid='skip' drops such rows, 'keep' scores them null)"), text
+            f"be finite numbers (handleInvalid='skip' drops such rows, 'keep' scores them null)"
+        ), text
         assert "Traceback" not in text and len(text.strip().splitlines()) == 1
 
 
@@ -387,8 +446,13 @@ def test_handle_invalid_skip_and_keep(spark):
     expected = np.argmax(logits_of(random_model().parameters, X.astype(np.float32)), axis=1).astype(float)
     skipped = sorted_rows(random_model().setFeaturesCol("x").setHandleInvalid("skip").transform(df), "id", "prediction")
     assert skipped == [(i, expected[i]) for i in valid]
-    kept = sorted_rows(random_model().setFeaturesCol("x").setHandleInvalid("keep").transform(df),
-                       "id", "prediction", "probability", "rawPrediction")
+    kept = sorted_rows(
+        random_model().setFeaturesCol("x").setHandleInvalid("keep").transform(df),
+        "id",
+        "prediction",
+        "probability",
+        "rawPrediction",
+    )
     assert [r[0] for r in kept] == list(range(8))
     for i, prediction, probability, raw in kept:
         if i in valid:
@@ -434,13 +498,21 @@ def test_handle_invalid_is_a_param_of_both_checked_and_saved(spark, tmp_path):
 
 def test_one_vector_with_a_non_finite_value_is_refused():
     model = random_model()
-    for value, shown in ((np.nan, "a NaN"), (-np.inf, "-inf"), (None, "a NaN"), (1e300, "1e+300 (beyond float32's range)")):
+    for value, shown in (
+        (np.nan, "a NaN"),
+        (-np.inf, "-inf"),
+        (None, "a NaN"),
+        (1e300, "1e+300 (beyond float32's range)"),
+    ):
         x = [0.5] * N_IN
         x[11] = value
         for method in (model.predict, model.predictProbability, model.predictRaw):
             with pytest.raises(ValueError) as info:
                 method(x)
-            assert str(info.value) == f"MLPClassificationModel: the vector has {shown} at index 11; features must be finite numbers"
+            assert (
+                str(info.value)
+                == f"MLPClassificationModel: the vector has {shown} at index 11; features must be finite numbers"
+            )
 
 
 def test_fit_refuses_non_finite_features_and_a_stray_label_in_one_line(spark):
@@ -450,13 +522,18 @@ def test_fit_refuses_non_finite_features_and_a_stray_label_in_one_line(spark):
     with pytest.raises(ValueError) as info:
         MLPClassifier(featuresCol="x", maxIter=1, blockSize=8).fit(df)
     assert type(info.value) is ValueError and str(info.value) == (
-        "featuresCol 'x' has a NaN at index 2 in a row with label 1; features must be finite numbers")
+        "featuresCol 'x' has a NaN at index 2 in a row with label 1; features must be finite numbers"
+    )
     rows[4][1][2] = 0.0
     rows[7] = (20000, rows[7][1])
     with pytest.raises(ValueError) as info:
-        MLPClassifier(featuresCol="x", maxIter=1, blockSize=8).fit(spark.createDataFrame(rows, "label int, x array<double>"))
-    assert str(info.value) == ("labelCol 'label' has labels up to 20000 but only 4 distinct values; class ids must be "
-                               "0..C-1 (set layers=[20, ..., 20001] if 20001 classes are meant)")
+        MLPClassifier(featuresCol="x", maxIter=1, blockSize=8).fit(
+            spark.createDataFrame(rows, "label int, x array<double>")
+        )
+    assert str(info.value) == (
+        "labelCol 'label' has labels up to 20000 but only 4 distinct values; class ids must be "
+        "0..C-1 (set layers=[20, ..., 20001] if 20001 classes are meant)"
+    )
 
 
 @pytest.mark.parametrize("workers, transport", [(2, "barrier"), (3, "jobs")])  # 3 workers on local[2]: jobs
@@ -475,10 +552,34 @@ def test_fit_leaves_no_shard_files_behind(spark, workers, transport):
 
     before = set(shard_files())
     X, y = blobs(120, seed=8)
-    df = spark.createDataFrame([(int(c), list(map(float, x))) for x, c in zip(X, y)], "label int, features array<double>")
+    df = spark.createDataFrame(
+        [(int(c), list(map(float, x))) for x, c in zip(X, y)], "label int, features array<double>"
+    )
     model = MLPClassifier(layers=LAYERS, maxIter=1, blockSize=16, workers=workers).fit(df)
     assert model.summary.metrics["rounds"]["transport"] == transport
     assert set(shard_files()) <= before, sorted(set(shard_files()) - before)
     on_executors = spark.sparkContext.parallelize(range(4), 4).map(shard_files).collect()
     assert all(set(files) <= before for files in on_executors)
     assert glob.glob(SparkFiles.getRootDirectory() + "/*.npy.tmp") == []
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"workers": 100000},
+            "MLPClassifier.fit: workers 100000 is more than the 600 rows of the DataFrame",
+        ),
+        ({"layers": [20, 100000000, 3]}, "layers [20, 100000000, 3]: a run of this network needs about "),
+    ],
+    ids=["workers", "layers"],
+)
+def test_fit_refuses_careless_values_in_one_line_before_any_job(spark, params, message):
+    """Before the DataFrame is staged (a job of 100,000 tasks, an allocation of hundreds of GiB)."""
+    from pyspark.ml.linalg import Vectors
+
+    x, y = blobs(600, seed=5)
+    df = spark.createDataFrame([(int(c), Vectors.dense(v)) for c, v in zip(y, x)], ["label", "features"])
+    with pytest.raises(ValueError) as refused:
+        MLPClassifier(**params).fit(df)
+    assert str(refused.value).startswith(message), str(refused.value)

@@ -9,36 +9,28 @@ import pandas as pd
 import pytest
 
 from dist_mnist.config import load_config
-from dist_mnist.data.ingest import ingest
 
-from ..conftest import REPO
+from ..support import REPO
 
 mlflow = pytest.importorskip("mlflow")
-pytestmark = [pytest.mark.spark, pytest.mark.mlflow]
-
-
-@pytest.fixture(scope="module")
-def mnist_data(tmp_path_factory, mnist_dir):
-    data = tmp_path_factory.mktemp("mnist") / "DATA"
-    ingest(mnist_dir, data, partitions=2, seed=123)
-    return data
+pytestmark = pytest.mark.mlflow  # and `spark`, as everything in tests/spark/
 
 
 @pytest.mark.mnist
 def test_pyfunc_and_spark_udf_predict_as_dist_mnist_predict_on_the_mnist_test_set(
-    spark, mlflow_store, mnist_data, tmp_path
+    spark, mlflow_store, mnist_parquet, tmp_path
 ):
     from dist_mnist.driver import train
     from dist_mnist.spark.predict import predict_to_parquet
 
     config = load_config(REPO / "conf" / "tutorial.toml", ["epochs=1", "workers=2", "tracking=true"])
-    result = train(spark, config, str(mnist_data), str(tmp_path / "RUN"), log=lambda *_: None)
+    result = train(spark, config, str(mnist_parquet), str(tmp_path / "RUN"), log=lambda *_: None)
     (run,) = mlflow.search_runs(experiment_names=["dist-mnist"], output_format="list")
     assert run.info.status == "FINISHED" and run.data.params["workers"] == "2"
     assert result.scores["accuracy"] > 0.85
     uri = f"runs:/{run.info.run_id}/model"
 
-    rows = predict_to_parquet(spark, str(tmp_path / "RUN"), str(mnist_data / "test"), str(tmp_path / "pred"))
+    rows = predict_to_parquet(spark, str(tmp_path / "RUN"), str(mnist_parquet / "test"), str(tmp_path / "pred"))
     assert rows == 10_000
     expected = pd.read_parquet(tmp_path / "pred")  # label, image, prediction, probability: predict's output
 

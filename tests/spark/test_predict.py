@@ -4,7 +4,6 @@ equal to the NumPy forward pass."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 
@@ -12,14 +11,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from dist_mnist import cli
-from dist_mnist.artifacts import save_model
+from dist_mnist.cli import commands as cli
 from dist_mnist.data.parquet import to_table
+from dist_mnist.files.model import save_model
 from dist_mnist.nn.model import init_params, logits_of, predict, softmax, to_inputs
 
-from .conftest import REPO
-
-pytestmark = pytest.mark.spark
+from ..support import REPO
+from ..support.cli import error_lines
 
 
 @pytest.fixture
@@ -37,8 +35,9 @@ def _predict(monkeypatch, capsys, *args):
     return code, capsys.readouterr()
 
 
-def test_predictions_keep_the_columns_and_equal_the_forward_pass(spark, datasets, arrays, model_dir, tmp_path,
-                                                                 monkeypatch, capsys):
+def test_predictions_keep_the_columns_and_equal_the_forward_pass(
+    spark, datasets, arrays, model_dir, tmp_path, monkeypatch, capsys
+):
     run, params = model_dir
     out = tmp_path / "PRED"
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", datasets[2] / "test", "--out", out)
@@ -46,7 +45,10 @@ def test_predictions_keep_the_columns_and_equal_the_forward_pass(spark, datasets
     table = pq.read_table(out)
     assert table.column_names == ["label", "image", "prediction", "probability", "rawPrediction"]
     assert [str(table.schema.field(c).type) for c in table.column_names[2:]] == [
-        "double", "list<element: float not null>", "list<element: float not null>"]
+        "double",
+        "list<element: float not null>",
+        "list<element: float not null>",
+    ]
     images = np.frombuffer(b"".join(table.column("image").to_pylist()), np.uint8).reshape(-1, 784)
     np.testing.assert_array_equal(table.column("prediction").to_numpy(), predict(params, images).astype(np.float64))
     probs = np.array(table.column("probability").to_pylist())
@@ -66,8 +68,9 @@ def test_an_existing_output_is_refused_and_left_alone(spark, datasets, model_dir
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", datasets[2] / "test", "--out", out)
     assert code == 2 and captured.err.strip().endswith("PRED: already exists (pass --overwrite to replace it)")
     assert (out / "keep.txt").read_text() == "mine"
-    code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", datasets[2] / "test", "--out", out,
-                              "--overwrite")
+    code, captured = _predict(
+        monkeypatch, capsys, "--model", run, "--data", datasets[2] / "test", "--out", out, "--overwrite"
+    )
     assert code == 0, captured.err
     assert not (out / "keep.txt").exists() and pq.read_table(out).num_rows == 256
 
@@ -96,8 +99,10 @@ def _features_model_and_data(tmp_path, n: int, seed: int):
     X = np.random.default_rng(seed).normal(size=(n, 20)).astype(np.float32)
     data = tmp_path / "DATA20"
     data.mkdir()
-    pq.write_table(pa.table({"id": pa.array(range(n)), "features": pa.array(list(X), pa.list_(pa.float32()))}),
-                   data / "part-00000.parquet")
+    pq.write_table(
+        pa.table({"id": pa.array(range(n)), "features": pa.array(list(X), pa.list_(pa.float32()))}),
+        data / "part-00000.parquet",
+    )
     return run, params, X, data
 
 
@@ -110,15 +115,19 @@ def test_a_features_column_of_any_width_is_scored_as_given(spark, tmp_path, monk
     table = pq.read_table(tmp_path / "PRED20").sort_by("id")
     np.testing.assert_array_equal(table.column("prediction").to_numpy(), logits_of(params, X).argmax(axis=1))
     # a row of the wrong width is one line naming the column and the width the model takes
-    pq.write_table(pa.table({"id": pa.array([50]), "features": pa.array([[0.0] * 19], pa.list_(pa.float32()))}),
-                   data / "part-00001.parquet")
+    pq.write_table(
+        pa.table({"id": pa.array([50]), "features": pa.array([[0.0] * 19], pa.list_(pa.float32()))}),
+        data / "part-00001.parquet",
+    )
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED21")
     assert code == 2 and captured.err.strip().splitlines()[-1].endswith(
-        f"{data / 'part-00001.parquet'}: 'features' at row 0 has 19 values, expected 20")
+        f"{data / 'part-00001.parquet'}: 'features' at row 0 has 19 values, expected 20"
+    )
 
 
-def test_predict_and_transform_score_alike_and_an_output_name_in_the_input_is_refused(spark, tmp_path, monkeypatch,
-                                                                                       capsys):
+def test_predict_and_transform_score_alike_and_an_output_name_in_the_input_is_refused(
+    spark, tmp_path, monkeypatch, capsys
+):
     """One scoring path: predict's columns are transform's, by name, with the same values
     (transform gives Vectors where predict writes arrays)."""
     import pyarrow as pa
@@ -140,23 +149,15 @@ def test_predict_and_transform_score_alike_and_an_output_name_in_the_input_is_re
 
     clash = tmp_path / "CLASH"
     clash.mkdir()
-    pq.write_table(pa.table({"features": pa.array([[0.0] * 20], pa.list_(pa.float32())),
-                             "rawPrediction": pa.array([1.0])}), clash / "part-00000.parquet")
+    pq.write_table(
+        pa.table({"features": pa.array([[0.0] * 20], pa.list_(pa.float32())), "rawPrediction": pa.array([1.0])}),
+        clash / "part-00000.parquet",
+    )
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", clash, "--out", tmp_path / "PRED2")
     assert code == 2 and captured.err.strip().splitlines()[-1].endswith(
-        "already has column(s) ['rawPrediction']; rename them before scoring")
+        "already has column(s) ['rawPrediction']; rename them before scoring"
+    )
     assert not (tmp_path / "PRED2").exists()
-
-
-NOISE = re.compile(r"^(WARNING: Using incubator modules: |\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN \w+: )")
-
-
-def error_lines(stderr: str) -> list[str]:
-    """stderr without the warnings every Spark start prints (the JVM's incubator-module notice,
-    Spark's WARN lines such as the loopback hostname); asserts no trace and no ERROR line."""
-    for mark in ("Traceback", "ERROR", "\tat ", "Exception", "py4j"):
-        assert mark not in stderr, stderr[-3000:]
-    return [line for line in stderr.splitlines() if line.strip() and not NOISE.match(line)]
 
 
 def test_a_bad_image_is_one_line_naming_its_file_and_its_row_in_the_file(model_dir, tmp_path):
@@ -175,16 +176,36 @@ def test_a_bad_image_is_one_line_naming_its_file_and_its_row_in_the_file(model_d
     images[10500] = images[10500][:783]
     pq.write_table(table.set_column(1, "image", pa.array(images, pa.binary())), data / "part-00001.parquet")
     env = {k: v for k, v in os.environ.items() if k != "DIST_MNIST_SPARK_LOG_LEVEL"}
-    done = subprocess.run([sys.executable, "-m", "dist_mnist.cli", "predict", "--master", "local[2]", "--model", str(run),
-                           "--data", str(data), "--out", str(tmp_path / "PRED")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dist_mnist.cli",
+            "predict",
+            "--master",
+            "local[2]",
+            "--model",
+            str(run),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "PRED"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr[-3000:]
     assert error_lines(done.stderr) == [
-        f"dist-mnist predict: error: {data / 'part-00001.parquet'}: image at row 10500 has 783 bytes, expected 784"]
+        f"dist-mnist predict: error: {data / 'part-00001.parquet'}: image at row 10500 has 783 bytes, expected 784"
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["DATA", "RUN"]  # no output, no temporary directory
 
 
 # --- a NaN feature and a short image name the file and the row counted from its start (issue 18) ---
+
 
 def test_non_finite_features_and_a_short_image_are_one_line_naming_file_and_row(spark, tmp_path, monkeypatch, capsys):
     import pyarrow as pa
@@ -197,12 +218,16 @@ def test_non_finite_features_and_a_short_image_are_one_line_naming_file_and_row(
     data = tmp_path / "DATA"
     data.mkdir()
     for i, rows in enumerate((slice(0, 60), slice(60, 120))):
-        pq.write_table(pa.table({"features": pa.array(list(X[rows]), pa.list_(pa.float32()))}),
-                       data / f"part-0000{i}.parquet", row_group_size=16)
+        pq.write_table(
+            pa.table({"features": pa.array(list(X[rows]), pa.list_(pa.float32()))}),
+            data / f"part-0000{i}.parquet",
+            row_group_size=16,
+        )
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", data, "--out", tmp_path / "PRED")
     assert code == 2 and captured.err.strip().splitlines()[-1] == (
         f"dist-mnist predict: error: {data / 'part-00001.parquet'}: column 'features' has a NaN at row 40, index 5; "
-        f"features must be finite numbers")
+        f"features must be finite numbers"
+    )
     assert not (tmp_path / "PRED").exists()
 
     run = tmp_path / "RUN784"
@@ -216,4 +241,5 @@ def test_non_finite_features_and_a_short_image_are_one_line_naming_file_and_row(
     pq.write_table(pa.table({"image": pa.array(images)}), pixels / "part-00001.parquet", row_group_size=10)
     code, captured = _predict(monkeypatch, capsys, "--model", run, "--data", pixels, "--out", tmp_path / "PRED2")
     assert code == 2 and captured.err.strip().splitlines()[-1] == (
-        f"dist-mnist predict: error: {pixels / 'part-00001.parquet'}: image at row 33 has 783 bytes, expected 784")
+        f"dist-mnist predict: error: {pixels / 'part-00001.parquet'}: image at row 33 has 783 bytes, expected 784"
+    )

@@ -8,9 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
-
-pytestmark = pytest.mark.spark
+from ..support import REPO
 
 SETTINGS = ["--set", "epochs=1", "--set", "layer_sizes=[784, 16, 10]"]
 
@@ -20,22 +18,35 @@ def _train(command: list[str], data, run, *extra: str, **env: str) -> subprocess
     full_env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{full_env.get('PATH', '')}"
     full_env.update(env)
     argv = [*command, "--data", str(data), "--out", str(run), *SETTINGS, *extra]
-    done = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=600)
+    done = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "final test accuracy" in done.stdout
     return done
 
 
-SPARK_SUBMIT = ["spark-submit", "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(REPO / "jobs" / "train.py")]
+SPARK_SUBMIT = [
+    "spark-submit",
+    "--master",
+    "local[2]",
+    "--conf",
+    "spark.ui.enabled=false",
+    str(REPO / "jobs" / "train.py"),
+]
 DIST_MNIST = [sys.executable, "-m", "dist_mnist.cli", "train", "--master", "local[2]"]
 
 
 DEFAULT_PROFILE = "Using Spark's default log4j profile"
 
 
-@pytest.mark.parametrize("command, env", [(SPARK_SUBMIT, {"SPARK_CONF_DIR": str(REPO / "conf")}),  # as make train
-                                          (SPARK_SUBMIT, {}),  # outside make: the venv's Spark reads conf/
-                                          (DIST_MNIST, {})], ids=["make-train", "bare-spark-submit", "dist-mnist"])
+@pytest.mark.parametrize(
+    "command, env",
+    [
+        (SPARK_SUBMIT, {"SPARK_CONF_DIR": str(REPO / "conf")}),  # as make train
+        (SPARK_SUBMIT, {}),  # outside make: the venv's Spark reads conf/
+        (DIST_MNIST, {}),
+    ],
+    ids=["make-train", "bare-spark-submit", "dist-mnist"],
+)
 def test_no_info_lines_by_default(datasets, tmp_path, command, env):
     done = _train(command, datasets[2], tmp_path / "RUN", **env)
     info = [line for line in (done.stdout + done.stderr).splitlines() if " INFO " in line]

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
-from dist_mnist import cli
+from dist_mnist.cli import commands as cli
 from dist_mnist.config import TrainConfig
 from dist_mnist.driver import train
-
-pytestmark = pytest.mark.spark
 
 CONFIG = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="average", averaging_frequency=4)
 

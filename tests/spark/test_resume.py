@@ -9,50 +9,41 @@ import os
 import numpy as np
 import pytest
 
-from dist_mnist import cli
-from dist_mnist.artifacts import load_model
-from dist_mnist.checkpoint import read_arrays, write_arrays
-from dist_mnist.config import TrainConfig
-from dist_mnist.nn.model import init_params
 from dist_mnist import driver
-from dist_mnist.driver import loop
+from dist_mnist.cli import commands as cli
+from dist_mnist.config import TrainConfig
+from dist_mnist.driver.checkpoint import read_arrays, write_arrays
+from dist_mnist.files.model import load_model
+from dist_mnist.nn.model import init_params
 
-from .conftest import REPO
-
-pytestmark = pytest.mark.spark
+from ..support import REPO
+from ..support.tiny_runs import interrupt_at_round
 
 # 1024 rows / 128 = 8 rounds an epoch; 2 epochs; a checkpoint every 3 rounds and at epoch ends
 SYNC = TrainConfig(layer_sizes=(784, 32, 10), batch_size=128, epochs=2, mode="sync", checkpoint_every_rounds=3)
 # 512 rows a partition / 64 = 8 local steps, 2 a round: 4 rounds an epoch; outer Nesterov state too
-AVERAGE = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="average", averaging_frequency=2,
-                      checkpoint_every_rounds=3)
+AVERAGE = TrainConfig(
+    layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="average", averaging_frequency=2, checkpoint_every_rounds=3
+)
 
 
-def _interrupt_after(monkeypatch, calls: int) -> None:
-    """Make the driver's update raise KeyboardInterrupt (like Ctrl-C) on its `calls`-th round."""
-    real, seen = loop.apply_round, []
-
-    def apply_round(*args, **kwargs):
-        seen.append(1)
-        if len(seen) == calls:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "apply_round", apply_round)
-
-
-@pytest.mark.parametrize("config, stop_at, checkpoint_round", [
-    (SYNC, 7, 6),  # mid-epoch checkpoint (every 3 rounds)
-    (SYNC, 10, 9),  # after the epoch-end checkpoint (round 8) and one more at 9
-    (AVERAGE, 6, 4),  # the epoch-end checkpoint at round 4 (round 3's is older)
-], ids=["sync-mid-epoch", "sync-second-epoch", "average"])
-def test_interrupted_then_resumed_equals_uninterrupted(spark, datasets, tmp_path, quiet, monkeypatch,
-                                                       config, stop_at, checkpoint_round):
+@pytest.mark.parametrize(
+    "config, stop_at, checkpoint_round",
+    [
+        (SYNC, 7, 6),  # mid-epoch checkpoint (every 3 rounds)
+        (SYNC, 10, 9),  # after the epoch-end checkpoint (round 8) and one more at 9
+        (AVERAGE, 6, 4),  # the epoch-end checkpoint at round 4 (round 3's is older)
+    ],
+    ids=["sync-mid-epoch", "sync-second-epoch", "average"],
+)
+def test_interrupted_then_resumed_equals_uninterrupted(
+    spark, datasets, tmp_path, quiet, monkeypatch, config, stop_at, checkpoint_round
+):
     data = str(datasets[2])
     driver.train(spark, config, data, str(tmp_path / "A"), log=quiet)
 
     run = tmp_path / "B"
-    _interrupt_after(monkeypatch, stop_at)
+    interrupt_at_round(monkeypatch, stop_at)
     with pytest.raises(KeyboardInterrupt) as info:
         driver.train(spark, config, data, str(run), log=quiet)
     assert "--resume" in str(info.value) and "B.partial" in str(info.value)
@@ -92,8 +83,21 @@ def test_existing_run_is_refused_then_overwritten(spark, datasets, tmp_path, qui
 
     # the same through the command line: one line, exit 2
     monkeypatch.setenv("SPARK_CONF_DIR", str(REPO / "conf"))
-    argv = ["train", "--data", str(datasets[2]), "--out", str(run), "--master", "local[2]",
-            "--set", "mode=sync", "--set", "layer_sizes=[784, 32, 10]", "--set", "max_rounds=2"]
+    argv = [
+        "train",
+        "--data",
+        str(datasets[2]),
+        "--out",
+        str(run),
+        "--master",
+        "local[2]",
+        "--set",
+        "mode=sync",
+        "--set",
+        "layer_sizes=[784, 32, 10]",
+        "--set",
+        "max_rounds=2",
+    ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "--overwrite" in err
@@ -115,9 +119,13 @@ def _fake_checkpoint(run_dir, config: TrainConfig) -> None:
     staging = run_dir.with_name(run_dir.name + ".partial")
     staging.mkdir()
     params = init_params(list(config.layer_sizes), config.seed)
-    write_arrays(staging, params, {k: np.zeros_like(v) for k, v in params.items()}, {},
-                    {"epoch": 0, "round_in_epoch": 3, "global_round": 3, "config": config.to_dict(),
-                     "history": [], "timings": {}})
+    write_arrays(
+        staging,
+        params,
+        {k: np.zeros_like(v) for k, v in params.items()},
+        {},
+        {"epoch": 0, "round_in_epoch": 3, "global_round": 3, "config": config.to_dict(), "history": [], "timings": {}},
+    )
 
 
 def test_resume_with_a_different_config_names_the_keys(spark, datasets, tmp_path, quiet):

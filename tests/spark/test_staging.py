@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 
 from dist_mnist.config import TrainConfig
-from dist_mnist.ml.staging import fit_dataframe
+from dist_mnist.ml.fitting import fit_dataframe
 
-from ..unit.fakes import learnable
-
-pytestmark = pytest.mark.spark
+from ..support.fakes import learnable
 
 CONFIG = TrainConfig(batch_size=16, epochs=2, workers=2, averaging_frequency=4)
 LAYERS = [784, 16, 10]
@@ -45,7 +43,9 @@ def _frame(spark, rows, kind, partitions=3):
 def test_dense_sparse_and_array_features_give_the_same_model_whatever_the_partitioning(spark, rows, tmp_path):
     models = {}
     for kind, partitions in (("dense", 3), ("sparse", 1), ("array", 5)):
-        result = fit_dataframe(_frame(spark, rows, kind, partitions), CONFIG, LAYERS, "features", "label", temp_dir=str(tmp_path))
+        result = fit_dataframe(
+            _frame(spark, rows, kind, partitions), CONFIG, LAYERS, "features", "label", temp_dir=str(tmp_path)
+        )
         models[kind] = result.params
         assert result.model_meta["feature_kind"] == "features" and result.model_meta["layer_sizes"] == LAYERS
         assert [e["epoch"] for e in result.metrics["epochs"]] == [1, 2] and result.metrics["final"] is None
@@ -75,15 +75,17 @@ def test_binary_features_are_pixels(spark, rows, tmp_path):
     assert result.model_meta["feature_kind"] == "image" and result.model_meta["layer_sizes"][0] == 784
 
 
-@pytest.mark.parametrize("change, layers, fragment", [
-    (lambda df: df.withColumn("label", df.label * 0), None, "holds a single class (0)"),
-    (lambda df: df, [100, 16, 10], "has rows of 784 values but layers[0] is 100"),
-    (lambda df: df.limit(0), None, "has no rows with features"),
-])
+@pytest.mark.parametrize(
+    "change, layers, fragment",
+    [
+        (lambda df: df.withColumn("label", df.label * 0), None, "holds a single class (0)"),
+        (lambda df: df, [100, 16, 10], "has rows of 784 values but layers[0] is 100"),
+        (lambda df: df.limit(0), None, "has no rows with features"),
+    ],
+)
 def test_what_cannot_be_trained_on_is_refused_and_nothing_is_left(spark, rows, tmp_path, change, layers, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
-        fit_dataframe(change(_frame(spark, rows, "dense")), CONFIG, layers, "features", "label",
-                      temp_dir=str(tmp_path))
+        fit_dataframe(change(_frame(spark, rows, "dense")), CONFIG, layers, "features", "label", temp_dir=str(tmp_path))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -99,7 +101,7 @@ def test_a_bad_row_stops_the_staging_before_training_and_nothing_is_left(spark, 
 def test_staging_goes_to_temp_dir_else_the_default_filesystem_else_local_temp(spark):
     import tempfile
 
-    from dist_mnist.ml.staging import staging_root
+    from dist_mnist.ml.fitting import staging_root
 
     assert staging_root("hdfs://nn:8020/scratch/", "hdfs://nn:8020") == "hdfs://nn:8020/scratch"
     assert staging_root(None, "hdfs://nn:8020/") == "hdfs://nn:8020/tmp"
@@ -111,13 +113,17 @@ def test_staging_goes_to_temp_dir_else_the_default_filesystem_else_local_temp(sp
 
 # --- inputs that must not give silent garbage (issue 18) ---
 
-@pytest.mark.parametrize("kind, value, shown", [
-    ("array", float("nan"), "a NaN"),
-    ("array", float("-inf"), "-Infinity"),
-    ("array", None, "a null"),  # a null inside the array: named here, not by a staged temp file
-    ("array", 1e300, "1.0E300 (beyond float32's range)"),
-    ("dense", float("inf"), "Infinity"),
-])
+
+@pytest.mark.parametrize(
+    "kind, value, shown",
+    [
+        ("array", float("nan"), "a NaN"),
+        ("array", float("-inf"), "-Infinity"),
+        ("array", None, "a null"),  # a null inside the array: named here, not by a staged temp file
+        ("array", 1e300, "1.0E300 (beyond float32's range)"),
+        ("dense", float("inf"), "Infinity"),
+    ],
+)
 def test_a_non_finite_or_null_feature_is_refused_before_any_file_is_written(spark, rows, tmp_path, kind, value, shown):
     x, y = rows
     if kind == "array":
@@ -127,14 +133,17 @@ def test_a_non_finite_or_null_feature_is_refused_before_any_file_is_written(spar
     else:
         from pyspark.ml.linalg import Vectors
 
-        data = [(Vectors.dense([value if (i, j) == (37, 300) else float(f) for j, f in enumerate(v)]), float(c))
-                for i, (v, c) in enumerate(zip(x, y))]
+        data = [
+            (Vectors.dense([value if (i, j) == (37, 300) else float(f) for j, f in enumerate(v)]), float(c))
+            for i, (v, c) in enumerate(zip(x, y))
+        ]
         df = spark.createDataFrame(data, ["features", "label"]).repartition(3)
     label = int(y[37]) if kind == "array" else float(y[37])
     with pytest.raises(ValueError) as info:
         fit_dataframe(df, dataclasses.replace(CONFIG, epochs=1), LAYERS, "features", "label", temp_dir=str(tmp_path))
     assert type(info.value) is ValueError and str(info.value) == (
-        f"featuresCol 'features' has {shown} at index 300 in a row with label {label}; features must be finite numbers")
+        f"featuresCol 'features' has {shown} at index 300 in a row with label {label}; features must be finite numbers"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -145,8 +154,10 @@ def test_a_stray_huge_label_does_not_grow_the_output_layer(spark, rows, tmp_path
     df = df.withColumn("label", F.when(F.monotonically_increasing_id() == 0, 20000.0).otherwise(F.col("label")))
     with pytest.raises(ValueError) as info:
         fit_dataframe(df, CONFIG, None, "features", "label", temp_dir=str(tmp_path))
-    assert str(info.value) == ("labelCol 'label' has labels up to 20000 but only 11 distinct values; class ids must be "
-                               "0..C-1 (set layers=[784, ..., 20001] if 20001 classes are meant)")
+    assert str(info.value) == (
+        "labelCol 'label' has labels up to 20000 but only 11 distinct values; class ids must be "
+        "0..C-1 (set layers=[784, ..., 20001] if 20001 classes are meant)"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -159,8 +170,9 @@ def test_a_label_beyond_int_is_our_message_not_a_cast_overflow(spark, rows, tmp_
     df = df.withColumn("label", F.when(F.monotonically_increasing_id() == 3, label).otherwise(F.col("label")))
     with pytest.raises(ValueError) as info:
         fit_dataframe(df, CONFIG, layers, "features", "label", temp_dir=str(tmp_path))
-    assert str(info.value) == (f"labelCol 'label' has label {shown}, too large for a class id "
-                               f"(class ids are 0..C-1 for C classes)")
+    assert str(info.value) == (
+        f"labelCol 'label' has label {shown}, too large for a class id (class ids are 0..C-1 for C classes)"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -168,9 +180,13 @@ def test_the_classes_count_the_validation_rows_labels_too(spark, rows, tmp_path)
     from pyspark.sql import functions as F
 
     first = F.monotonically_increasing_id() == 0
-    df = (_frame(spark, rows, "dense", partitions=1).withColumn("is_val", first | (F.rand(1) < 0.2))
-          .withColumn("label", F.when(first, 12.0).otherwise(F.col("label"))))  # a class only a validation row has
-    result = fit_dataframe(df, dataclasses.replace(CONFIG, epochs=1), None, "features", "label", "is_val",
-                           temp_dir=str(tmp_path))
+    df = (
+        _frame(spark, rows, "dense", partitions=1)
+        .withColumn("is_val", first | (F.rand(1) < 0.2))
+        .withColumn("label", F.when(first, 12.0).otherwise(F.col("label")))
+    )  # a class only a validation row has
+    result = fit_dataframe(
+        df, dataclasses.replace(CONFIG, epochs=1), None, "features", "label", "is_val", temp_dir=str(tmp_path)
+    )
     assert result.model_meta["layer_sizes"] == [784, 1000, 13]
     assert result.metrics["final"]["examples"] == df.where("is_val").count()

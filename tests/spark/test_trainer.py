@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 
 from dist_mnist import schedule
-from dist_mnist.artifacts import load_model
 from dist_mnist.config import TrainConfig
+from dist_mnist.driver import train
+from dist_mnist.files.model import load_model
 from dist_mnist.nn.model import init_params
 from dist_mnist.nn.steps import Batcher, local_steps
 from dist_mnist.nn.updaters import make_updater
 from dist_mnist.reference import train_reference
-from dist_mnist.driver import train
-
-pytestmark = pytest.mark.spark
 
 # 1024 rows / 96 = 11 rounds an epoch, the last one partial (64 rows): 14 rounds cross into epoch 2
 SYNC = TrainConfig(layer_sizes=(784, 64, 10), batch_size=96, epochs=5, max_rounds=14, mode="sync")
@@ -60,8 +58,15 @@ def test_average_mode_learns(spark, datasets, tmp_path, quiet):
 def test_average_mode_on_one_partition_is_a_plain_local_loop(spark, datasets, arrays, tmp_path, quiet):
     """W=1, outer updater none: each round's k local steps continue where the last ended."""
     k, batch, epochs = 3, 64, 2
-    config = TrainConfig(layer_sizes=(784, 32, 10), batch_size=batch, epochs=epochs, mode="average",
-                         averaging_frequency=k, outer_updater="none", workers=1)
+    config = TrainConfig(
+        layer_sizes=(784, 32, 10),
+        batch_size=batch,
+        epochs=epochs,
+        mode="average",
+        averaging_frequency=k,
+        outer_updater="none",
+        workers=1,
+    )
     train(spark, config, str(datasets[1]), str(tmp_path / "RUN"), log=quiet)
     got, _ = _model(tmp_path / "RUN")
 

@@ -3,40 +3,34 @@ missing, lost and hung workers, what the channel drops."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 
-import numpy as np
 import pytest
 import zmq
 
-from dist_mnist.artifacts import load_model
 from dist_mnist.config import TrainConfig
+from dist_mnist.driver import train
+from dist_mnist.files.model import load_model
 from dist_mnist.spark import barrier
 from dist_mnist.spark.barrier import BarrierTransport
 from dist_mnist.spark.cluster import Cluster
-from dist_mnist.driver import train
 
-pytestmark = pytest.mark.spark
+from ..support.models import assert_identical
 
 SYNC = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="sync", workers=2)
-AVERAGE = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="average", averaging_frequency=2,
-                      workers=2)
+AVERAGE = TrainConfig(
+    layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="average", averaging_frequency=2, workers=2
+)
 
 
 def _train(spark, config, data, run, **changes):
     lines: list[str] = []
-    train(spark if spark else None, dataclasses.replace(config, **changes), str(data), str(run),
-          log=lines.append)
+    train(spark or None, dataclasses.replace(config, **changes), str(data), str(run), log=lines.append)
     return load_model(run)[0], lines
-
-
-def assert_identical(a, b):
-    assert list(a) == list(b)
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 @pytest.mark.parametrize("config", [SYNC, AVERAGE], ids=["sync", "average"])
@@ -45,16 +39,21 @@ def test_every_transport_gives_the_same_model_bit_for_bit(spark, datasets, tmp_p
     for transport in ("jobs", "barrier", "barrier-tcp", "inprocess"):
         if transport == "barrier-tcp":  # the channel a cluster runs: CURVE over TCP
             monkeypatch.setattr(barrier, "channel_kind", lambda sc: "tcp")
-        models[transport], lines = _train(spark, config, datasets[2], tmp_path / transport,
-                                          transport=transport.removesuffix("-tcp"))
+        models[transport], lines = _train(
+            spark, config, datasets[2], tmp_path / transport, transport=transport.removesuffix("-tcp")
+        )
         monkeypatch.undo()
         line = [line for line in lines if line.startswith("transport:")]
         if transport == "barrier":
-            assert line[0].startswith("transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ over a Unix "
-                                      "socket, same user only (nothing crosses a network), at ipc:///"), line
+            assert line[0].startswith(
+                "transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ over a Unix "
+                "socket, same user only (nothing crosses a network), at ipc:///"
+            ), line
         if transport == "barrier-tcp":
-            assert line[0].startswith("transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ "
-                                      "(CURVE-encrypted) at tcp://127.0.0.1:"), line
+            assert line[0].startswith(
+                "transport: persistent barrier stage of 2 tasks, rounds over ZeroMQ "
+                "(CURVE-encrypted) at tcp://127.0.0.1:"
+            ), line
         if transport.startswith("barrier"):
             rounds = json.loads((tmp_path / transport / "metrics.json").read_text())["rounds"]
             assert (rounds["dropped_messages"], rounds["refused_connections"]) == ({}, {})
@@ -74,7 +73,8 @@ def test_reducing_along_a_chain_gives_the_same_model_bit_for_bit(spark, datasets
         monkeypatch.undo()
         line = [line for line in lines if line.startswith("transport:")]
         assert line[0].startswith("transport: persistent barrier stage of 2 tasks") and line[0].endswith(
-            "; the workers add their sums along a chain"), line
+            "; the workers add their sums along a chain"
+        ), line
         # one transport line: no relaunch, no fallback
         assert len(line) == 1 and not any(line.startswith("channel:") for line in lines), lines
         rounds = json.loads((tmp_path / kind / "metrics.json").read_text())["rounds"]
@@ -85,9 +85,11 @@ def test_reducing_along_a_chain_gives_the_same_model_bit_for_bit(spark, datasets
 def test_too_few_slots_fall_back_to_spark_jobs_with_one_line(spark, datasets, tmp_path):
     model, lines = _train(spark, SYNC, datasets[4], tmp_path / "auto", workers=3, max_rounds=6)
     assert [line for line in lines if line.startswith("transport:")] == [
-        "transport: one Spark job a round, because 3 workers need 3 task slots at once, the application has 2"]
-    expected, _ = _train(None, SYNC, datasets[4], tmp_path / "inprocess", workers=3, max_rounds=6,
-                         transport="inprocess")
+        "transport: one Spark job a round, because 3 workers need 3 task slots at once, the application has 2"
+    ]
+    expected, _ = _train(
+        None, SYNC, datasets[4], tmp_path / "inprocess", workers=3, max_rounds=6, transport="inprocess"
+    )
     assert_identical(model, expected)
 
 
@@ -110,7 +112,8 @@ def test_without_curve_a_cluster_falls_back_to_spark_jobs_never_to_clear_text(sp
     _without_curve(monkeypatch)
     model, lines = _train(spark, SYNC, datasets[2], tmp_path / "auto", max_rounds=6)
     assert [line for line in lines if line.startswith("transport:")] == [
-        f"transport: one Spark job a round, because {NO_CURVE}"]
+        f"transport: one Spark job a round, because {NO_CURVE}"
+    ]
     monkeypatch.undo()
     expected, _ = _train(None, SYNC, datasets[2], tmp_path / "inprocess", max_rounds=6, transport="inprocess")
     assert_identical(model, expected)
@@ -118,8 +121,11 @@ def test_without_curve_a_cluster_falls_back_to_spark_jobs_never_to_clear_text(sp
 
 def test_without_curve_asking_for_the_barrier_transport_is_refused(spark, datasets, tmp_path, monkeypatch):
     _without_curve(monkeypatch)
-    with pytest.raises(RuntimeError, match=r"transport 'barrier' cannot run: this libzmq has no CURVE encryption .*"
-                                           r"\(help: --set transport=jobs, or a pyzmq whose libzmq has CURVE"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"transport 'barrier' cannot run: this libzmq has no CURVE encryption .*"
+        r"\(help: --set transport=jobs, or a pyzmq whose libzmq has CURVE",
+    ):
         _train(spark, SYNC, datasets[2], tmp_path / "RUN", transport="barrier")
     assert not (tmp_path / "RUN").exists()
 
@@ -136,16 +142,19 @@ class _Cluster(Cluster):
 
 
 def test_the_transport_line_says_how_rounds_are_protected(monkeypatch):
-    for master in ("local", "local[2]", "local[*]", "local-cluster[2,1,1024]"):
+    for master in ("local", "local[2]", "local[*]"):
         assert barrier.channel_kind(_Cluster(master)) == "ipc"
+    assert barrier.channel_kind(_Cluster("local-cluster[2,1,1024]")) == "tcp"  # executor JVMs of their own
     asked = _Cluster("spark://m:7077", spark_network_crypto_enabled="true", spark_ssl_enabled="false")
     assert barrier.channel_kind(asked) == "tcp"
     assert barrier.describe_channel(asked, "tcp://h:1") == (
-        "(CURVE-encrypted; the cluster asks for encryption: spark.network.crypto.enabled) at tcp://h:1")
+        "(CURVE-encrypted; the cluster asks for encryption: spark.network.crypto.enabled) at tcp://h:1"
+    )
     assert barrier.describe_channel(_Cluster("yarn"), "tcp://h:1") == "(CURVE-encrypted) at tcp://h:1"
     monkeypatch.setattr(zmq, "has", lambda capability: capability != "curve")
     assert barrier.barrier_unavailable(asked, 2) == (
-        f"{NO_CURVE} (the cluster asks for encryption: spark.network.crypto.enabled)")
+        f"{NO_CURVE} (the cluster asks for encryption: spark.network.crypto.enabled)"
+    )
 
 
 def test_a_message_for_no_round_in_flight_is_dropped_counted_and_told(spark, datasets, tmp_path, monkeypatch):
@@ -158,8 +167,14 @@ def test_a_message_for_no_round_in_flight_is_dropped_counted_and_told(spark, dat
             peer = ctx.socket(zmq.DEALER)
             peer.identity = b"0:1"
             peer.connect(self.address)
-            peer.send_multipart([b"result", json.dumps({"run": self.server.run, "generation": 0, "worker": 1,
-                                                        "round": self.server.round}).encode()])
+            peer.send_multipart(
+                [
+                    b"result",
+                    json.dumps(
+                        {"run": self.server.run, "generation": 0, "worker": 1, "round": self.server.round}
+                    ).encode(),
+                ]
+            )
             peer.close(linger=1000)
             ctx.term()
         return real(self, flat, spec)
@@ -167,7 +182,8 @@ def test_a_message_for_no_round_in_flight_is_dropped_counted_and_told(spark, dat
     monkeypatch.setattr(BarrierTransport, "run_round", run_round)
     model, lines = _train(spark, SYNC, datasets[2], tmp_path / "barrier", transport="barrier", max_rounds=6)
     assert [line for line in lines if line.startswith("channel:")] == [
-        "channel: dropped 1 message(s) that did not answer the round in flight (1 an earlier generation)"]
+        "channel: dropped 1 message(s) that did not answer the round in flight (1 an earlier generation)"
+    ]
     rounds = json.loads((tmp_path / "barrier" / "metrics.json").read_text())["rounds"]
     assert rounds["dropped_messages"] == {"an earlier generation": 1}
     expected, _ = _train(spark, SYNC, datasets[2], tmp_path / "jobs", transport="jobs", max_rounds=6)
@@ -175,7 +191,7 @@ def test_a_message_for_no_round_in_flight_is_dropped_counted_and_told(spark, dat
 
 
 def test_a_barrier_stage_that_cannot_start_leaves_no_socket_behind(spark, datasets, monkeypatch):
-    from dist_mnist.spark.dataset import describe_split
+    from dist_mnist.data.splits import describe_split
     from dist_mnist.driver.prepare import make_plan
     from dist_mnist.transport import WorkerLost
 
@@ -189,6 +205,7 @@ def test_a_barrier_stage_that_cannot_start_leaves_no_socket_behind(spark, datase
     def failing_task(plan, endpoint, generation):
         def task(batches):
             raise OSError("this executor cannot start")
+
         return task
 
     monkeypatch.setattr(barrier, "RoundServer", Recorded)
@@ -221,10 +238,8 @@ def test_a_lost_or_hung_worker_costs_one_round_and_not_the_model(spark, datasets
         model, lines = _train(spark, SYNC, datasets[2], tmp_path / "barrier", transport="barrier", round_timeout=5.0)
     finally:
         for pid in stopped:  # never leave a stopped process behind
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
     assert stopped, "the sabotage never ran"
     lost = [line for line in lines if "redoing the round" in line]
     assert len(lost) == 1, lines
@@ -242,14 +257,13 @@ def test_a_lost_link_of_the_chain_costs_one_round_and_not_the_model(spark, datas
     stopped: list[int] = []
     _sabotage_at_round(monkeypatch, 5, sig, stopped, worker=0)  # worker 0 sends to worker 1, not to the driver
     try:
-        model, lines = _train(spark, SYNC, datasets[2], tmp_path / "chain", transport="barrier", reduce="chain",
-                              round_timeout=5.0)
+        model, lines = _train(
+            spark, SYNC, datasets[2], tmp_path / "chain", transport="barrier", reduce="chain", round_timeout=5.0
+        )
     finally:
         for pid in stopped:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
     assert stopped, "the sabotage never ran"
     lost = [line for line in lines if "redoing the round" in line]
     assert len(lost) == 1, lines

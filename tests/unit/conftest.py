@@ -21,19 +21,9 @@ def _one_blas_thread():
 @pytest.fixture
 def no_spark(monkeypatch):
     """Fail the test if a command tries to start Spark: bad input must be caught before."""
-    from dist_mnist import cli
+    from dist_mnist.cli import spark
 
     def refuse(*args, **kwargs):
         raise AssertionError("Spark was started")
 
-    monkeypatch.setattr(cli, "_context", refuse)
-
-
-def one_line_error(capsys, command: str) -> str:
-    """The single stderr line of a failed `dist-mnist <command>`, checked for no traceback."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"dist-mnist {command}: error: ")
-    return lines[0]
+    monkeypatch.setattr(spark, "context", refuse)

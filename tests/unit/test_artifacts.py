@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from dist_mnist.artifacts import atomic_directory, atomic_write_bytes, load_model, read_npz, save_model
+from dist_mnist.files.atomic import atomic_directory, atomic_write_bytes
+from dist_mnist.files.model import load_model, save_model
+from dist_mnist.files.npz import read_npz
 from dist_mnist.nn.model import init_params
 
 SIZES = [784, 8, 10]
@@ -59,13 +61,11 @@ def test_atomic_directory(tmp_path):
         (tmp / "a").write_text("1")
         assert not final.exists()
     assert (final / "a").read_text() == "1"
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        with atomic_directory(final):
-            pass
-    with pytest.raises(RuntimeError):
-        with atomic_directory(final, overwrite=True) as tmp:
-            (tmp / "b").write_text("2")
-            raise RuntimeError("boom")
+    with pytest.raises(FileExistsError, match="--overwrite"), atomic_directory(final):
+        pass
+    with pytest.raises(RuntimeError), atomic_directory(final, overwrite=True) as tmp:
+        (tmp / "b").write_text("2")
+        raise RuntimeError("boom")
     assert sorted(os.listdir(tmp_path)) == ["D"] and os.listdir(final) == ["a"]
     with atomic_directory(final, overwrite=True) as tmp:
         (tmp / "b").write_text("2")
@@ -143,14 +143,14 @@ def test_load_model_bad_layer_sizes_in_json(tmp_path, sizes):
 
 
 def test_load_model_missing_and_corrupt_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="model.json"):
+    with pytest.raises(FileNotFoundError, match=r"model\.json"):
         load_model(tmp_path)
     (tmp_path / "model.json").write_text("{not json")
     assert "not valid JSON" in _load_error(tmp_path)
     (tmp_path / "model.json").write_text("[1, 2]")
     assert "expected a JSON object" in _load_error(tmp_path)
     (tmp_path / "model.json").write_text(json.dumps(_meta()))
-    with pytest.raises(FileNotFoundError, match="model.npz"):
+    with pytest.raises(FileNotFoundError, match=r"model\.npz"):
         load_model(tmp_path)
     (tmp_path / "model.npz").write_bytes(b"PK\x03\x04 garbage")
     assert "not a valid .npz" in _load_error(tmp_path)
@@ -189,7 +189,7 @@ def test_atomic_writes_leave_files_readable_as_the_umask_allows(tmp_path):
     import os
     import stat
 
-    from dist_mnist.artifacts import atomic_write_bytes
+    from dist_mnist.files.atomic import atomic_write_bytes
 
     old = os.umask(0o022)
     try:

@@ -11,21 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dist_mnist import cli
-from dist_mnist.artifacts import save_model
-from dist_mnist.checkpoint import write_arrays
+from dist_mnist.cli import commands as cli
 from dist_mnist.config import TrainConfig
 from dist_mnist.data import mnist
+from dist_mnist.driver.checkpoint import write_arrays
+from dist_mnist.files.model import save_model
 from dist_mnist.nn.model import init_params
 
-from .conftest import one_line_error
-from .fakes import fake_mnist_dir, idx_images, idx_labels, unique_images
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under root with its bytes, to prove nothing changed."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
+from ..support.cli import one_line_error, snapshot
+from ..support.fakes import fake_mnist_dir, idx_images, idx_labels, unique_images
 
 # --- IDX files, through `dist-mnist ingest` ------------------------------------------------
 
@@ -86,7 +80,9 @@ def test_idx_path_that_is_a_directory_or_missing(good_source, tmp_path, capsys, 
         (good_source / IMAGES).mkdir()
     assert cli.main(["ingest", "--source", str(good_source), "--out", str(tmp_path / "DATA")]) == 2
     line = one_line_error(capsys, "ingest")
-    expected = f"{good_source / IMAGES}: is a directory" if case == "directory" else "neither train-images-idx3-ubyte.gz"
+    expected = (
+        f"{good_source / IMAGES}: is a directory" if case == "directory" else "neither train-images-idx3-ubyte.gz"
+    )
     assert expected in line, line
     assert not (tmp_path / "DATA").exists()
 
@@ -158,6 +154,7 @@ def test_model_json_that_does_not_match_the_arrays(tmp_path, capsys, no_spark):
 
 
 # --- runs, through `dist-mnist train` -------------------------------------------------------
+
 
 def _train(tmp_path, *extra) -> int:
     return cli.main(["train", "--data", str(tmp_path / "DATA"), "--out", str(tmp_path / "RUN"), *extra])

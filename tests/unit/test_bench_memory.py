@@ -1,6 +1,6 @@
 """benchmarks/memory.py's sampler: process kinds, the process tree, and peaks it must see.
 
-The sampler is what makes the README's memory table checkable, so it is checked against
+The sampler is what makes docs/performance.md's memory table checkable, so it is checked against
 memory whose size the test itself decides: processes that touch a known number of bytes.
 """
 
@@ -17,22 +17,40 @@ memory = pytest.importorskip("memory")
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
 
-JAVA = ["/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "-cp", "x", "-Xmx2g",
-        "org.apache.spark.deploy.SparkSubmit", "--master", "local[2]", "jobs/train.py"]
+JAVA = [
+    "/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
+    "-cp",
+    "x",
+    "-Xmx2g",
+    "org.apache.spark.deploy.SparkSubmit",
+    "--master",
+    "local[2]",
+    "jobs/train.py",
+]
 DAEMON = ["/venv/bin/python", "-m", "pyspark.daemon", "pyspark.worker"]
 
 
-@pytest.mark.parametrize("argv, parent, kind", [
-    (JAVA, ["bash", "spark-class"], "jvm"),
-    (["/usr/bin/java", "-cp", "x", "org.apache.spark.launcher.Main", "org.apache.spark.deploy.SparkSubmit"],
-     ["bash"], "launcher"),
-    (DAEMON, JAVA, "python_daemon"),
-    (DAEMON, DAEMON, "python_worker"),  # a forked worker keeps the daemon's command line
-    (["/venv/bin/python", "-m", "pyspark.worker"], JAVA, "python_worker"),
-    (["/venv/bin/python3", "jobs/train.py", "--data", "d"], JAVA, "driver_python"),
-    (["bash", "/venv/bin/spark-submit", "jobs/train.py"], [], "other"),
-    (["bash", "/venv/pyspark/bin/spark-class", "org.apache.spark.deploy.SparkSubmit", "jobs/train.py"], [], "other"),
-])
+@pytest.mark.parametrize(
+    "argv, parent, kind",
+    [
+        (JAVA, ["bash", "spark-class"], "jvm"),
+        (
+            ["/usr/bin/java", "-cp", "x", "org.apache.spark.launcher.Main", "org.apache.spark.deploy.SparkSubmit"],
+            ["bash"],
+            "launcher",
+        ),
+        (DAEMON, JAVA, "python_daemon"),
+        (DAEMON, DAEMON, "python_worker"),  # a forked worker keeps the daemon's command line
+        (["/venv/bin/python", "-m", "pyspark.worker"], JAVA, "python_worker"),
+        (["/venv/bin/python3", "jobs/train.py", "--data", "d"], JAVA, "driver_python"),
+        (["bash", "/venv/bin/spark-submit", "jobs/train.py"], [], "other"),
+        (
+            ["bash", "/venv/pyspark/bin/spark-class", "org.apache.spark.deploy.SparkSubmit", "jobs/train.py"],
+            [],
+            "other",
+        ),
+    ],
+)
 def test_classify(argv, parent, kind):
     assert memory.classify(argv, parent) == kind
 
@@ -47,7 +65,9 @@ def test_process_table_knows_this_process_and_its_parent():
     import os
 
     ppid, argv = memory.process_table()[os.getpid()]
-    assert ppid == os.getppid() and argv == [a for a in Path("/proc/self/cmdline").read_bytes().decode().split("\0") if a]
+    assert ppid == os.getppid() and argv == [
+        a for a in Path("/proc/self/cmdline").read_bytes().decode().split("\0") if a
+    ]
 
 
 def test_read_rollup_of_self_is_consistent():
@@ -57,14 +77,18 @@ def test_read_rollup_of_self_is_consistent():
     assert memory.read_rollup(2**22 + 12345) is None  # no such process
 
 
-HOLD = ("import sys, time; b = bytearray({n}); b[::4096] = b'\\x01' * len(b[::4096]); "
-        "print('ready', flush=True); time.sleep(30)")
+HOLD = (
+    "import sys, time; b = bytearray({n}); b[::4096] = b'\\x01' * len(b[::4096]); "
+    "print('ready', flush=True); time.sleep(30)"
+)
 
 
 def test_sampler_sees_the_memory_a_process_tree_touches():
     # a parent touching 120 MB that starts a child touching 60 MB: private pages, so RSS ~ PSS
-    parent_code = (f"import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', {HOLD.format(n=60_000_000)!r}],"
-                   " stdout=subprocess.PIPE); c.stdout.readline(); " + HOLD.format(n=120_000_000))
+    parent_code = (
+        f"import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', {HOLD.format(n=60_000_000)!r}],"
+        " stdout=subprocess.PIPE); c.stdout.readline(); " + HOLD.format(n=120_000_000)
+    )
     proc = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE)
     try:
         assert proc.stdout.readline().strip() == b"ready"
@@ -85,8 +109,10 @@ def test_sampler_sees_the_memory_a_process_tree_touches():
 
 def test_a_peak_between_samples_shows_in_vmhwm():
     # 150 MB touched and freed before the sampler starts: RSS never shows it, the kernel's high-water mark does
-    code = ("import time; b = bytearray(150_000_000); b[::4096] = b'\\x01' * len(b[::4096]); del b; "
-            "print('ready', flush=True); time.sleep(30)")
+    code = (
+        "import time; b = bytearray(150_000_000); b[::4096] = b'\\x01' * len(b[::4096]); del b; "
+        "print('ready', flush=True); time.sleep(30)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     try:
         assert proc.stdout.readline().strip() == b"ready"

@@ -13,8 +13,14 @@ ARGS = Namespace(target_accuracy=0.97, budget_seconds=1000.0)
 
 
 def row(max_iter, iterations=None, acc=0.9, wall=120.0, fit=100.0, status="ok"):
-    return {"max_iter": max_iter, "iterations": max_iter if iterations is None else iterations,
-            "test_accuracy": acc, "wall_seconds": wall, "fit_seconds": fit, "status": status}
+    return {
+        "max_iter": max_iter,
+        "iterations": max_iter if iterations is None else iterations,
+        "test_accuracy": acc,
+        "wall_seconds": wall,
+        "fit_seconds": fit,
+        "status": status,
+    }
 
 
 def test_goes_on_while_the_next_fit_fits_the_budget():
@@ -28,11 +34,14 @@ def test_stops_when_the_next_fit_would_overrun_the_budget():
     assert why == "budget: the fit with maxIter=100 predicted 820 s, 460 s left"
 
 
-@pytest.mark.parametrize("last, expected", [
-    (row(50, acc=0.971), "reached target accuracy 0.97"),
-    (row(50, iterations=37), "converged after 37 iterations"),
-    (row(50, status="failed"), "fit with maxIter=50 failed"),
-])
+@pytest.mark.parametrize(
+    "last, expected",
+    [
+        (row(50, acc=0.971), "reached target accuracy 0.97"),
+        (row(50, iterations=37), "converged after 37 iterations"),
+        (row(50, status="failed"), "fit with maxIter=50 failed"),
+    ],
+)
 def test_stops_early(last, expected):
     assert mllib.stop_reason([last], 100, 10.0, ARGS) == expected
 

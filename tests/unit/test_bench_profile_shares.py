@@ -12,13 +12,16 @@ DRIVER = 'process 10:"python .venv/bin/dist-mnist train --data d --out r"'
 WORKER = 'process 20:"python -m pyspark.daemon"'
 STEP = "local_steps (dist_mnist/nn/steps.py:40)"
 RAW = [
-    f"{DRIVER};main (dist_mnist/cli.py:281);getOrCreate (pyspark/sql/session.py:500);launch_gateway (pyspark/java_gateway.py:90) 30",
-    f"{DRIVER};_train (dist_mnist/spark/trainer.py:250);apply_round (dist_mnist/rounds.py:202);Nesterovs.step (dist_mnist/nn/updaters.py:94) 10",
+    f"{DRIVER};main (dist_mnist/cli.py:281);getOrCreate (pyspark/sql/session.py:500);"
+    "launch_gateway (pyspark/java_gateway.py:90) 30",
+    f"{DRIVER};_train (dist_mnist/spark/trainer.py:250);apply_round (dist_mnist/rounds.py:202);"
+    "Nesterovs.step (dist_mnist/nn/updaters.py:94) 10",
     f"{DRIVER};run_round (dist_mnist/spark/barrier.py:180);recv (zmq/sugar/socket.py:700) 60",
     f"{WORKER};{STEP};loss_and_grads (dist_mnist/nn/model.py:100);sgemm_kernel_HASWELL (libscipy_openblas.so) 50",
     f"{WORKER};{STEP};loss_and_grads (dist_mnist/nn/model.py:104);maximum (numpy/_core/umath.so) 10",
     f"{WORKER};{STEP};Nesterovs.step (dist_mnist/nn/updaters.py:90);_compile (numba/core/compiler.py:10) 15",
-    f"{WORKER};{STEP};Nesterovs.step (dist_mnist/nn/updaters.py:90);_find_and_load (<frozen importlib._bootstrap>:1176) 5",
+    f"{WORKER};{STEP};Nesterovs.step (dist_mnist/nn/updaters.py:90);"
+    "_find_and_load (<frozen importlib._bootstrap>:1176) 5",
     f"{WORKER};{STEP};Batcher.__call__ (dist_mnist/nn/steps.py:23);to_inputs (dist_mnist/nn/model.py:41) 10",
     f"{WORKER};serve (dist_mnist/channel.py:10);pack (dist_mnist/nn/flat.py:17);_contig_to_contig (numpy.so) 10",
     "not a stack line",

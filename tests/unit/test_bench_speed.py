@@ -5,28 +5,46 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import docs  # noqa: E402
-import speed  # noqa: E402
+import speed
+
+import docs
 
 
 def _run(name: str, seconds: float, status: str = "ok") -> dict:
-    return {"system": name, "status": status, "process_seconds": seconds, "train_seconds": seconds - 5,
-            "accuracy": 0.9716, "loadavg_before": [1.0, 1.0, 1.0]}
+    return {
+        "system": name,
+        "status": status,
+        "process_seconds": seconds,
+        "train_seconds": seconds - 5,
+        "accuracy": 0.9716,
+        "loadavg_before": [1.0, 1.0, 1.0],
+    }
 
 
 def _system(seconds: float) -> dict:
-    return {**_run("default", seconds), "accuracy": 0.9745, "phases_seconds": {"rounds": 16.0},
-            "round_ms": {"executor": 1100.0, "overhead": 50.0, "update": 5.0}}
+    return {
+        **_run("default", seconds),
+        "accuracy": 0.9745,
+        "phases_seconds": {"rounds": 16.0},
+        "round_ms": {"executor": 1100.0, "overhead": 50.0, "update": 5.0},
+    }
 
 
 def _pair(i: int, reference: float, plain: float, numpy_s: float, system: float, plain_status: str = "ok") -> dict:
-    return {"pair": i, "pytorch": _run("pytorch", reference),
-            "peers": {"pytorch-plain": _run("pytorch-plain", plain, plain_status), "numpy": _run("numpy", numpy_s)},
-            "system": _system(system)}
+    return {
+        "pair": i,
+        "pytorch": _run("pytorch", reference),
+        "peers": {"pytorch-plain": _run("pytorch-plain", plain, plain_status), "numpy": _run("numpy", numpy_s)},
+        "system": _system(system),
+    }
 
 
 def test_a_pairs_ratio_is_to_the_faster_pytorch_script_and_the_median_decides():
-    pairs = [_pair(1, 40.0, 32.0, 24.0, 30.0), _pair(2, 30.0, 36.0, 25.0, 27.0), _pair(3, 50.0, 0.0, 30.0, 40.0, "failed")]
+    pairs = [
+        _pair(1, 40.0, 32.0, 24.0, 30.0),
+        _pair(2, 30.0, 36.0, 25.0, 27.0),
+        _pair(3, 50.0, 0.0, 30.0, 40.0, "failed"),
+    ]
     s = speed.summarize("default", pairs)
     assert [p["fastest_pytorch"] for p in s["pairs"]] == ["pytorch-plain", "pytorch", "pytorch"]
     assert [p["ratio"] for p in s["pairs"]] == [0.938, 0.9, 0.8]  # 30/32, 27/30, 40/50 (the plain run failed)
@@ -38,9 +56,16 @@ def test_a_pairs_ratio_is_to_the_faster_pytorch_script_and_the_median_decides():
 
 
 def test_the_speed_block_names_the_faster_script_and_the_cross_checks():
-    doc = {"date": "2026-12-01 13:42", "command": "python benchmarks/speed.py --pairs 2", "machine": "2 cores",
-           "systems": {"default": speed.summarize("default", [{**_pair(1, 40.0, 32.0, 24.0, 30.0),
-                                                               "order": ["pytorch", "pytorch-plain", "numpy"]}])}}
+    doc = {
+        "date": "2026-12-01 13:42",
+        "command": "python benchmarks/speed.py --pairs 2",
+        "machine": "2 cores",
+        "systems": {
+            "default": speed.summarize(
+                "default", [{**_pair(1, 40.0, 32.0, 24.0, 30.0), "order": ["pytorch", "pytorch-plain", "numpy"]}]
+            )
+        },
+    }
     text = docs.speed_block(doc)
     assert "the ratio is dist-mnist / the faster of the two PyTorch scripts within the pair" in text
     assert "which script runs first rotates from pair to pair" in text

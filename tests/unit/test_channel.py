@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import zmq
 
-from dist_mnist import channel_messages as messages
-from dist_mnist.channel import RoundServer, serve_rounds
-from dist_mnist.channel_messages import CHUNK_BYTES
+from dist_mnist.channel import messages as messages
+from dist_mnist.channel.messages import CHUNK_BYTES
+from dist_mnist.channel.server import RoundServer
+from dist_mnist.channel.worker import serve_rounds
 from dist_mnist.rounds import RoundResult, RoundSpec
 
 
@@ -69,7 +70,7 @@ def test_rounds_travel_both_ways_until_stop(server):
         kind, generation, w, result = _round(server, flat, RoundSpec(0, r, evaluate=r == 2))
         assert (kind, generation, w) == ("result", 1, 0)
         np.testing.assert_array_equal(result.sums, flat * 2)
-        assert (result.loss, result.n, result.seconds, result.resident_bytes) == (float(flat.sum()), 3, {0: 0.5}, 7)
+        assert (result.loss, result.n, result.seconds, result.shard_bytes) == (float(flat.sum()), 3, {0: 0.5}, 7)
         assert (result.confusion is None) == (r != 2)
     np.testing.assert_array_equal(result.confusion, np.eye(10) * 2)
     server.stop_workers()
@@ -170,8 +171,12 @@ def test_a_data_error_fails_the_round_not_the_worker(server):
     thread = _worker(server.endpoint, errors, compute=compute)
     assert server.poll(30)[:3] == ("hello", 1, 0)
     flat = np.ones(4, np.float32)
-    assert _round(server, flat, RoundSpec(0, 0)) == ("error", 1, 0, {
-        "error": "part-00001.parquet: image at row 1 has 783 bytes", "type": "ValueError"})
+    assert _round(server, flat, RoundSpec(0, 0)) == (
+        "error",
+        1,
+        0,
+        {"error": "part-00001.parquet: image at row 1 has 783 bytes", "type": "ValueError"},
+    )
     assert _round(server, flat, RoundSpec(0, 1))[0] == "result"  # still serving: the driver decides
     assert _round(server, flat, RoundSpec(0, 2)) == ("error", 1, 0, {"error": "a bug", "type": "ZeroDivisionError"})
     thread.join(timeout=30)  # a fault ends the task, so Spark sees it fail
@@ -184,3 +189,17 @@ def test_frames_are_bounded_by_the_plan():
     assert messages.frame_sizes("ipc", 795_010, 10) == (3_180_040, 3_180_040 + messages.FRAME_OVERHEAD)
     # a small network: no frame larger than the metadata allowance
     assert messages.frame_sizes("tcp", 1000, 10)[1] == messages.META_BYTES + messages.FRAME_OVERHEAD
+
+
+def test_a_taken_channel_port_is_one_line_naming_the_setting():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError) as refused:
+            RoundServer("tcp", "127.0.0.1", port, 2, 100, 10)
+    assert str(refused.value) == (
+        f"channel_port {port}: 127.0.0.1:{port} is in use; choose another channel_port (0: any free port)"
+    )

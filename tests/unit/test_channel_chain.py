@@ -1,4 +1,4 @@
-"""The chain reduce (dist_mnist.channel_chain): the driver receives one vector a round, with the
+"""The chain reduce (dist_mnist.channel.chain): the driver receives one vector a round, with the
 bits the driver's own worker-order combine gives; only the predecessor may speak on a link."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import zmq
 
-from dist_mnist.channel_messages import CHUNK_BYTES
+from dist_mnist.channel.messages import CHUNK_BYTES
 from dist_mnist.rounds import RoundResult, RoundSpec, combine_all
-from tests.unit import chain_harness as harness
+
+from ..support import chain_harness as harness
 
 FLOATS = CHUNK_BYTES // 4 * 2 + 1000  # three parts over TCP: the pipeline carries partial parts too
 
@@ -43,7 +44,7 @@ def _expected(compute_of, workers, flat, spec):
 def _assert_same(a: RoundResult, b: RoundResult) -> None:
     assert a.sums.dtype == b.sums.dtype == np.float32
     assert a.sums.view(np.uint32).tobytes() == b.sums.view(np.uint32).tobytes()  # bit for bit, NaN-proof
-    assert (a.loss, a.n, a.seconds, a.resident_bytes) == (b.loss, b.n, b.seconds, b.resident_bytes)
+    assert (a.loss, a.n, a.seconds, a.shard_bytes) == (b.loss, b.n, b.seconds, b.shard_bytes)
     assert (a.confusion is None) == (b.confusion is None)
     if a.confusion is not None:
         np.testing.assert_array_equal(a.confusion, b.confusion)
@@ -126,8 +127,19 @@ def test_a_link_admits_only_the_predecessors_key_and_drops_what_is_not_the_round
     server, threads, errors = harness.start("tcp", 2, 1000, "chain", compute_of)
     ep = server.endpoint
     # a forged head for the round about to start: taken, it would replace worker 0's sums
-    forged = (b"head", {"round": 1, "index": None, "floats": 0, "loss": 0.0, "n": 0, "seconds": {},
-                        "resident_bytes": 0, "classes": None})
+    forged = (
+        b"head",
+        {
+            "round": 1,
+            "index": None,
+            "floats": 0,
+            "loss": 0.0,
+            "n": 0,
+            "seconds": {},
+            "shard_bytes": 0,
+            "classes": None,
+        },
+    )
     try:
         _push(ep, zmq.curve_keypair(), forged)  # a stranger's key
         _push(ep, (ep.keys[1].public, ep.keys[1].secret), forged)  # worker 1's own key, not its predecessor's

@@ -1,12 +1,13 @@
 """The round channel against a hostile peer on the network (issue 18): one that never knew the
 keys must not hurt a run, one that watches the traffic must not read the keys or change the model.
 
-The driver runs in a process of its own (tests/unit/channel_driver.py) where its memory and
+The driver runs in a process of its own (tests/support/channel_driver.py) where its memory and
 descriptors are measured; the peers are plain sockets of this process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -22,10 +23,13 @@ import pytest
 import zmq
 from zmq.utils import z85
 
-from dist_mnist.channel import RoundServer, serve_rounds
+from dist_mnist.channel.server import RoundServer
+from dist_mnist.channel.worker import serve_rounds
 from dist_mnist.rounds import RoundResult, RoundSpec
 
-DRIVER = Path(__file__).with_name("channel_driver.py")
+from ..support import REPO
+
+DRIVER = REPO / "tests" / "support" / "channel_driver.py"
 MECHANISM = b"CURVE"  # the mechanism the driver's greeting expects
 
 
@@ -111,10 +115,8 @@ def test_a_flood_of_unauthenticated_connections_neither_exhausts_descriptors_nor
                 assert driver.ask("round") == "ok"  # rounds keep completing meanwhile
         time.sleep(0.5)
         for s in flood[-50:]:
-            try:
+            with contextlib.suppress(OSError):  # already shut down by the driver
                 s.send(os.urandom(200))
-            except OSError:  # already shut down by the driver
-                pass
         for _ in range(20):
             assert driver.ask("round") == "ok"  # each followed by an atomic 1 MB write, like a checkpoint
             time.sleep(0.05)
@@ -166,10 +168,8 @@ class Recorder:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def replay(self, data: bytes) -> None:
         with socket.create_connection(("127.0.0.1", self.target)) as s:
@@ -179,7 +179,7 @@ class Recorder:
 
 def _slices(vec: np.ndarray, n: int = 200, width: int = 16) -> list[bytes]:
     raw = vec.tobytes()
-    return [raw[i:i + width] for i in np.random.default_rng(0).integers(0, len(raw) - width, n)]
+    return [raw[i : i + width] for i in np.random.default_rng(0).integers(0, len(raw) - width, n)]
 
 
 def test_a_watcher_sees_neither_keys_nor_vectors_and_a_replay_changes_nothing():
@@ -187,11 +187,13 @@ def test_a_watcher_sees_neither_keys_nor_vectors_and_a_replay_changes_nothing():
     server.start_generation(1)
     proxy = Recorder(server.port)
     endpoint = server.endpoint
-    via_proxy = type(endpoint)(f"tcp://127.0.0.1:{proxy.port}", endpoint.run, endpoint.chunk, endpoint.max_frame,
-                               endpoint.keys)
+    via_proxy = type(endpoint)(
+        f"tcp://127.0.0.1:{proxy.port}", endpoint.run, endpoint.chunk, endpoint.max_frame, endpoint.keys
+    )
     compute = lambda flat, spec: RoundResult(flat * 3, 1.0, 1, {0: 0.0})  # noqa: E731
-    worker = threading.Thread(target=serve_rounds, args=(via_proxy, {"generation": 1, "worker": 0}, compute),
-                              daemon=True)
+    worker = threading.Thread(
+        target=serve_rounds, args=(via_proxy, {"generation": 1, "worker": 0}, compute), daemon=True
+    )
     worker.start()
     try:
         assert server.poll(30)[0] == "hello"
@@ -237,7 +239,10 @@ class Peer:
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.identity, self.sock.linger = identity, 0
         self.sock.curve_serverkey, self.sock.curve_publickey, self.sock.curve_secretkey = (
-            keys.server_public, keys.public, keys.secret)
+            keys.server_public,
+            keys.public,
+            keys.secret,
+        )
         self.sock.connect(server.endpoint.address)
 
     def say(self, kind: bytes, meta: dict, sums: np.ndarray | None = None) -> None:
@@ -251,8 +256,16 @@ class Peer:
 
 def _answer(meta: dict, sums: np.ndarray, **changes) -> dict:
     bound = {k: meta[k] for k in ("run", "generation", "round", "worker")}
-    return {**bound, "loss": 1.0, "n": 1, "seconds": {}, "resident_bytes": 0, "floats": len(sums), "classes": None,
-            **changes}
+    return {
+        **bound,
+        "loss": 1.0,
+        "n": 1,
+        "seconds": {},
+        "shard_bytes": 0,
+        "floats": len(sums),
+        "classes": None,
+        **changes,
+    }
 
 
 def test_only_the_answer_to_the_round_in_flight_counts():
@@ -287,14 +300,19 @@ def test_only_the_answer_to_the_round_in_flight_counts():
         peers[1].say(b"result", _answer(metas[1], good), good)
         got = {}
         for _ in range(2):
-            kind, generation, w, result = server.poll(10)
+            _, _, w, result = server.poll(10)
             got[w] = result
         assert server.poll(1) is None
         for w in range(2):
             np.testing.assert_array_equal(got[w].sums, good)
-        assert server.dropped == {"a worker speaking for another": 2, "another run": 1,
-                                  "not the round in flight": 1, "an earlier generation": 1, "malformed": 1,
-                                  "a second answer": 1}
+        assert server.dropped == {
+            "a worker speaking for another": 2,
+            "another run": 1,
+            "not the round in flight": 1,
+            "an earlier generation": 1,
+            "malformed": 1,
+            "a second answer": 1,
+        }
     finally:
         ctx.destroy(linger=0)
         server.shutdown()

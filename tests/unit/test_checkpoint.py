@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from dist_mnist.artifacts import atomic_write_npz
-from dist_mnist.checkpoint import CHECKPOINT_NPZ, read_arrays, write_arrays
+from dist_mnist.driver.checkpoint import CHECKPOINT_NPZ, read_arrays, write_arrays
+from dist_mnist.files.atomic import atomic_write_npz
 from dist_mnist.nn.model import init_params
 
 SIZES = [784, 16, 10]
@@ -17,8 +17,13 @@ def test_checkpoint_round_trip(tmp_path):
     params = init_params(SIZES, 1)
     state = {k: np.full_like(v, 0.5) for k, v in params.items()}
     outer = {"W0": np.ones_like(params["W0"])}
-    meta = {"epoch": 2, "round_in_epoch": 3, "global_round": 40, "config": {"seed": 1},
-            "history": [{"epoch": 1, "train_loss": 0.25}]}
+    meta = {
+        "epoch": 2,
+        "round_in_epoch": 3,
+        "global_round": 40,
+        "config": {"seed": 1},
+        "history": [{"epoch": 1, "train_loss": 0.25}],
+    }
     write_arrays(tmp_path, params, state, outer, meta)
     assert os.listdir(tmp_path) == [CHECKPOINT_NPZ]
     p, s, o, m = read_arrays(tmp_path)

@@ -1,14 +1,17 @@
 """The command line: user errors end in exit 2 and one line on stderr, never a traceback."""
 
 import os
+import time
 import urllib.error
+from pathlib import Path
 
 import pytest
 
-from dist_mnist import cli
+from dist_mnist.cli import commands as cli
 from dist_mnist.data import download as download_module
+from dist_mnist.driver.progress import Interrupted
 
-from .conftest import one_line_error
+from ..support.cli import one_line_error
 
 
 def test_ingest_without_source(tmp_path, capsys, monkeypatch):
@@ -75,14 +78,17 @@ class Py4JJavaError(Exception):
 
 
 def test_user_message_unwraps_executor_errors():
-    text = ("An error occurred while calling o42.treeAggregate.\n"
-            ": org.apache.spark.SparkException: Job aborted due to stage failure: ...\n"
-            "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
-            '  File "/x/dist_mnist/data/parquet.py", line 43, in from_table\n'
-            "ValueError: file:/d/train/part-00000.parquet: label 12 at row 3 is outside the model's classes 0-9\n"
-            "\tat org.apache.spark.api.python.BasePythonRunner...\n")
+    text = (
+        "An error occurred while calling o42.treeAggregate.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: ...\n"
+        "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+        '  File "/x/dist_mnist/data/parquet.py", line 43, in from_table\n'
+        "ValueError: file:/d/train/part-00000.parquet: label 12 at row 3 is outside the model's classes 0-9\n"
+        "\tat org.apache.spark.api.python.BasePythonRunner...\n"
+    )
     assert cli.user_message(Py4JJavaError(text)) == (
-        "file:/d/train/part-00000.parquet: label 12 at row 3 is outside the model's classes 0-9")
+        "file:/d/train/part-00000.parquet: label 12 at row 3 is outside the model's classes 0-9"
+    )
     assert cli.user_message(Py4JJavaError("java.lang.OutOfMemoryError: Java heap space")) is None
     assert cli.user_message(TypeError("a bug")) is None
     assert cli.user_message(ValueError("bad value")) == "bad value"
@@ -100,19 +106,52 @@ def test_bugs_are_not_swallowed(monkeypatch, tmp_path):
 
 def test_interrupt_exits_130(monkeypatch, tmp_path, capsys):
     def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt("interrupted at epoch 2; the last checkpoint is in R.partial")
+        raise Interrupted("interrupted at epoch 2; the last checkpoint is in R.partial", Path("R.partial"), True)
 
     monkeypatch.setattr("dist_mnist.data.ingest.ingest", interrupted)
     assert cli.main(["ingest", "--source", str(tmp_path), "--out", str(tmp_path / "D")]) == 130
     assert "R.partial" in one_line_error(capsys, "ingest")
 
 
-@pytest.mark.parametrize("command, args", [("train", ["--data", "D", "--out", "R", "--set", "bogus=1"]),
-                                           ("evaluate", ["--model", "nope", "--data", "D"]),
-                                           ("ingest", ["--source", "nope", "--out", "D"])])
+@pytest.mark.parametrize(
+    "command, args",
+    [
+        ("train", ["--data", "D", "--out", "R", "--set", "bogus=1"]),
+        ("evaluate", ["--model", "nope", "--data", "D"]),
+        ("ingest", ["--source", "nope", "--out", "D"]),
+    ],
+)
 def test_verbose_asks_for_sparks_info_log(command, args, tmp_path, capsys, monkeypatch, no_spark):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(cli.LOG_LEVEL_VAR, "WARN")  # restored after the test
     assert cli.main([command, *args, "--verbose"]) == 2
     one_line_error(capsys, command)
     assert os.environ[cli.LOG_LEVEL_VAR] == "INFO"  # read by conf/log4j2.properties and get_context
+
+
+@pytest.mark.mnist
+def test_a_ctrl_c_while_the_process_exits_is_one_line(mnist_dir, tmp_path):
+    """Everything done and printed, the interpreter exiting (at-exit handlers, as pyspark's run):
+    a Ctrl-C then is one line and status 130, not a KeyboardInterrupt traceback in a handler."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    code = (
+        "import atexit, sys, time\n"
+        "atexit.register(time.sleep, 30)  # a slow at-exit handler: where the Ctrl-C lands\n"
+        "from dist_mnist.cli import run\n"
+        f"run(['download', '--out', {str(tmp_path)!r}])\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines = [child.stdout.readline() for _ in range(4)]
+    assert all("present and verified" in line for line in lines), lines
+    time.sleep(1.0)  # the command is done: the interpreter is in its at-exit handlers
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and err == "interrupted while exiting; the command had finished\n", err

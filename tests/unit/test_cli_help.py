@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from dist_mnist import cli, cli_parser
+from dist_mnist.cli import commands as cli
+from dist_mnist.cli import parser as cli_parser
 
 COMMANDS = ["download", "ingest", "train", "evaluate", "predict", "report", "export"]
 
@@ -30,7 +31,7 @@ def test_every_example_parses(command):
         argv = shlex.split(line)
         if argv[0] == "spark-submit":  # spark-submit [options] jobs/<command>.py flags...
             job = next(i for i, a in enumerate(argv) if a.endswith(f"jobs/{command}.py"))
-            argv = [command, *argv[job + 1:]]
+            argv = [command, *argv[job + 1 :]]
         else:
             assert argv[:2] == ["dist-mnist", command]
             argv = argv[1:]
@@ -53,9 +54,16 @@ def test_usage_errors_exit_2(argv, capsys):
     assert "usage:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("error, code", [(ValueError("bad value"), 2), (FileNotFoundError("x: no such file"), 2),
-                                         (FileExistsError("x: already exists"), 2),
-                                         (RuntimeError("Java not found"), 1), (KeyboardInterrupt(), 130)])
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (ValueError("bad value"), 2),
+        (FileNotFoundError("x: no such file"), 2),
+        (FileExistsError("x: already exists"), 2),
+        (RuntimeError("Java not found"), 1),
+        (KeyboardInterrupt(), 130),
+    ],
+)
 def test_exit_codes_by_kind_of_error(error, code, monkeypatch, capsys):
     def fail(*args, **kwargs):
         raise error
@@ -75,10 +83,14 @@ def test_runtime_error_on_an_executor_is_a_failure():
 
 
 def test_a_bug_exits_1_with_its_traceback(tmp_path):
-    code = ("import sys\nfrom dist_mnist import cli\n"
-            "def bug(args):\n    raise TypeError('a real bug')\n"
-            "cli._run = bug\nsys.exit(cli.main(['download', '--out', 'x']))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    code = (
+        "import sys\nfrom dist_mnist.cli import commands as cli\n"
+        "def bug(args):\n    raise TypeError('a real bug')\n"
+        "cli._run = bug\nsys.exit(cli.main(['download', '--out', 'x']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False
+    )
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "TypeError: a real bug" in done.stderr
 

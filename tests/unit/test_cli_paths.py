@@ -7,12 +7,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from dist_mnist import cli
-from dist_mnist.artifacts import save_model
+from dist_mnist.cli import commands as cli
 from dist_mnist.data.parquet import to_table
+from dist_mnist.files.model import save_model
 from dist_mnist.nn.model import init_params
 
-from .conftest import one_line_error
+from ..support.cli import one_line_error
 
 
 @pytest.fixture
@@ -61,8 +61,7 @@ def test_dataset_root_instead_of_a_split(command, without, run, data, tmp_path, 
         (data / "train").rmdir()
     monkeypatch.chdir(tmp_path)  # the path as the user typed it, relative
     assert cli.main(_command(command, run, "DATA", tmp_path)) == 2
-    assert one_line_error(capsys, command).endswith(
-        "DATA: a dataset root, not a split; pass DATA/test (or DATA/train)")
+    assert one_line_error(capsys, command).endswith("DATA: a dataset root, not a split; pass DATA/test (or DATA/train)")
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])

@@ -11,7 +11,7 @@ from dist_mnist.data import download as download_module
 from dist_mnist.data import mnist
 from dist_mnist.data.download import download
 
-from .fakes import fake_mnist_dir
+from ..support.fakes import fake_mnist_dir
 
 
 @pytest.fixture
@@ -40,8 +40,9 @@ def mirror(tmp_path, monkeypatch):
 def test_download_verifies_and_falls_back_to_the_next_mirror(tmp_path, mirror):
     out = tmp_path / "out"
     lines = []
-    written = download(out, mirrors=("https://down.example/", "https://corrupt.example/", "https://good.example/"),
-                       log=lines.append)
+    written = download(
+        out, mirrors=("https://down.example/", "https://corrupt.example/", "https://good.example/"), log=lines.append
+    )
     assert sorted(p.name for p in written) == sorted(f"{s}.gz" for s in mnist.ALL_STEMS)
     assert sorted(os.listdir(out)) == sorted(f"{s}.gz" for s in mnist.ALL_STEMS)
     assert len(mirror) == 12 and all("good.example" in line for line in lines)

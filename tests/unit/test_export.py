@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from dist_mnist import cli
-from dist_mnist.artifacts import MODEL_NPZ, load_model, save_model
-from dist_mnist.export import export_onnx, to_onnx
+from dist_mnist.cli import commands as cli
+from dist_mnist.files.model import MODEL_NPZ, load_model, save_model
 from dist_mnist.nn.model import init_params, logits_of, to_inputs
+from dist_mnist.outputs.export import export_onnx, to_onnx
 
-from .conftest import one_line_error
+from ..support.cli import one_line_error
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -90,7 +90,7 @@ def test_a_model_json_with_the_older_word_float_exports_as_a_features_model(tmp_
     save_model(tmp_path / "OLD", params, {"layer_sizes": sizes, "feature_kind": "float"})  # before "features"
     model = export_onnx(tmp_path / "OLD", tmp_path / "old.onnx")
     assert {p.key: p.value for p in model.metadata_props}["feature_kind"] == "features"
-    assert [n.op_type for n in model.graph.node][0] == "Gemm"  # no multiply by 1/255 first
+    assert next(n.op_type for n in model.graph.node) == "Gemm"  # no multiply by 1/255 first
     X = np.random.default_rng(4).standard_normal((20, 12)).astype(np.float32)
     np.testing.assert_array_equal(onnx_scores(model, X)["prediction"], numpy_scores(params, X)[2])
 
@@ -120,9 +120,9 @@ def test_graph_is_valid_with_a_symbolic_batch_and_says_what_it_is():
 
 def test_bad_metadata_is_refused_naming_the_key():
     params = random_params([4, 3], 0)
-    with pytest.raises(ValueError, match="'feature_kind' must be one of \\['image', 'features'\\] .*, got 'pixels'"):
+    with pytest.raises(ValueError, match=r"'feature_kind' must be one of \['image', 'features'\] .*, got 'pixels'"):
         to_onnx(params, {"layer_sizes": [4, 3], "feature_kind": "pixels"})
-    with pytest.raises(ValueError, match="array W0 has shape \\(4, 3\\), expected \\(5, 3\\)"):
+    with pytest.raises(ValueError, match=r"array W0 has shape \(4, 3\), expected \(5, 3\)"):
         to_onnx(params, {"layer_sizes": [5, 3]})
 
 
@@ -164,13 +164,16 @@ def test_output_into_a_new_directory(run_dir, tmp_path):
     assert out.is_file()
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no run", "NOPE: no such run directory"),
-    ("no model.json", "model.json: no such file"),
-    ("no model.npz", "model.npz: no such file"),
-    ("bad feature_kind", "model.json: 'feature_kind' must be one of"),
-    ("out is a directory", "is a directory, expected a file name"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no run", "NOPE: no such run directory"),
+        ("no model.json", "model.json: no such file"),
+        ("no model.npz", "model.npz: no such file"),
+        ("bad feature_kind", "model.json: 'feature_kind' must be one of"),
+        ("out is a directory", "is a directory, expected a file name"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(case, message, run_dir, capsys):
     out = run_dir.parent / "out.onnx"
     if case == "no run":
@@ -218,7 +221,7 @@ def test_real_mnist_test_set_scores_the_same(mnist_dir):
     params = fitted_mnist_model(train_images[:10_000], train_labels[:10_000])
     images, labels, _ = load_split(mnist_dir, "test")  # (10000, 784) uint8
     out = onnx_scores(to_onnx(params, {"layer_sizes": [784, 1000, 10]}), images.astype(np.float32))
-    logits, probs, preds = numpy_scores(params, to_inputs(images))
+    _, probs, preds = numpy_scores(params, to_inputs(images))
     differ = int((out["prediction"] != preds).sum())
     assert differ == 0, f"{differ} of {len(images)} test images predicted differently by onnxruntime"
     np.testing.assert_allclose(out["probability"], probs, rtol=RTOL, atol=1e-6)

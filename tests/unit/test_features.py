@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from dist_mnist.features import FeatureKind
+from dist_mnist.data.features import FeatureKind
 
 IMAGE, FEATURES = FeatureKind.IMAGE, FeatureKind.FEATURES
 
@@ -20,17 +20,20 @@ def test_the_word_is_the_column_name_and_what_model_json_says():
     assert json.dumps({"feature_kind": FEATURES}) == '{"feature_kind": "features"}'
 
 
-@pytest.mark.parametrize("arrow_type, kind", [
-    (pa.binary(), IMAGE),
-    (pa.large_binary(), IMAGE),
-    (pa.list_(pa.float32()), FEATURES),
-    (pa.list_(pa.float64()), FEATURES),
-    (pa.large_list(pa.float32()), FEATURES),
-    (pa.list_(pa.float32(), 3), FEATURES),  # fixed size
-    (pa.list_(pa.int32()), None),
-    (pa.string(), None),
-    (pa.float32(), None),
-])
+@pytest.mark.parametrize(
+    "arrow_type, kind",
+    [
+        (pa.binary(), IMAGE),
+        (pa.large_binary(), IMAGE),
+        (pa.list_(pa.float32()), FEATURES),
+        (pa.list_(pa.float64()), FEATURES),
+        (pa.large_list(pa.float32()), FEATURES),
+        (pa.list_(pa.float32(), 3), FEATURES),  # fixed size
+        (pa.list_(pa.int32()), None),
+        (pa.string(), None),
+        (pa.float32(), None),
+    ],
+)
 def test_from_arrow(arrow_type, kind):
     assert FeatureKind.from_arrow(arrow_type) is kind
 
@@ -50,17 +53,29 @@ def test_from_spark():
     from pyspark.ml.linalg import VectorUDT
     from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType, IntegerType, StringType
 
-    kinds = [FeatureKind.from_spark(t) for t in (BinaryType(), VectorUDT(), ArrayType(FloatType()),
-                                                  ArrayType(DoubleType()), ArrayType(IntegerType()), StringType())]
+    kinds = [
+        FeatureKind.from_spark(t)
+        for t in (
+            BinaryType(),
+            VectorUDT(),
+            ArrayType(FloatType()),
+            ArrayType(DoubleType()),
+            ArrayType(IntegerType()),
+            StringType(),
+        )
+    ]
     assert kinds == [IMAGE, FEATURES, FEATURES, FEATURES, None, None]
 
 
-@pytest.mark.parametrize("meta, kind", [
-    ({}, IMAGE),  # models from before feature_kind was written
-    ({"feature_kind": "image"}, IMAGE),
-    ({"feature_kind": "features"}, FEATURES),
-    ({"feature_kind": "float"}, FEATURES),  # what model.json said for FEATURES before it had that word
-])
+@pytest.mark.parametrize(
+    "meta, kind",
+    [
+        ({}, IMAGE),  # models from before feature_kind was written
+        ({"feature_kind": "image"}, IMAGE),
+        ({"feature_kind": "features"}, FEATURES),
+        ({"feature_kind": "float"}, FEATURES),  # what model.json said for FEATURES before it had that word
+    ],
+)
 def test_of_model_reads_every_word_model_json_ever_held(meta, kind):
     assert FeatureKind.of_model(meta, "RUN/model.json") is kind
 
@@ -79,5 +94,7 @@ def test_the_module_imports_neither_pyspark_nor_pyarrow():
     import subprocess
     import sys
 
-    code = "import sys, dist_mnist.features; print(sorted(m for m in ('pyspark', 'pyarrow') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    code = "import sys, dist_mnist.data.features; print(sorted(m for m in ('pyspark', 'pyarrow') if m in sys.modules))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )

@@ -161,7 +161,7 @@ def test_from_a_zip_without_a_writable_cache_dir(tmp_path):
     """--py-files: numba caches a zipped module in the user's cache dir, and fails at the first save
     where it cannot write there; the kernels are then compiled uncached and give the NumPy bits."""
     pytest.importorskip("numba")
-    from dist_mnist.packaging import build_zip
+    from dist_mnist.spark.packaging import build_zip
 
     zipped = build_zip(tmp_path / "dist_mnist.zip")
     code = (
@@ -190,9 +190,9 @@ def test_from_a_zip_without_a_writable_cache_dir(tmp_path):
 
 def _plan(mode: str):
     from dist_mnist.config import load_config
+    from dist_mnist.data.shards import Shard
     from dist_mnist.nn.flat import layout_of
     from dist_mnist.rounds import Plan
-    from dist_mnist.shards import Shard
 
     params, _ = _problem(ODD, seed=11)
     config = load_config(None, [f"mode='{mode}'", "workers=1"])
@@ -204,8 +204,9 @@ def _plan(mode: str):
 def test_the_drivers_step_is_fused_in_sync_mode_and_longhand_for_the_outer_step(kernels, monkeypatch, mode):
     """Sync mode: the driver steps every minibatch (fused pays). Average mode's outer step runs once
     a round, too rarely to pay numba's start-up, so it never asks for the kernels; same bits."""
+    from dist_mnist.modes import TrainingArrays
     from dist_mnist.nn.flat import unpack
-    from dist_mnist.rounds import RoundResult, TrainingArrays, apply_round
+    from dist_mnist.rounds import RoundResult, apply_round
 
     plan, params = _plan(mode)
     updater = Nesterovs(0.006, 0.9, 1e-4)

@@ -7,7 +7,7 @@ import pytest
 
 from dist_mnist.data import idx, mnist
 
-from .fakes import fake_mnist_dir, idx_images, idx_labels, unique_images, write
+from ..support.fakes import fake_mnist_dir, idx_images, idx_labels, unique_images, write
 
 GZ = pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
 

@@ -14,7 +14,7 @@ from dist_mnist.data import mnist
 from dist_mnist.data.ingest import ingest, read_metadata
 from dist_mnist.data.parquet import from_table
 
-from .fakes import fake_mnist_dir, idx_labels, write
+from ..support.fakes import fake_mnist_dir, idx_labels, write
 
 N_TRAIN, N_TEST = 100, 40
 
@@ -166,4 +166,3 @@ def test_missing_source(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ingest(tmp_path / "nope", tmp_path / "DATA")
     assert not (tmp_path / "DATA").exists()
-

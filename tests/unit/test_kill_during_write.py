@@ -17,13 +17,13 @@ import textwrap
 
 import pytest
 
-from dist_mnist.checkpoint import CHECKPOINT_NPZ, read_arrays
+from dist_mnist.driver.checkpoint import CHECKPOINT_NPZ, read_arrays
 
 # Arrays and meta of checkpoint i all carry the counter i.
 WRITER = textwrap.dedent("""
     import os, sys, time
     import numpy as np
-    from dist_mnist.checkpoint import write_arrays
+    from dist_mnist.driver.checkpoint import write_arrays
 
     run, fraction = sys.argv[1], float(sys.argv[2])
 
@@ -63,8 +63,9 @@ def _digest(path) -> str:
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 0.999])
 def test_sigkill_inside_the_temporary_file_write_keeps_the_previous_checkpoint(tmp_path, fraction):
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(fraction)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path), str(fraction)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline() == "saved\n"
         good = _digest(tmp_path / CHECKPOINT_NPZ)

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import pytest
 
-from dist_mnist.artifacts import read_json
 from dist_mnist.config import load_config
-from dist_mnist.data.ingest import ingest
+from dist_mnist.files.atomic import read_json
+
+from ..support.mnist import TUTORIAL_ACCURACY
 
 pytestmark = [pytest.mark.slow, pytest.mark.mnist]
 
-TUTORIAL_ACCURACY = 0.971  # the DL4J tutorial's test accuracy after 15 epochs
 
-
-def test_sixty_four_workers_reach_the_tutorial_accuracy_with_the_defaults(mnist_dir, tmp_path):
+def test_sixty_four_workers_reach_the_tutorial_accuracy_with_the_defaults(mnist_parquet, tmp_path):
     from dist_mnist.driver import train
 
-    data = tmp_path / "DATA"
-    ingest(mnist_dir, data, partitions=2, seed=123)
+    data = mnist_parquet
     config = load_config(None, ["workers=64", "transport='inprocess'"])
     assert config.epochs == 15  # the defaults, only the worker count and the transport given
     train(None, config, str(data), str(tmp_path / "run"), log=lambda *_: None)

@@ -13,10 +13,7 @@ PREDICTED = [0, 0, 1, 1, 1, 2, 0, 2, 2, 2]
 def test_confusion_counts_are_actual_by_predicted():
     counts = confusion_counts(ACTUAL, PREDICTED, n_classes=4)
     assert counts.dtype == np.int64
-    np.testing.assert_array_equal(counts, [[2, 1, 0, 0],
-                                           [0, 2, 0, 0],
-                                           [1, 0, 2, 0],
-                                           [0, 0, 2, 0]])
+    np.testing.assert_array_equal(counts, [[2, 1, 0, 0], [0, 2, 0, 0], [1, 0, 2, 0], [0, 0, 2, 0]])
 
 
 def test_merge_counts_of_halves_equals_a_plain_count_of_the_whole():
@@ -25,8 +22,9 @@ def test_merge_counts_of_halves_equals_a_plain_count_of_the_whole():
     by_hand = [[0] * 10 for _ in range(10)]
     for a, p in zip(actual, predicted):
         by_hand[a][p] += 1
-    merged = merge_counts(confusion_counts(actual[:377], predicted[:377]),
-                          confusion_counts(actual[377:], predicted[377:]))
+    merged = merge_counts(
+        confusion_counts(actual[:377], predicted[:377]), confusion_counts(actual[377:], predicted[377:])
+    )
     np.testing.assert_array_equal(merged, by_hand)
     assert merged.sum() == 1000
 

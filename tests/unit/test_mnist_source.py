@@ -2,14 +2,12 @@
 
 from pathlib import Path
 
-import pytest
-
 from dist_mnist.data import download as download_module
 from dist_mnist.data.mnist import ALL_STEMS
 
-from .. import conftest
+from ..support import mnist
 
-find_mnist = conftest.find_mnist.__wrapped__  # uncached
+find_mnist = mnist.find_mnist.__wrapped__  # uncached
 
 
 def offline(url: str, timeout: float) -> bytes:
@@ -34,8 +32,8 @@ def test_no_copy_and_no_download_gives_a_reason_naming_mnist(tmp_path, monkeypat
 
 def test_without_mnist_dir_the_shared_copy_comes_next(tmp_path, monkeypatch):
     monkeypatch.delenv("MNIST_DIR", raising=False)
-    monkeypatch.setattr(conftest, "SHARED_MNIST", tmp_path / "shared")
-    monkeypatch.setattr(conftest, "DOWNLOAD_DIR", tmp_path / "raw")
+    monkeypatch.setattr(mnist, "SHARED_MNIST", tmp_path / "shared")
+    monkeypatch.setattr(mnist, "DOWNLOAD_DIR", tmp_path / "raw")
     monkeypatch.setattr(download_module, "fetch", offline)
     assert str(tmp_path / "raw") in find_mnist()[1]
     (tmp_path / "shared").mkdir()

@@ -1,5 +1,7 @@
 """The MLP: gradients against finite differences, sums over examples, init, shapes."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -117,7 +119,7 @@ def test_init_shapes_dtypes_and_xavier_std():
     params = init_params(sizes, seed=123)
     assert list(params) == ["W0", "b0", "W1", "b1"]
     assert layer_sizes_of(params) == sizes
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         W, b = params[f"W{i}"], params[f"b{i}"]
         assert W.shape == (fan_in, fan_out) and W.dtype == np.float32
         assert b.shape == (fan_out,) and b.dtype == np.float32

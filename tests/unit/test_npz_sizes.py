@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dist_mnist.npz import Refused, parse_npz
+from dist_mnist.files.npz import Refused, parse_npz
 
-from .conftest import one_line_error
-from .tiny_runs import tiny_data, train_cli
+from ..support.cli import one_line_error
+from ..support.tiny_runs import tiny_data, train_cli
 
 CHUNK = 64 << 20  # zeros deflated once and repeated: deflate output after a full flush depends only on its input
 BOMB_CHUNKS = 32  # 2 GiB of zeros
@@ -45,8 +45,12 @@ def zip_bomb(path: Path, name: str = "W0.npy", chunks: int = BOMB_CHUNKS) -> int
         crc = zlib.crc32(zeros, crc)
     size, raw = len(header) + chunks * CHUNK, name.encode()
     local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0x21, crc, len(stream), size, len(raw), 0) + raw
-    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0x21, crc, len(stream), size, len(raw),
-                          0, 0, 0, 0, 0, 0) + raw
+    central = (
+        struct.pack(
+            "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0x21, crc, len(stream), size, len(raw), 0, 0, 0, 0, 0, 0
+        )
+        + raw
+    )
     end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(local) + len(stream), 0)
     path.write_bytes(local + stream + central + end)
     return size
@@ -71,7 +75,7 @@ def test_the_bomb_is_a_real_one(tmp_path):
 CHILD = """
 import json, resource, sys
 import dist_mnist.spark.evaluate  # numpy, pyarrow and the rest, before the measurement starts (no JVM)
-from dist_mnist import cli
+from dist_mnist.cli import commands as cli
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 code = cli.main(["evaluate", "--model", sys.argv[1], "--data", sys.argv[1] + "/test"])
 print(json.dumps({"code": code, "grew_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
@@ -84,7 +88,10 @@ def test_zip_bomb_model_is_refused_without_inflating(bomb, tmp_path):
     run.mkdir()
     (run / "model.npz").symlink_to(path)
     (run / "model.json").write_text(json.dumps({"layer_sizes": [784, 1000, 10]}))
-    child = subprocess.run([sys.executable, "-c", CHILD, str(run)], capture_output=True, text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(run)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert child.returncode == 0, child.stderr  # the child reports the command's exit code in its JSON line
     result = json.loads(child.stdout.strip().splitlines()[-1])
     err = child.stderr.strip().splitlines()
     assert result["code"] == 2 and len(err) == 1, child.stderr
@@ -121,5 +128,5 @@ def test_member_that_is_not_an_array_is_refused():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("notes.txt", b"hello")
-    with pytest.raises(Refused, match="'notes.txt' is not an .npy array"):
+    with pytest.raises(Refused, match=r"'notes\.txt' is not an \.npy array"):
         parse_npz(buf.getvalue(), "x.npz")

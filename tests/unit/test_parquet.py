@@ -5,9 +5,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dist_mnist.data.parquet import SCHEMA, count_rows, from_table, local_path, read_files, to_table
+from dist_mnist.data.parquet import SCHEMA, count_rows, from_table, read_files, to_table
+from dist_mnist.files.paths import local_path
 
-from .fakes import unique_images
+from ..support.fakes import unique_images
 
 
 def _good(n=5):
@@ -33,8 +34,9 @@ def test_sliced_chunked_and_large_binary_tables():
     got_images, got_labels = from_table(table, "t")
     np.testing.assert_array_equal(got_images, images[3:8])
     np.testing.assert_array_equal(got_labels, labels[3:8])
-    large = pa.table({"label": pa.array(labels, pa.int64()),
-                      "image": pa.array([r.tobytes() for r in images], pa.large_binary())})
+    large = pa.table(
+        {"label": pa.array(labels, pa.int64()), "image": pa.array([r.tobytes() for r in images], pa.large_binary())}
+    )
     np.testing.assert_array_equal(from_table(large, "t")[0], images)
 
 
@@ -47,19 +49,22 @@ def _table(labels, images, label_type=pa.int32(), image_type=pa.binary()):
     return pa.table({"label": pa.array(labels, label_type), "image": pa.array(images, image_type)})
 
 
-@pytest.mark.parametrize("table, fragment", [
-    (pa.table({"image": pa.array([b"\0" * 784])}), "missing column(s) ['label']"),
-    (pa.table({"label": pa.array([1], pa.int32())}), "missing column(s) ['image']"),
-    (_table([1.0], [b"\0" * 784], label_type=pa.float64()), "column 'label' has type double"),
-    (_table(["1"], [b"\0" * 784], label_type=pa.string()), "column 'label' has type string"),
-    (_table([1], ["x" * 784], image_type=pa.string()), "column 'image' has type string"),
-    (_table([1, None], [b"\0" * 784] * 2), "column 'label' has 1 null values"),
-    (_table([1, 2], [b"\0" * 784, None]), "column 'image' has 1 null values"),
-    (_table([1, 10], [b"\0" * 784] * 2), "label 10 at row 1 is outside the model's classes 0-9"),
-    (_table([-1], [b"\0" * 784]), "label -1 at row 0 is outside"),
-    (_table([1, 2], [b"\0" * 784, b"\0" * 783]), "image at row 1 has 783 bytes, expected 784"),
-    (_table([1], [b"\0" * 785]), "image at row 0 has 785 bytes"),
-])
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        (pa.table({"image": pa.array([b"\0" * 784])}), "missing column(s) ['label']"),
+        (pa.table({"label": pa.array([1], pa.int32())}), "missing column(s) ['image']"),
+        (_table([1.0], [b"\0" * 784], label_type=pa.float64()), "column 'label' has type double"),
+        (_table(["1"], [b"\0" * 784], label_type=pa.string()), "column 'label' has type string"),
+        (_table([1], ["x" * 784], image_type=pa.string()), "column 'image' has type string"),
+        (_table([1, None], [b"\0" * 784] * 2), "column 'label' has 1 null values"),
+        (_table([1, 2], [b"\0" * 784, None]), "column 'image' has 1 null values"),
+        (_table([1, 10], [b"\0" * 784] * 2), "label 10 at row 1 is outside the model's classes 0-9"),
+        (_table([-1], [b"\0" * 784]), "label -1 at row 0 is outside"),
+        (_table([1, 2], [b"\0" * 784, b"\0" * 783]), "image at row 1 has 783 bytes, expected 784"),
+        (_table([1], [b"\0" * 785]), "image at row 0 has 785 bytes"),
+    ],
+)
 def test_malformed_tables_are_refused(table, fragment):
     with pytest.raises(ValueError) as info:
         from_table(table, "DATA/train/part-00000.parquet")
@@ -97,19 +102,28 @@ def test_features_column_gives_float32_rows_as_given():
         np.testing.assert_array_equal(x, np.array(rows, np.float32))
         np.testing.assert_array_equal(y, [1, 1])
     # a slice of a bigger table (offsets not starting at 0) reads the right rows
-    x, _ = from_table(_features_table(rows + [[9.0, 9.0, 9.0]]).slice(1, 2), "t", n_in=3)
+    x, _ = from_table(_features_table([*rows, [9.0, 9.0, 9.0]]).slice(1, 2), "t", n_in=3)
     np.testing.assert_array_equal(x, np.array([rows[1], [9.0, 9.0, 9.0]], np.float32))
 
 
-@pytest.mark.parametrize("table, fragment", [
-    (_features_table([[1.0, 2.0, 3.0], [1.0, 2.0]]), "'features' at row 1 has 2 values, expected 3"),
-    (_features_table([[1.0, None, 3.0]]), "column 'features' has a null value at row 0"),
-    (_features_table([[1.0, 2.0, 3.0], None]), "column 'features' has 1 null values"),
-    (pa.table({"label": pa.array([1], pa.int32()), "features": pa.array([["a", "b", "c"]])}),
-     "column 'features' has type list<item: string>, expected an array of float or double"),
-    (pa.table({"label": pa.array([1], pa.int32()), "features": pa.array([[1.0] * 3]),
-               "image": pa.array([b"\0" * 3])}), "has both 'image' and 'features' columns"),
-])
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        (_features_table([[1.0, 2.0, 3.0], [1.0, 2.0]]), "'features' at row 1 has 2 values, expected 3"),
+        (_features_table([[1.0, None, 3.0]]), "column 'features' has a null value at row 0"),
+        (_features_table([[1.0, 2.0, 3.0], None]), "column 'features' has 1 null values"),
+        (
+            pa.table({"label": pa.array([1], pa.int32()), "features": pa.array([["a", "b", "c"]])}),
+            "column 'features' has type list<item: string>, expected an array of float or double",
+        ),
+        (
+            pa.table(
+                {"label": pa.array([1], pa.int32()), "features": pa.array([[1.0] * 3]), "image": pa.array([b"\0" * 3])}
+            ),
+            "has both 'image' and 'features' columns",
+        ),
+    ],
+)
 def test_malformed_features_are_refused(table, fragment):
     with pytest.raises(ValueError) as info:
         from_table(table, "STAGED/train/part-00000.parquet", n_in=3)
@@ -124,12 +138,15 @@ def test_image_width_follows_the_network():
         from_table(_table([1], [b"\0" * 784]), "t", n_in=2)
 
 
-@pytest.mark.parametrize("rows, value_type, fragment", [
-    ([[1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]], pa.float32(), "'features' has a NaN at row 41, index 1;"),
-    ([[float("inf"), 2.0, 3.0]], pa.float32(), "'features' has inf at row 40, index 0;"),
-    ([[1.0, 2.0, 3.0], [0.0, 0.0, float("-inf")]], pa.float64(), "'features' has -inf at row 41, index 2;"),
-    ([[1.0, 1e300, 3.0]], pa.float64(), "'features' has inf at row 40, index 1;"),  # beyond float32's range
-])
+@pytest.mark.parametrize(
+    "rows, value_type, fragment",
+    [
+        ([[1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]], pa.float32(), "'features' has a NaN at row 41, index 1;"),
+        ([[float("inf"), 2.0, 3.0]], pa.float32(), "'features' has inf at row 40, index 0;"),
+        ([[1.0, 2.0, 3.0], [0.0, 0.0, float("-inf")]], pa.float64(), "'features' has -inf at row 41, index 2;"),
+        ([[1.0, 1e300, 3.0]], pa.float64(), "'features' has inf at row 40, index 1;"),  # beyond float32's range
+    ],
+)
 def test_non_finite_features_are_refused_with_the_file_the_row_and_the_index(rows, value_type, fragment):
     with pytest.raises(ValueError) as info:
         from_table(_features_table(rows, value_type), "STAGED/train/part-00003.parquet", first_row=40, n_in=3)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import termios
 
+import pytest
+
 from dist_mnist.driver.progress import Progress, close_bars
 
 EPOCHS, ROUNDS = 2, 5
@@ -54,9 +56,12 @@ def test_not_a_terminal_prints_todays_plain_lines():
 
 def test_a_terminal_shows_a_bar_and_one_summary_per_epoch():
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 x 0; tqdm fits its width
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=slave, stderr=subprocess.PIPE,
-                             env={**os.environ, "TQDM_MININTERVAL": "0"})  # draw every round of the fast fake loop
+    fcntl.ioctl(
+        slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0)
+    )  # a new pty is 0 x 0; tqdm fits its width
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdout=slave, stderr=subprocess.PIPE, env={**os.environ, "TQDM_MININTERVAL": "0"}
+    )  # draw every round of the fast fake loop
     os.close(slave)
     chunks = []
     while True:
@@ -94,3 +99,26 @@ def test_close_bars_erases_a_bar_left_by_an_error(capsys):
     assert any("] epoch 1/2: loss 0.5000, " in line for line in lines)
     out = capsys.readouterr().out  # the bar: drawn, then erased (tqdm's leave=False)
     assert "epoch 2/2:" in out and out.endswith("\r") and out.rsplit("\r", 2)[-2].strip() == ""
+
+
+def test_an_interrupt_carries_what_it_left_as_fields(tmp_path, monkeypatch):
+    """Code reads where the checkpoint is and whether training had started from the exception,
+    never from its message: before the first checkpoint nothing is left, after it RUN.partial."""
+    from dist_mnist.config import load_config
+    from dist_mnist.driver import train
+    from dist_mnist.driver.progress import Interrupted
+
+    from ..support.tiny_runs import TINY, interrupt_at_round, tiny_data
+
+    data, run = tiny_data(tmp_path / "data"), tmp_path / "RUN"
+    config = load_config(None, TINY)
+    interrupt_at_round(monkeypatch, 2)  # round 2: before the first checkpoint (every 3 rounds)
+    with pytest.raises(Interrupted) as first:
+        train(None, config, str(data), run, log=lambda line: None)
+    assert (first.value.checkpoint, first.value.started) == (None, True)
+    assert str(first.value) == "interrupted before the first checkpoint; nothing was written"
+    interrupt_at_round(monkeypatch, 5)  # after the checkpoint of round 3
+    with pytest.raises(Interrupted) as second:
+        train(None, config, str(data), run, log=lambda line: None)
+    assert (second.value.checkpoint, second.value.started) == (tmp_path / "RUN.partial", True)
+    assert (tmp_path / "RUN.partial" / "checkpoint.npz").is_file()

@@ -6,7 +6,7 @@ from dist_mnist.config import TrainConfig
 from dist_mnist.nn.model import init_params
 from dist_mnist.reference import train_reference
 
-from .fakes import learnable
+from ..support.fakes import learnable
 
 CONFIG = TrainConfig(layer_sizes=(784, 32, 10), batch_size=64, epochs=2, mode="sync")
 

@@ -9,15 +9,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from dist_mnist import cli
-from dist_mnist.artifacts import atomic_write_json, save_model
+from dist_mnist.cli import commands as cli
 from dist_mnist.data.parquet import to_table
+from dist_mnist.files.atomic import atomic_write_json
+from dist_mnist.files.model import save_model
 from dist_mnist.metrics import confusion_counts
 from dist_mnist.nn.model import init_params, predict
-from dist_mnist.report import misclassified, round_phases, write_report
+from dist_mnist.outputs.report import misclassified, round_phases, write_report
 
-from .conftest import one_line_error
-from .fakes import learnable
+from ..support.cli import one_line_error
+from ..support.fakes import learnable
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("training.png", "confusion.png", "per_class.png", "misclassified.png", "rounds.png")
@@ -32,18 +33,40 @@ def run_dir(tmp_path):
     run = tmp_path / "RUN"
     run.mkdir()
     params = init_params([784, 16, 10], seed=0)
-    save_model(run, params, {"layer_sizes": [784, 16, 10], "config": {"mode": "sync", "epochs": 2},
-                             "data": {"path": str(tmp_path / "DATA")}})
-    epochs = [{"epoch": 1, "train_loss": 1.2, "test_accuracy": 0.7, "elapsed_seconds": 3.0},
-              {"epoch": 2, "train_loss": 0.8, "test_accuracy": 0.8, "elapsed_seconds": 5.5}]
-    # a phase left out (straggler) and a new one (transport): read defensively
-    rounds = {"broadcast": {"total_seconds": 0.4, "mean_ms": 100.0}, "executor": {"total_seconds": 2.0, "mean_ms": 500.0},
-              "aggregate": {"total_seconds": 0.2, "mean_ms": 50.0}, "update": {"total_seconds": 0.04, "mean_ms": 10.0},
-              "transport": {"total_seconds": 0.1, "mean_ms": 25.0}, "rounds": 4, "overhead_ms": {"median": 1.0}}
+    save_model(
+        run,
+        params,
+        {
+            "layer_sizes": [784, 16, 10],
+            "config": {"mode": "sync", "epochs": 2},
+            "data": {"path": str(tmp_path / "DATA")},
+        },
+    )
+    epochs = [
+        {"epoch": 1, "train_loss": 1.2, "test_accuracy": 0.7, "elapsed_seconds": 3.0},
+        {"epoch": 2, "train_loss": 0.8, "test_accuracy": 0.8, "elapsed_seconds": 5.5},
+    ]
+    # a part left out (straggler) and one another version recorded (transport): read defensively
+    rounds = {
+        "executor": {"total_seconds": 2.0, "mean_ms": 500.0},
+        "overhead": {"total_seconds": 0.2, "mean_ms": 50.0},
+        "update": {"total_seconds": 0.04, "mean_ms": 10.0},
+        "transport": {"total_seconds": 0.1, "mean_ms": 25.0},
+        "rounds": 4,
+        "overhead_ms": {"median": 1.0},
+    }
     atomic_write_json(run / "metrics.json", {"epochs": epochs, "rounds": rounds})
     counts = confusion_counts(labels, predict(params, images))
     atomic_write_json(run / "evaluation.json", {"confusion": counts.tolist()})
     return run
+
+
+def test_the_report_knows_every_part_a_round_records():
+    from dist_mnist.driver.timings import PARTS, RoundTimings
+
+    recorded = RoundTimings().summary()
+    assert [k for k in recorded if isinstance(recorded[k], dict) and "mean_ms" in recorded[k]] == list(PARTS)
+    assert round_phases(recorded) == dict.fromkeys(PARTS, 0.0)
 
 
 def test_report_writes_pngs_and_a_page_that_shows_them(run_dir):
@@ -57,9 +80,15 @@ def test_report_writes_pngs_and_a_page_that_shows_them(run_dir):
 
 
 def test_round_phases_takes_what_was_recorded_known_phases_first():
-    rounds = {"transport": {"mean_ms": 3}, "update": {"mean_ms": 1.5}, "broadcast": {"mean_ms": 2},
-              "rounds": 7, "overhead_ms": {"median": 9.0}, "executor": {"total_seconds": 1.0}}
-    assert round_phases(rounds) == {"broadcast": 2.0, "update": 1.5, "transport": 3.0}
+    rounds = {
+        "transport": {"mean_ms": 3},
+        "update": {"mean_ms": 1.5},
+        "overhead": {"mean_ms": 2},
+        "rounds": 7,
+        "overhead_ms": {"median": 9.0},
+        "executor": {"total_seconds": 1.0},
+    }
+    assert round_phases(rounds) == {"overhead": 2.0, "update": 1.5, "transport": 3.0}
     assert round_phases({}) == {}
 
 

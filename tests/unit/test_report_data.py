@@ -8,15 +8,15 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from dist_mnist import cli
+from dist_mnist.cli import commands as cli
 from dist_mnist.config import TrainConfig
 from dist_mnist.data.parquet import to_table
+from dist_mnist.driver.runs import model_meta, write_outputs
 from dist_mnist.metrics import confusion_counts, scores
 from dist_mnist.nn.model import init_params, predict
-from dist_mnist.runs import model_meta, write_outputs
 
-from .conftest import one_line_error
-from .fakes import learnable
+from ..support.cli import one_line_error
+from ..support.fakes import learnable
 
 pytest.importorskip("matplotlib")
 
@@ -55,5 +55,6 @@ def test_recorded_data_that_is_gone_is_one_line_saying_where_it_came_from(traine
     assert cli.main(["report", str(run)]) == 2
     assert one_line_error(capsys, "report").endswith(
         f"{trained_elsewhere / 'DATA' / 'test'}: no Parquet files (DATA from {run / 'model.json'}'s data.path, "
-        "where the run was trained; pass --data DATA, the directory ingest wrote)")
+        "where the run was trained; pass --data DATA, the directory ingest wrote)"
+    )
     assert cli.main(["report", str(run), "--data", str(trained_elsewhere / "MOVED")]) == 0

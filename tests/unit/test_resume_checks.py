@@ -12,9 +12,8 @@ import pytest
 
 from dist_mnist.driver import loop
 
-from .conftest import one_line_error
-from .test_bad_input_cli import snapshot
-from .tiny_runs import tiny_data, train_cli
+from ..support.cli import one_line_error, snapshot
+from ..support.tiny_runs import tiny_data, train_cli
 
 
 def _set(key, value):
@@ -26,6 +25,7 @@ def _meta(**changes):
         meta = json.loads(arrays["meta"].tobytes())
         meta.update(changes)
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
     return change
 
 
@@ -34,19 +34,26 @@ def _nan_at(key):
         a = arrays[key].copy()
         a.flat[0] = np.nan
         arrays[key] = a
+
     return change
 
 
 CASES = {  # the checkpoint of round 6 of the tiny run: layers [784, 16, 10], sync, nesterovs
     "NaN weight": (_nan_at("param/W0"), "array param/W0 has NaN or inf values"),
-    "float64 weight": (lambda a: a.__setitem__("param/b0", a["param/b0"].astype(np.float64)),
-                       "array param/b0 has dtype float64, expected float32"),
-    "weight of another shape": (_set("param/W1", np.zeros((16, 9), np.float32)),
-                                "array param/W1 has shape (16, 9), expected (16, 10)"),
+    "float64 weight": (
+        lambda a: a.__setitem__("param/b0", a["param/b0"].astype(np.float64)),
+        "array param/b0 has dtype float64, expected float32",
+    ),
+    "weight of another shape": (
+        _set("param/W1", np.zeros((16, 9), np.float32)),
+        "array param/W1 has shape (16, 9), expected (16, 10)",
+    ),
     "NaN velocity": (_nan_at("state/b1"), "array state/b1 has NaN or inf values"),
     "missing velocity": (lambda a: a.pop("state/W0"), "missing arrays ['state/W0']"),
-    "outer velocity a sync run has not": (_set("outer/W0", np.zeros((784, 16), np.float32)),
-                                          "unexpected arrays ['outer/W0']"),
+    "outer velocity a sync run has not": (
+        _set("outer/W0", np.zeros((784, 16), np.float32)),
+        "unexpected arrays ['outer/W0']",
+    ),
     "epoch past the run": (_meta(epoch=5), "past the run's 2 epochs"),
     "negative counter": (_meta(global_round=-1), "counter 'global_round' must be a non-negative integer"),
     "fractional counter": (_meta(epoch_seen=1.5), "counter 'epoch_seen' must be a non-negative integer"),
@@ -97,3 +104,33 @@ def test_good_checkpoint_resumes(interrupted, capsys):
     data, run = interrupted
     assert train_cli(data, run, "--resume") == 0
     assert "resuming" in capsys.readouterr().out
+
+
+def test_resume_reads_and_checks_the_checkpoint_and_the_run_directory_once(tmp_path, monkeypatch):
+    import importlib
+
+    from dist_mnist.driver import checkpoint
+
+    from ..support.tiny_runs import interrupt_at_round
+
+    prepare = importlib.import_module("dist_mnist.driver.prepare")  # the module: driver.prepare is its function
+
+    data, run = tiny_data(tmp_path / "data"), tmp_path / "RUN"
+    interrupt_at_round(monkeypatch, 5)  # after the checkpoint of round 3
+    assert train_cli(data, run) == 130
+    monkeypatch.undo()
+    calls = {"read_checked": 0, "check_run_dir": 0}
+
+    def counted(module, name):
+        real = getattr(module, name)
+
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, call)
+
+    counted(checkpoint, "read_checked")
+    counted(prepare, "check_run_dir")
+    assert train_cli(data, run, "--resume") == 0
+    assert calls == {"read_checked": 1, "check_run_dir": 1}

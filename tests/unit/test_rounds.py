@@ -15,19 +15,29 @@ import numpy as np
 import pytest
 
 from dist_mnist import schedule
-from dist_mnist.artifacts import load_model
 from dist_mnist.config import MODES, OUTER_UPDATERS, UPDATERS, TrainConfig
-from dist_mnist.nn.model import init_params, loss_and_grads, to_inputs
 from dist_mnist.driver import train
+from dist_mnist.files.model import load_model
+from dist_mnist.nn.model import init_params, loss_and_grads, to_inputs
 from dist_mnist.rounds import Combiner, Plan, RoundResult, combine_all
 
-from ..spark.conftest import write_dataset
-from .fakes import learnable
+from ..support.datasets import write_dataset
+from ..support.fakes import learnable
 
 N_TRAIN = 50  # W=4: shards of 13, 13, 12, 12 rows; batch 4: 4, 4, 3, 3 minibatches
-CONFIG = TrainConfig(layer_sizes=(784, 8, 10), batch_size=4, epochs=2, mode="average", averaging_frequency=3,
-                     workers=4, outer_updater="nesterovs", outer_learning_rate=0.9, outer_momentum=0.7,
-                     learning_rate=0.05, transport="inprocess")
+CONFIG = TrainConfig(
+    layer_sizes=(784, 8, 10),
+    batch_size=4,
+    epochs=2,
+    mode="average",
+    averaging_frequency=3,
+    workers=4,
+    outer_updater="nesterovs",
+    outer_learning_rate=0.9,
+    outer_momentum=0.7,
+    learning_rate=0.05,
+    transport="inprocess",
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +75,24 @@ def _longhand(config: TrainConfig, images, labels):
             for w, rows in enumerate(shards):
                 p, v = dict(params), dict(velocity)
                 perm = schedule.epoch_permutation(config.seed, epoch, len(rows), partition=w)
-                batches = [perm[s * B:(s + 1) * B] for s in range(r * k, min(r * k + k, -(-len(rows) // B)))]
+                batches = [perm[s * B : (s + 1) * B] for s in range(r * k, min(r * k + k, -(-len(rows) // B)))]
                 seen = 0
                 for local in batches:
                     X = to_inputs(images[rows[local]])
-                    grads, _, n = loss_and_grads({key: a.astype(np.float32) for key, a in p.items()}, X,
-                                                 labels[rows[local]])
+                    grads, _, n = loss_and_grads(
+                        {key: a.astype(np.float32) for key, a in p.items()}, X, labels[rows[local]]
+                    )
                     for key in p:
-                        p[key], v[key] = _nesterov(p[key], v[key], grads[key].astype(np.float64), n, lr,
-                                                   config.momentum, config.l2, key.startswith("W"))
+                        p[key], v[key] = _nesterov(
+                            p[key],
+                            v[key],
+                            grads[key].astype(np.float64),
+                            n,
+                            lr,
+                            config.momentum,
+                            config.l2,
+                            key.startswith("W"),
+                        )
                     seen += n
                 for key in params:  # example-weighted: a worker with no batch left adds nothing
                     sum_dp[key] += seen * (p[key] - params[key])
@@ -82,8 +101,9 @@ def _longhand(config: TrainConfig, images, labels):
             for key in params:
                 velocity[key] = velocity[key] + sum_dv[key] / seen_total
                 delta = sum_dp[key] / seen_total  # outer Nesterov on -delta as the gradient, batch 1
-                params[key], outer_v[key] = _nesterov(params[key], outer_v[key], -delta, 1,
-                                                      config.outer_learning_rate, config.outer_momentum, 0.0, False)
+                params[key], outer_v[key] = _nesterov(
+                    params[key], outer_v[key], -delta, 1, config.outer_learning_rate, config.outer_momentum, 0.0, False
+                )
     return params
 
 
@@ -130,10 +150,13 @@ def _write_features_split(path, images, labels, parts):
     path.mkdir(parents=True)
     X = np.multiply(images, np.float32(1 / 255), dtype=np.float32)
     for i, rows in enumerate(np.array_split(np.arange(len(labels)), parts)):
-        features = pa.ListArray.from_arrays(pa.array(np.arange(len(rows) + 1, dtype=np.int32) * X.shape[1]),
-                                            pa.array(X[rows].ravel()))
-        pq.write_table(pa.table({"label": pa.array(labels[rows].astype(np.int32)), "features": features}),
-                       path / f"part-{i:05d}.parquet")
+        features = pa.ListArray.from_arrays(
+            pa.array(np.arange(len(rows) + 1, dtype=np.int32) * X.shape[1]), pa.array(X[rows].ravel())
+        )
+        pq.write_table(
+            pa.table({"label": pa.array(labels[rows].astype(np.int32)), "features": features}),
+            path / f"part-{i:05d}.parquet",
+        )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -170,10 +193,9 @@ def test_a_run_without_a_test_split_trains_and_keeps_its_loss_history(tmp_path, 
 
 def _worker_results(seed=0):
     rng = np.random.default_rng(seed)
-    sums = [rng.standard_normal(1000).astype(np.float32) * 10.0 ** e for e in (0, 4, -3)]
+    sums = [rng.standard_normal(1000).astype(np.float32) * 10.0**e for e in (0, 4, -3)]
     confusion = [rng.integers(0, 5, (3, 3)) for _ in range(3)]
-    return [RoundResult(s, 1.5 * w, 10 + w, {w: 0.1 * w}, 100 * w, c)
-            for w, (s, c) in enumerate(zip(sums, confusion))]
+    return [RoundResult(s, 1.5 * w, 10 + w, {w: 0.1 * w}, 100 * w, c) for w, (s, c) in enumerate(zip(sums, confusion))]
 
 
 def test_combine_adds_field_by_field_in_worker_order_without_touching_the_inputs():
@@ -183,7 +205,7 @@ def test_combine_adds_field_by_field_in_worker_order_without_touching_the_inputs
     fold = (results[0].sums + results[1].sums) + results[2].sums  # float32, workers 0, 1, 2
     assert total.sums.dtype == np.float32
     assert total.sums.tobytes() == fold.tobytes()
-    assert total.loss == 0.0 + 1.5 + 3.0 and total.n == 10 + 11 + 12 and total.resident_bytes == 300
+    assert total.loss == 0.0 + 1.5 + 3.0 and total.n == 10 + 11 + 12 and total.shard_bytes == 300
     assert total.seconds == {0: 0.0, 1: 0.1, 2: 0.2}
     np.testing.assert_array_equal(total.confusion, sum(r.confusion for r in results))
     for r, sums in zip(results, before):
@@ -210,8 +232,8 @@ def test_an_evaluation_only_round_combines_to_empty_sums_and_no_confusion_withou
 
 @pytest.mark.parametrize(("workers", "rounds", "k"), [(2, 1, 235), (32, 1, 235), (64, 2, 4), (128, 4, 1)])
 def test_a_plan_on_mnist_runs_the_rounds_the_many_worker_rule_gives(workers, rounds, k):
+    from dist_mnist.data.shards import Segment, Shard, worker_ranges
     from dist_mnist.nn.flat import layout_of
-    from dist_mnist.shards import Segment, Shard, worker_ranges
 
     config = TrainConfig(workers=workers, layer_sizes=(784, 8, 10))
     shards = tuple(Shard(lo, hi - lo, (Segment("train.parquet", lo, hi),)) for lo, hi in worker_ranges(60_000, workers))

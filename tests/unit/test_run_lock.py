@@ -14,17 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dist_mnist.artifacts import load_model
-from dist_mnist.paths import lock_path, run_lock
+from dist_mnist.files.model import load_model
+from dist_mnist.files.paths import lock_path, run_lock
 
-from .conftest import one_line_error
-from .test_bad_input_cli import snapshot
-from .tiny_runs import TINY, tiny_data, train_cli
+from ..support.cli import one_line_error, snapshot
+from ..support.tiny_runs import TINY, tiny_data, train_cli
 
 # A `dist-mnist train` that stops before its 5th update, says so, and waits for a line on stdin.
 CHILD = """
 import json, sys
-from dist_mnist import cli
+from dist_mnist.cli import commands as cli
 from dist_mnist import driver
 from dist_mnist.driver import loop
 
@@ -46,8 +45,13 @@ def _paused_train(data: Path, run: Path) -> subprocess.Popen:
     argv = ["train", "--data", str(data), "--out", str(run)]
     for item in TINY:
         argv += ["--set", item]
-    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(argv)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, json.dumps(argv)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in child.stdout:
         if line == "paused\n":
             return child
@@ -102,8 +106,17 @@ def test_run_lock_is_reentrant_and_names_its_holder(tmp_path):
         with run_lock(run):  # the CLI takes it, then train() again
             pass
         assert lock_path(run).exists()
-        holder = subprocess.run([sys.executable, "-c", "import sys; from dist_mnist.paths import run_lock\n"
-                                 "with run_lock(sys.argv[1]): pass", str(run)], capture_output=True, text=True)
+        holder = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from dist_mnist.files.paths import run_lock\nwith run_lock(sys.argv[1]): pass",
+                str(run),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert holder.returncode == 1
         assert f"RunInUse: {run} is in use by another train (pid {os.getpid()})" in holder.stderr
     assert not lock_path(run).exists()

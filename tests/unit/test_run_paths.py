@@ -10,15 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dist_mnist import cli
-from dist_mnist.artifacts import load_model, save_model
+from dist_mnist.cli import commands as cli
 from dist_mnist.data import mnist
+from dist_mnist.files.model import load_model, save_model
 from dist_mnist.nn.model import init_params
 
-from .conftest import one_line_error
-from .fakes import fake_mnist_dir
-from .test_bad_input_cli import snapshot
-from .tiny_runs import tiny_data, train_cli
+from ..support.cli import one_line_error, snapshot
+from ..support.fakes import fake_mnist_dir
+from ..support.tiny_runs import tiny_data, train_cli
 
 
 @pytest.fixture
@@ -56,10 +55,10 @@ def test_train_out_overlapping_data_is_refused(data, capsys, no_spark, case, fla
 
 
 def test_train_staging_directory_overlapping_data_is_refused(tmp_path, capsys, no_spark):
-    data = tiny_data(tmp_path / "RUN.partial")  # RUN's staging directory would be the dataset
+    data = tiny_data(tmp_path / "RUN.partial")  # RUN's partial directory would be the dataset
     before = snapshot(data)
     assert train_cli(data, tmp_path / "RUN", "--overwrite") == 2
-    assert "staging directory" in one_line_error(capsys, "train")
+    assert "partial directory" in one_line_error(capsys, "train")
     assert snapshot(data) == before
 
 
@@ -69,6 +68,7 @@ def test_train_beside_the_data_still_runs(data, capsys):
 
 
 # --- train: where RUN cannot be written, found before training ------------------------------
+
 
 def test_dangling_symlink_out_is_refused_before_training(data, tmp_path, capsys, no_spark):
     out = tmp_path / "RUN"
@@ -114,6 +114,7 @@ def test_unwritable_out_is_refused_before_training(data, tmp_path, capsys, no_sp
 
 # --- the other commands' outputs --------------------------------------------------------------
 
+
 def test_ingest_out_overlapping_source_is_refused(tmp_path, capsys, monkeypatch):
     src, fake = fake_mnist_dir(tmp_path / "src", 30, 20)
     monkeypatch.setattr(mnist, "SHA256_UNCOMPRESSED", dict(fake["sha256"]))
@@ -134,9 +135,14 @@ def model_run(tmp_path):
     return run
 
 
-@pytest.mark.parametrize("out, fragment", [("RUN", "contains --model's model.npz"),
-                                           ("RUN/model.npz", "is --model's model.npz"),
-                                           ("DATA/test/predictions", "is inside --data")])
+@pytest.mark.parametrize(
+    "out, fragment",
+    [
+        ("RUN", "contains --model's model.npz"),
+        ("RUN/model.npz", "is --model's model.npz"),
+        ("DATA/test/predictions", "is inside --data"),
+    ],
+)
 def test_predict_out_overlapping_its_inputs_is_refused(tmp_path, model_run, capsys, no_spark, out, fragment):
     data = tiny_data(tmp_path / "DATA")
     before = snapshot(tmp_path)
@@ -164,6 +170,7 @@ def test_export_over_the_model_is_refused(model_run, capsys):
 
 
 # --- --overwrite keeps what train did not write; the end of train says where the model is ----
+
 
 def test_overwrite_keeps_files_train_did_not_write(data, tmp_path, capsys):
     run = tmp_path / "RUN"
@@ -194,7 +201,7 @@ def test_a_failed_overwrite_leaves_the_old_run_whole(data, tmp_path, capsys, mon
     assert train_cli(data, run) == 0
     (run / "model.onnx").write_bytes(b"exported")
     before = snapshot(run)
-    from dist_mnist import runs
+    from dist_mnist.driver import runs
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
@@ -203,7 +210,7 @@ def test_a_failed_overwrite_leaves_the_old_run_whole(data, tmp_path, capsys, mon
     assert train_cli(data, run, "--overwrite", sets=["seed=7"]) == 130
     assert snapshot(run) == before
     monkeypatch.undo()
-    assert train_cli(data, run, "--resume", sets=["seed=7"]) == 0  # the finished staging directory is swapped in
+    assert train_cli(data, run, "--resume", sets=["seed=7"]) == 0  # the finished partial directory is swapped in
     assert load_model(run)[1]["config"]["seed"] == 7 and (run / "model.onnx").read_bytes() == b"exported"
     assert not (tmp_path / "RUN.partial").exists()
 
@@ -224,5 +231,7 @@ def test_a_ctrl_c_before_the_first_checkpoint_says_what_had_started(data, tmp_pa
         monkeypatch.setattr(loop, "apply_round", interrupted)
     assert train_cli(data, tmp_path / "RUN") == 130
     before = "training started" if where == "before the rounds" else "the first checkpoint"
-    assert one_line_error(capsys, "train") == f"dist-mnist train: error: interrupted before {before}; nothing was written"
+    assert (
+        one_line_error(capsys, "train") == f"dist-mnist train: error: interrupted before {before}; nothing was written"
+    )
     assert sorted(os.listdir(tmp_path)) == ["ws"]  # no RUN, no RUN.partial

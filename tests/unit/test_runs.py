@@ -1,4 +1,4 @@
-"""A run directory's life (runs.py), directly: refusals, the staging directory, the swap into
+"""A run directory's life (runs.py), directly: refusals, the partial directory (RUN.partial), the swap into
 place, and model.json's content."""
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from dist_mnist.checkpoint import CHECKPOINT_NPZ
 from dist_mnist.config import TrainConfig
-from dist_mnist.features import FeatureKind
-from dist_mnist.nn.model import init_params
-from dist_mnist.runs import (
+from dist_mnist.data.features import FeatureKind
+from dist_mnist.driver.checkpoint import CHECKPOINT_NPZ
+from dist_mnist.driver.runs import (
     RUN_FILES,
     check_run_dir,
     discard_unless_checkpointed,
@@ -23,6 +22,7 @@ from dist_mnist.runs import (
     prepare_run_dir,
     write_outputs,
 )
+from dist_mnist.nn.model import init_params
 
 CONFIG = TrainConfig(layer_sizes=(784, 8, 10), workers=4)
 
@@ -31,7 +31,7 @@ def test_an_existing_run_is_refused_unless_overwritten_or_resumed(tmp_path):
     run = tmp_path / "RUN"
     check_run_dir(run, resume=False, overwrite=False)  # nothing there: fine
     run.mkdir()
-    with pytest.raises(FileExistsError, match="already exists .*--overwrite.*--resume"):
+    with pytest.raises(FileExistsError, match=r"already exists .*--overwrite.*--resume"):
         check_run_dir(run, resume=False, overwrite=False)
     check_run_dir(run, resume=False, overwrite=True)
     with pytest.raises(FileExistsError, match="already finished; nothing to resume"):
@@ -48,28 +48,28 @@ def test_a_fresh_run_gets_an_empty_staging_directory_and_a_failed_one_leaves_non
     stale = partial_dir(run)
     stale.mkdir()
     (stale / "model.npz").write_bytes(b"half")  # a run that died before its first checkpoint
-    staging, state = prepare_run_dir(run, CONFIG, resume=False, overwrite=False)
-    assert staging == stale and state is None and list(staging.iterdir()) == []
-    assert discard_unless_checkpointed(staging) and not staging.exists()
+    partial = prepare_run_dir(run, resume=False)
+    assert partial == stale and list(partial.iterdir()) == []
+    assert discard_unless_checkpointed(partial) and not partial.exists()
 
 
 def test_a_checkpointed_staging_directory_is_kept(tmp_path):
-    staging = partial_dir(tmp_path / "RUN")
-    staging.mkdir()
-    (staging / CHECKPOINT_NPZ).write_bytes(b"x")
-    assert not discard_unless_checkpointed(staging) and staging.is_dir()
+    partial = partial_dir(tmp_path / "RUN")
+    partial.mkdir()
+    (partial / CHECKPOINT_NPZ).write_bytes(b"x")
+    assert not discard_unless_checkpointed(partial) and partial.is_dir()
 
 
 def test_the_finished_run_replaces_the_old_one_and_drops_its_checkpoint(tmp_path):
-    run, staging = tmp_path / "RUN", partial_dir(tmp_path / "RUN")
+    run, partial = tmp_path / "RUN", partial_dir(tmp_path / "RUN")
     run.mkdir()
     (run / "model.npz").write_bytes(b"old")
-    staging.mkdir()
-    (staging / "model.npz").write_bytes(b"new")
-    (staging / CHECKPOINT_NPZ).write_bytes(b"ckpt")
-    assert finish_run_dir(staging, run) == []
+    partial.mkdir()
+    (partial / "model.npz").write_bytes(b"new")
+    (partial / CHECKPOINT_NPZ).write_bytes(b"ckpt")
+    assert finish_run_dir(partial, run) == []
     assert (run / "model.npz").read_bytes() == b"new" and not (run / CHECKPOINT_NPZ).exists()
-    assert not staging.exists() and sorted(os.listdir(tmp_path)) == ["RUN"]
+    assert not partial.exists() and sorted(os.listdir(tmp_path)) == ["RUN"]
 
 
 def test_model_json_says_how_inputs_are_scaled_and_what_ran(tmp_path):

@@ -25,9 +25,13 @@ def test_partition_permutations_differ_by_partition_and_from_global():
 
 def test_random_streams_of_different_purposes_are_distinct():
     # NumPy's SeedSequence ignores trailing zero words; the stream keys must not collide anyway
-    streams = [schedule.epoch_permutation(7, 0, 500), schedule.epoch_permutation(7, 0, 500, partition=0),
-               schedule.rng(7, schedule.INIT).permutation(500), schedule.rng(7, schedule.INGEST, 0).permutation(500),
-               np.random.default_rng(7).permutation(500)]
+    streams = [
+        schedule.epoch_permutation(7, 0, 500),
+        schedule.epoch_permutation(7, 0, 500, partition=0),
+        schedule.rng(7, schedule.INIT).permutation(500),
+        schedule.rng(7, schedule.INGEST, 0).permutation(500),
+        np.random.default_rng(7).permutation(500),
+    ]
     for i in range(len(streams)):
         for j in range(i):
             assert not np.array_equal(streams[i], streams[j]), (i, j)

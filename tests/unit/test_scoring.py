@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pyarrow as pa
 
-from dist_mnist.ml.scoring import FIELDS, Scores, arrow_columns, joined, output_fields, scores_of
 from dist_mnist.nn.model import init_params, logits_of, predict, softmax, to_inputs
+from dist_mnist.scoring import FIELDS, Scores, arrow_columns, joined, output_fields, scores_of
 
 
 def test_scores_are_named_as_the_output_columns_and_are_the_forward_pass():

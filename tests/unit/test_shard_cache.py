@@ -8,8 +8,8 @@ import numpy as np
 
 from dist_mnist.spark import shard_cache
 
-from .fakes import unique_images
-from .test_shards import _write_parts
+from ..support.datasets import write_parts
+from ..support.fakes import unique_images
 
 
 def _cache_in(tmp_path, monkeypatch):
@@ -23,7 +23,7 @@ def _cache_in(tmp_path, monkeypatch):
 def test_a_shard_is_read_once_and_mapped_read_only(tmp_path, monkeypatch):
     local = _cache_in(tmp_path, monkeypatch)
     images, labels = unique_images(12), (np.arange(12) % 10).astype(np.uint8)
-    (a,) = _write_parts(tmp_path, images, labels, (12,))
+    (a,) = write_parts(tmp_path, images, labels, (12,))
     x, y = shard_cache.get_shard([(a, 2, 9)], scope="run")
     assert isinstance(x, np.memmap) and not x.flags.writeable
     np.testing.assert_array_equal(x, images[2:9])
@@ -42,7 +42,7 @@ def test_a_shard_is_read_once_and_mapped_read_only(tmp_path, monkeypatch):
 def test_the_same_rows_under_another_range_are_another_shard(tmp_path, monkeypatch):
     local = _cache_in(tmp_path, monkeypatch)
     images, labels = unique_images(10), np.zeros(10, np.uint8)
-    (a,) = _write_parts(tmp_path, images, labels, (10,))
+    (a,) = write_parts(tmp_path, images, labels, (10,))
     first, _ = shard_cache.get_shard([(a, 0, 5)], scope="run")
     second, _ = shard_cache.get_shard([(a, 5, 10)], scope="run")
     np.testing.assert_array_equal(first, images[:5])
@@ -53,7 +53,7 @@ def test_the_same_rows_under_another_range_are_another_shard(tmp_path, monkeypat
 def test_a_scope_names_the_shard_files_and_dropping_it_removes_them(tmp_path, monkeypatch):
     local = _cache_in(tmp_path, monkeypatch)
     images, labels = unique_images(20), (np.arange(20) % 10).astype(np.uint8)
-    a, b = _write_parts(tmp_path, images, labels, (12, 8))
+    a, b = write_parts(tmp_path, images, labels, (12, 8))
 
     x1, _ = shard_cache.get_shard([(a, 0, None)], scope="run1")
     shard_cache.get_shard([(b, 0, None)], scope="run1")
@@ -73,7 +73,7 @@ def test_a_scope_names_the_shard_files_and_dropping_it_removes_them(tmp_path, mo
 def test_a_worker_forgets_a_cached_shard_whose_files_are_gone(tmp_path, monkeypatch):
     local = _cache_in(tmp_path, monkeypatch)
     images, labels = unique_images(10), np.zeros(10, np.uint8)
-    (a,) = _write_parts(tmp_path, images, labels, (10,))
+    (a,) = write_parts(tmp_path, images, labels, (10,))
     shard_cache.get_shard([(a, 0, None)], scope="old")
     for p in local.iterdir():  # the driver closed run "old" (local mode: the same directory)
         p.unlink()

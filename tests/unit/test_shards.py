@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
-from dist_mnist.data.parquet import read_segments, to_table
-from dist_mnist.shards import Segment, plan_shards, worker_ranges
+from dist_mnist.data.parquet import read_segments
+from dist_mnist.data.shards import Segment, plan_shards, worker_ranges
 
-from .fakes import unique_images
+from ..support.datasets import write_parts
+from ..support.fakes import unique_images
 
 
 @pytest.mark.parametrize("n, W", [(10, 1), (10, 3), (10, 4), (7, 7), (60000, 16), (5, 8)])
@@ -30,21 +30,11 @@ def test_a_file_split_between_workers_and_a_worker_spanning_files():
     assert [(s.first, s.n) for s in shards] == [(0, 4), (4, 3), (7, 3)]
 
 
-def _write_parts(tmp_path, images, labels, sizes, row_group_size=None):
-    files, at = [], 0
-    for i, n in enumerate(sizes):
-        path = tmp_path / f"part-{i:05d}.parquet"
-        pq.write_table(to_table(images[at:at + n], labels[at:at + n]), path, row_group_size=row_group_size)
-        files.append(str(path))
-        at += n
-    return tuple(files)
-
-
 @pytest.mark.parametrize("sizes", [(50,), (17, 16, 17), (10, 15, 5, 20), (7, 7, 7, 7, 7, 7, 8)])
 @pytest.mark.parametrize("W", [1, 3, 4])
 def test_shards_hold_the_same_rows_whatever_the_files(tmp_path, sizes, W):
     images, labels = unique_images(50), (np.arange(50) % 10).astype(np.uint8)
-    files = _write_parts(tmp_path, images, labels, sizes, row_group_size=4)  # ranges cut row groups too
+    files = write_parts(tmp_path, images, labels, sizes, row_group_size=4)  # ranges cut row groups too
     for shard, rows in zip(plan_shards(files, sizes, W), np.array_split(np.arange(50), W)):
         got_images, got_labels = read_segments(shard.segments)
         np.testing.assert_array_equal(got_images, images[rows])
@@ -54,6 +44,6 @@ def test_shards_hold_the_same_rows_whatever_the_files(tmp_path, sizes, W):
 def test_a_bad_row_is_named_by_its_row_in_the_file(tmp_path):
     images, labels = unique_images(8), np.zeros(8, np.uint8)
     labels[6] = 12
-    (path,) = _write_parts(tmp_path, images, labels, (8,))
+    (path,) = write_parts(tmp_path, images, labels, (8,))
     with pytest.raises(ValueError, match=r"part-00000.parquet: label 12 at row 6 is outside"):
         read_segments([(path, 5, 8)])

@@ -12,7 +12,7 @@ from dist_mnist.nn.model import init_params
 from dist_mnist.nn.steps import Batcher, grad_sums, local_steps
 from dist_mnist.nn.updaters import Nesterovs
 
-from .fakes import learnable
+from ..support.fakes import learnable
 
 SIZES = [784, 12, 10]
 ETA, MU, LAM = 0.01, 0.9, 1e-4

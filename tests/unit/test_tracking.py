@@ -12,14 +12,14 @@ import textwrap
 
 import pytest
 
-from dist_mnist.checkpoint import read_arrays
 from dist_mnist.config import load_config
 from dist_mnist.driver import train
-from dist_mnist.tracking import Tracker
+from dist_mnist.driver.checkpoint import read_arrays
+from dist_mnist.driver.tracker import Tracker
 from dist_mnist.tracking.facts import artifact_location, final_metrics, params_of, tracking_uri
 
-from ..conftest import REPO
-from .tiny_runs import TINY, interrupt_at_round, tiny_data, train_cli
+from ..support import REPO
+from ..support.tiny_runs import TINY, interrupt_at_round, tiny_data, train_cli
 
 CONFIG = [*TINY, "checkpoint_every_rounds=0"]
 
@@ -198,7 +198,7 @@ def test_the_package_imports_and_trains_without_mlflow(tmp_path):
         import importlib
         for name in {modules!r}:
             importlib.import_module(name)
-        from dist_mnist import cli
+        from dist_mnist.cli import commands as cli
         argv = ["train", "--data", {str(data)!r}, "--out", "RUN"]
         for item in {TINY!r}:
             argv += ["--set", item]

@@ -20,12 +20,10 @@ def _problem(seed: int = 0, signed: bool = False):
     rng = np.random.default_rng(seed)
     if signed:
         params = {k: rng.standard_normal(s).astype(np.float32) for k, s in SHAPES.items()}
-        grads = [{k: (B * rng.standard_normal(s)).astype(np.float32) for k, s in SHAPES.items()}
-                 for _ in range(3)]
+        grads = [{k: (B * rng.standard_normal(s)).astype(np.float32) for k, s in SHAPES.items()} for _ in range(3)]
     else:
         params = {k: (1 + rng.random(s)).astype(np.float32) for k, s in SHAPES.items()}
-        grads = [{k: (B * (0.5 + rng.random(s))).astype(np.float32) for k, s in SHAPES.items()}
-                 for _ in range(3)]
+        grads = [{k: (B * (0.5 + rng.random(s))).astype(np.float32) for k, s in SHAPES.items()} for _ in range(3)]
     return params, grads
 
 
@@ -58,8 +56,9 @@ def test_nesterovs_three_steps_match_the_formula(signed):
             np.testing.assert_allclose(state[k], v[k], **tol, err_msg=k)
 
 
-@pytest.mark.parametrize("updater_of", [lambda l2: Nesterovs(ETA, MU, l2), lambda l2: Sgd(ETA, l2)],
-                         ids=["nesterovs", "sgd"])
+@pytest.mark.parametrize(
+    "updater_of", [lambda l2: Nesterovs(ETA, MU, l2), lambda l2: Sgd(ETA, l2)], ids=["nesterovs", "sgd"]
+)
 def test_l2_applies_to_weights_only(updater_of):
     params, grads = _problem(1)
     with_l2, without = _copy(params), _copy(params)

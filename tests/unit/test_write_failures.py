@@ -12,11 +12,12 @@ import tempfile
 import numpy as np
 import pytest
 
-from dist_mnist.artifacts import WriteFailed, atomic_write_bytes, load_model
-from dist_mnist.checkpoint import read_arrays
+from dist_mnist.driver.checkpoint import read_arrays
+from dist_mnist.files.atomic import WriteFailed, atomic_write_bytes
+from dist_mnist.files.model import load_model
 
-from .conftest import one_line_error
-from .tiny_runs import tiny_data, train_cli
+from ..support.cli import one_line_error
+from ..support.tiny_runs import tiny_data, train_cli
 
 
 def _fail(monkeypatch, call: str, name: str, nth: int, code: int) -> None:
@@ -49,14 +50,19 @@ def _fail(monkeypatch, call: str, name: str, nth: int, code: int) -> None:
         monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
 
 
-@pytest.mark.parametrize("call, name, nth, code, last_round", [
-    ("fsync", "checkpoint.npz", 2, errno.ENOSPC, 3),  # the round-6 checkpoint: round 3's is kept
-    ("mkstemp", "checkpoint.npz", 2, errno.EMFILE, 3),
-    ("fsync", "checkpoint.npz", 4, errno.EDQUOT, 8),  # round 9's, after the epoch-end checkpoint
-    ("fsync", "model.npz", 1, errno.ENOSPC, 16),  # the outputs, after the last checkpoint
-], ids=["ENOSPC-checkpoint", "EMFILE-checkpoint", "EDQUOT-checkpoint", "ENOSPC-model"])
-def test_write_failure_keeps_the_checkpoint_and_resume_finishes_the_run(tmp_path, capsys, monkeypatch, no_spark,
-                                                                        call, name, nth, code, last_round):
+@pytest.mark.parametrize(
+    "call, name, nth, code, last_round",
+    [
+        ("fsync", "checkpoint.npz", 2, errno.ENOSPC, 3),  # the round-6 checkpoint: round 3's is kept
+        ("mkstemp", "checkpoint.npz", 2, errno.EMFILE, 3),
+        ("fsync", "checkpoint.npz", 4, errno.EDQUOT, 8),  # round 9's, after the epoch-end checkpoint
+        ("fsync", "model.npz", 1, errno.ENOSPC, 16),  # the outputs, after the last checkpoint
+    ],
+    ids=["ENOSPC-checkpoint", "EMFILE-checkpoint", "EDQUOT-checkpoint", "ENOSPC-model"],
+)
+def test_write_failure_keeps_the_checkpoint_and_resume_finishes_the_run(
+    tmp_path, capsys, monkeypatch, no_spark, call, name, nth, code, last_round
+):
     data = tiny_data(tmp_path / "DATA")
     assert train_cli(data, tmp_path / "straight") == 0
 
@@ -86,8 +92,10 @@ def test_write_failed_is_an_oserror_and_a_runtimeerror_naming_the_file(tmp_path,
         atomic_write_bytes(target, b"new")
     e = info.value
     assert isinstance(e, OSError) and isinstance(e, RuntimeError) and e.errno == errno.ENOSPC
-    assert str(e) == f"{target}: not written: No space left on device (ENOSPC); nothing was replaced " \
-                     "(help: free disk space)"
+    assert (
+        str(e) == f"{target}: not written: No space left on device (ENOSPC); nothing was replaced "
+        "(help: free disk space)"
+    )
     assert target.read_bytes() == b"the good one" and os.listdir(tmp_path) == ["model.npz"]
 
 
