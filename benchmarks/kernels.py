@@ -1,4 +1,5 @@
-"""The GEMM kernels under the speed comparison: NumPy's BLAS against the PyTorch wheel's, same shapes, same threads.
+"""The GEMM kernels under the speed comparison: NumPy's BLAS against the PyTorch wheel's, same shapes, same threads;
+and layer 0's two products on real MNIST batches: dense, on the active columns, and from the non-zeros.
 
 It also times a whole PyTorch training step with torch's three SGD implementations (the peer
 uses the fastest; torch's default on CPU is the per-parameter loop).
@@ -88,6 +89,59 @@ def optimizer_steps(threads: int, steps: int, reps: int) -> dict:
     return {impl: round(statistics.median(times), 3) for impl, (_, _, times) in runs.items()}
 
 
+def layer0_batches(data: str, n: int, seed: int = 0) -> list[np.ndarray]:
+    """n minibatches of 128 real MNIST training images, as the trainer feeds them (float32 / 255)."""
+    from dist_mnist.data.parquet import read_files
+    from dist_mnist.data.splits import describe_split
+    from dist_mnist.nn.model import to_inputs
+
+    images, _ = read_files(list(describe_split(f"{data}/train").files))
+    order = np.random.default_rng(seed).permutation(len(images))
+    return [to_inputs(images[order[i * 128 : (i + 1) * 128]]) for i in range(n)]
+
+
+def layer0(data: str, reps: int) -> dict:
+    """Median ms a batch of layer 0's two products (X @ W0 and X^T @ dH) at the tutorial's shapes
+    on real MNIST batches, one thread: NumPy's dense GEMM, NumPy on the batch's active columns
+    (the dense path), torch's dense GEMM, and the sparse kernels (nn/sparse.py), interleaved."""
+    from dist_mnist.nn import sparse
+
+    batches = layer0_batches(data, 16)
+    rng = np.random.default_rng(1)
+    W0 = (rng.standard_normal((784, 1000)) * 0.04).astype(np.float32)
+    dH = rng.standard_normal((128, 1000)).astype(np.float32)
+    tW0, tdH = torch.from_numpy(W0), torch.from_numpy(dH)
+
+    def active(X):
+        cols = np.flatnonzero(X.any(axis=0))
+        return X[:, cols] @ W0[cols], X[:, cols].T @ dH
+
+    def sparse_both(X):
+        rows = sparse.sparse_rows(X)
+        return sparse.forward(rows, W0), sparse.weight_grad(rows, dH, 784)
+
+    ways = {
+        "numpy_dense": lambda X: (X @ W0, X.T @ dH),
+        "numpy_active_columns": active,
+        "torch_dense": lambda X: (torch.from_numpy(X) @ tW0, torch.from_numpy(X).T @ tdH),
+        "sparse": sparse_both,
+    }
+    got = {name: [] for name in ways}
+    torch.set_num_threads(1)
+    with threadpool_limits(1, user_api="blas"):
+        for way in ways.values():
+            way(batches[0])  # compiled, warmed
+        for _ in range(reps):
+            for name, way in ways.items():
+                t0 = time.perf_counter()
+                for X in batches:
+                    way(X)
+                got[name].append((time.perf_counter() - t0) / len(batches) * 1e3)
+    density = float(np.mean([np.count_nonzero(X) / X.size for X in batches]))
+    ms = {name: round(statistics.median(times), 3) for name, times in got.items()}
+    return {"batch": 128, "non_zero": round(density, 4), "ms_per_batch": ms}
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -102,6 +156,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--seconds", type=float, default=2.0, help="per shape, library and thread count")
+    p.add_argument("--data", default="data/mnist", help="MNIST ingested by dist-mnist ingest (DATA), for layer 0")
+    p.add_argument("--reps", type=int, default=15, help="layer 0: interleaved repetitions of 16 batches")
     args = p.parse_args()
     blas = [
         {k: i.get(k) for k in ("internal_api", "version", "architecture")}
@@ -123,12 +179,13 @@ def main() -> None:
         "torch": {"version": torch.__version__, "blas": torch_blas},
         "gflops": {f"threads_{t}": measure(t, args.seconds) for t in (1, 2)},
         "torch_step_ms_threads_2": optimizer_steps(2, steps=200, reps=5),
+        "layer0_threads_1": layer0(args.data, args.reps),
         "loadavg_after": list(os.getloadavg()),
     }
     path = Path(args.out) / "kernels.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, doc)
-    print(json.dumps({k: doc[k] for k in ("gflops", "torch_step_ms_threads_2")}))
+    print(json.dumps({k: doc[k] for k in ("gflops", "torch_step_ms_threads_2", "layer0_threads_1")}))
     print(f"wrote {path}")
 
 

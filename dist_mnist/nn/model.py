@@ -11,6 +11,8 @@ import itertools
 import numpy as np
 
 from dist_mnist import schedule
+from dist_mnist.nn import sparse
+from dist_mnist.nn.sparse import Csr, sparse_rows
 
 Params = dict[str, np.ndarray]
 
@@ -46,13 +48,6 @@ def to_inputs(images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _relu_layer(h: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """relu(h @ W + b), in one fresh buffer."""
-    z = h @ W
-    z += b
-    return np.maximum(z, 0.0, out=z)
-
-
 def _active_inputs(X: np.ndarray, W0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(X, W0) restricted to the input columns that are nonzero somewhere in the batch.
 
@@ -66,14 +61,26 @@ def _active_inputs(X: np.ndarray, W0: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return X[:, cols], W0[cols], cols
 
 
+def _first_product(X: np.ndarray, W0: np.ndarray) -> tuple[np.ndarray, Csr | None, np.ndarray, np.ndarray | None]:
+    """X @ W0 (n, H), from X's non-zeros where it is sparse (nn/sparse.py), else from its active
+    columns; with what the weight gradient needs: (product, CSR rows or None, X's active
+    columns, their indices or None)."""
+    rows = sparse_rows(X)
+    if rows is not None:
+        return sparse.forward(rows, W0), rows, X, None
+    X0, W0a, cols = _active_inputs(X, W0)
+    return X0 @ W0a, None, X0, cols
+
+
 def logits_of(params: Params, X: np.ndarray) -> np.ndarray:
     """Forward pass from float32 inputs X (n, 784) to logits (n, n_classes)."""
     n_layers = len(params) // 2
-    h, W0, _ = _active_inputs(X, params["W0"])
-    Ws = [W0] + [params[f"W{i}"] for i in range(1, n_layers)]
-    for i in range(n_layers - 1):
-        h = _relu_layer(h, Ws[i], params[f"b{i}"])
-    return h @ Ws[-1] + params[f"b{n_layers - 1}"]
+    z, *_ = _first_product(X, params["W0"])
+    z += params["b0"]
+    for i in range(1, n_layers):
+        h = np.maximum(z, 0.0, out=z)
+        z = h @ params[f"W{i}"] + params[f"b{i}"]
+    return z
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -99,12 +106,14 @@ def loss_and_grads(params: Params, X: np.ndarray, y: np.ndarray) -> tuple[Params
     """
     n_layers = len(params) // 2
     n = len(y)
-    X0, W0, cols = _active_inputs(X, params["W0"])
-    Ws = [W0] + [params[f"W{i}"] for i in range(1, n_layers)]
-    hs = [X0]  # activations entering each layer, (n, fan_in) each
-    for i in range(n_layers - 1):
-        hs.append(_relu_layer(hs[-1], Ws[i], params[f"b{i}"]))
-    logits = hs[-1] @ Ws[-1] + params[f"b{n_layers - 1}"]  # (n, C)
+    z, csr, X0, cols = _first_product(X, params["W0"])
+    z += params["b0"]
+    Ws = [params[f"W{i}"] for i in range(n_layers)]
+    hs = [X0]  # activations entering each layer, (n, fan_in) each (X0: the dense path's inputs)
+    for i in range(1, n_layers):
+        hs.append(np.maximum(z, 0.0, out=z))
+        z = hs[-1] @ Ws[i] + params[f"b{i}"]
+    logits = z  # (n, C)
 
     # Softmax fused with NLL: subtract the row max, and the output delta is p - onehot.
     z = logits - logits.max(axis=1, keepdims=True)
@@ -117,7 +126,10 @@ def loss_and_grads(params: Params, X: np.ndarray, y: np.ndarray) -> tuple[Params
 
     grads: Params = {}
     for i in range(n_layers - 1, -1, -1):
-        grads[f"W{i}"] = hs[i].T @ delta
+        if i == 0 and csr is not None:  # from the non-zero inputs: the rows of the zero ones are 0
+            grads["W0"] = sparse.weight_grad(csr, delta, params["W0"].shape[0])
+        else:
+            grads[f"W{i}"] = hs[i].T @ delta
         grads[f"b{i}"] = delta.sum(axis=0)
         if i > 0:  # the input layer needs no delta of its own
             delta = delta @ Ws[i].T
