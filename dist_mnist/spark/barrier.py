@@ -118,7 +118,10 @@ class BarrierTransport(Closing):
         tag = f"dist-mnist-rounds-{self.server.run}-{self.generation}"
         W, generation = self.plan.workers, self.generation
         fn = self.make_task(self.plan, self.server.endpoint, generation)
-        collect = self.cluster.spark.range(W, numPartitions=W).mapInArrow(fn, "w int", barrier=True).collect
+        if self.cluster.connect:  # a DataFrame stage: all a Connect client has
+            collect = self.cluster.spark.range(W, numPartitions=W).mapInArrow(fn, "w int", barrier=True).collect
+        else:  # an RDD barrier stage: no SQL engine to start (its first query costs seconds), the same tasks
+            collect = self.cluster.spark.sparkContext.parallelize(range(W), W).barrier().mapPartitions(fn).collect
 
         def run_job():
             try:

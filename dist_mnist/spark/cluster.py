@@ -39,7 +39,9 @@ class Cluster:
 
     def conf(self, key: str, default: str = "") -> str:
         """A setting of the application (static ones too); `default` when unset."""
-        value = self.spark.conf.get(key, None)
+        # classic: the SparkContext's conf, which the session's would read only after starting the
+        # SQL engine (seconds, on a run that never needs it)
+        value = self.spark.conf.get(key, None) if self.connect else self.spark.sparkContext.getConf().get(key, None)
         return default if value is None else str(value)
 
     @property

@@ -17,11 +17,19 @@ class FakeConf:
         return self.values.get(key, default)
 
 
+class FakeContext:
+    def __init__(self, conf: FakeConf) -> None:
+        self.conf = conf
+
+    def getConf(self) -> FakeConf:
+        return self.conf
+
+
 class FakeSpark:
-    """Just what Cluster reads of a classic session: its conf (a cluster master, so tcp)."""
+    """Just what Cluster reads of a classic session: its SparkContext's conf (a cluster master, so tcp)."""
 
     def __init__(self) -> None:
-        self.conf = FakeConf({"spark.master": "spark://127.0.0.1:7077"})
+        self.sparkContext = FakeContext(FakeConf({"spark.master": "spark://127.0.0.1:7077"}))
 
 
 class FakePlan:
@@ -63,7 +71,7 @@ def test_a_barrier_that_cannot_start_falls_back_in_one_line_worded_by_its_type(m
 def registering(monkeypatch, counts: list[int], master: str = "spark://127.0.0.1:7077", **conf: str) -> Cluster:
     """A Cluster whose free slots are `counts`, one after another (the last one stays)."""
     spark = FakeSpark()
-    spark.conf.values.update({"spark.master": master, **conf})
+    spark.sparkContext.conf.values.update({"spark.master": master, **conf})
     seen = iter(counts)
     last = {"n": counts[0]}
 
