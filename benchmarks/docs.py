@@ -86,7 +86,24 @@ def study_block(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def speed_refused(s: dict) -> str | None:
+    """Why speed.json's pairs may not be rendered as a table: measured without the idle wait, or
+    with a run that began at or above its load threshold (other work shared the cores); None if fine."""
+    if "idle_below" not in s:
+        return f"Not rendered: speed.json ({s['date']}) was measured before speed.py waited for an idle machine."
+    busy = [f"{name} pair {p['pair']}" for name, x in s["systems"].items() for p in x["pairs"] if p.get("busy")]
+    if not busy:
+        return None
+    return (
+        f"Not rendered: in speed.json ({s['date']}) a run of {', '.join(busy)} began with the 1-minute load "
+        f"at or above {s['idle_below']:g} (the machine was not idle); rerun benchmarks/speed.py on an idle machine."
+    )
+
+
 def speed_block(s: dict) -> str:
+    refused = speed_refused(s)
+    if refused:
+        return refused
     what = {
         "default": "average mode, 2 workers (local steps + outer Nesterov), `local[2]`",
         "sync": "sync mode: the tutorial's exact math on 2 workers, `local[2]`",
@@ -122,8 +139,8 @@ def speed_block(s: dict) -> str:
             if by_fastest
             else "ratio is dist-mnist / PyTorch within the pair"
         )
-        + ", and the figure is the median of the pairs' ratios. Load is the 1-minute load average read before "
-        "each run.",
+        + ", and the figure is the median of the pairs' ratios. Each run began only once the 1-minute load "
+        f"average was below {s['idle_below']:g} (the load it began at is in the table below).",
         "",
         "| system | pairs | median ratio | median s (PyTorch, dist-mnist) | median accuracy (PyTorch, dist-mnist) "
         "| target | met |",

@@ -48,7 +48,7 @@ def steps(args) -> dict[str, list[str]]:
     """Every step's command line, in the order they run."""
     data, out, mnist = str(args.data), str(args.out), str(args.mnist_dir)
     return {
-        "kernels": [PY, "benchmarks/kernels.py", "--out", out],
+        "kernels": [PY, "benchmarks/kernels.py", "--data", data, "--out", out],
         "speed": [PY, "benchmarks/speed.py", "--data", data, "--mnist-dir", mnist, "--out", out],
         "updater": [PY, "benchmarks/updater.py", "--mnist-dir", mnist, "--out", str(args.out / "updater.json")],
         "profiles": [PY, "benchmarks/profiles.py", "--data", data, "--out", out],
