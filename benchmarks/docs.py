@@ -284,6 +284,24 @@ def kernels_block(k: dict) -> str:
             + f". benchmarks/torch_reference.py uses fused; torch's default on CPU, the loop, is "
             f"{steps['loop'] / steps['fused']:.2f}x the fused step here.",
         ]
+    layer0 = k.get("layer0_threads_1")
+    if layer0:
+        ms = layer0["ms_per_batch"]
+        names = {
+            "numpy_dense": "NumPy, dense GEMM",
+            "numpy_active_columns": "NumPy on the batch's active columns (dist-mnist's dense path)",
+            "torch_dense": "torch, dense GEMM",
+            "sparse": "from each example's non-zero inputs (dist_mnist/nn/sparse.py, dist-mnist's default)",
+        }
+        lines += [
+            "",
+            f"Layer 0's two products (X @ W0 and X^T @ dH) on real MNIST batches of {layer0['batch']} "
+            f"({layer0['non_zero']:.1%} of the inputs non-zero), one thread, median ms a batch:",
+            "",
+            "| how | ms a batch | / sparse |",
+            "|---|---:|---:|",
+            *[f"| {names.get(n, n)} | {v:.2f} | {v / ms['sparse']:.2f} |" for n, v in ms.items()],
+        ]
     return "\n".join(lines)
 
 
