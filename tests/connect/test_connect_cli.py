@@ -63,7 +63,9 @@ def test_evaluate_with_remote_gives_the_classic_numbers(connect_server, trained,
     scores = json.loads((tmp_path / "connect.json").read_text())
     assert scores == json.loads((tmp_path / "classic.json").read_text())
     assert np.sum(scores["confusion"]) == 300
-    assert remote.stdout == classic.stdout and "Accuracy:" in remote.stdout
+    # the same report, each ending in the line that names its own scores file
+    assert remote.stdout.replace("connect.json", "classic.json") == classic.stdout and "Accuracy:" in remote.stdout
+    assert remote.stdout.rstrip().endswith(f"scores written to {tmp_path / 'connect.json'}"), remote.stdout[-300:]
 
 
 def _rows(out) -> list[tuple]:

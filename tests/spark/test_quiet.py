@@ -14,7 +14,10 @@ SETTINGS = ["--set", "epochs=1", "--set", "layer_sizes=[784, 16, 10]"]
 
 
 def _train(command: list[str], data, run, *extra: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONF_DIR", "DIST_MNIST_SPARK_LOG_LEVEL")}
+    # a user's shell: not the settings this pytest process took on (its own session exported
+    # SPARK_LOCAL_IP, which silences the JVM's early loopback warning and so its first log line)
+    dropped = ("SPARK_CONF_DIR", "DIST_MNIST_SPARK_LOG_LEVEL", "SPARK_LOCAL_IP")
+    full_env = {k: v for k, v in os.environ.items() if k not in dropped}
     full_env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{full_env.get('PATH', '')}"
     full_env.update(env)
     argv = [*command, "--data", str(data), "--out", str(run), *SETTINGS, *extra]
@@ -57,11 +60,12 @@ def test_no_info_lines_by_default(datasets, tmp_path, command, env):
 
 def test_a_spark_without_our_conf_takes_it_once_python_runs(datasets, tmp_path):
     """A Spark installation whose conf/ has no log4j2.properties: its JVM starts on Spark's
-    default profile and says so, once; from then on the project's file is in force (it
-    silences Hadoop's native-library warning), not Spark's profile a second time."""
+    default profile, and says so if it logs before Python runs (it does when the host name
+    resolves to loopback: its SPARK_LOCAL_IP warning), never more than once; from then on the
+    project's file is in force (it silences Hadoop's native-library warning)."""
     (tmp_path / "conf").mkdir()
     done = _train(SPARK_SUBMIT, datasets[2], tmp_path / "RUN", SPARK_CONF_DIR=str(tmp_path / "conf"))
-    assert done.stderr.count(DEFAULT_PROFILE) == 1, done.stderr[:2000]
+    assert done.stderr.count(DEFAULT_PROFILE) <= 1, done.stderr[:2000]
     assert not [line for line in done.stderr.splitlines() if " INFO " in line or "NativeCodeLoader" in line]
 
 
